@@ -1,0 +1,104 @@
+"""The EM driver: restarts, the convergence loop, warm starts, verbosity.
+
+A model supplies three hooks: ``_initial_params`` (parameters to start one
+run from), ``_em_iteration`` (one fused E-step + M-step, returning the mean
+log-likelihood of the parameters it started from, and the new parameters)
+and ``_store_params`` (publish the chosen run's parameters as fitted
+attributes).  The driver owns everything else.
+"""
+import numbers
+import time
+import warnings
+
+import numpy as np
+
+from ._exceptions import ConvergenceWarning, NotFittedError
+from ._params import ParamsMixin
+
+
+def check_random_state(seed):
+    """A ``numpy.random.RandomState`` from None, an int or an existing RandomState."""
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return np.random.RandomState(seed)
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState; got {seed!r}.")
+
+
+class BaseEM(ParamsMixin):
+    """Shared fit loop of emfast's EM estimators."""
+
+    def _check_fitted(self):
+        if not hasattr(self, "converged_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator.")
+
+    def _run_em(self, X, sample_weight, context, random_state):
+        """Run ``n_init`` EM runs (one on a warm start) and store the best."""
+        warm = self.warm_start and hasattr(self, "converged_")
+        n_init = 1 if warm else self.n_init
+        total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        best = None
+        for init in range(n_init):
+            self._verbose_init_start(init)
+            start = time.perf_counter()
+            if warm:
+                params, lower_bound = self._fitted_params(), self.lower_bound_
+            else:
+                params, lower_bound = self._initial_params(X, sample_weight, context,
+                                                           random_state), -np.inf
+            history, converged, n_iter = [], False, 0
+            for n_iter in range(1, self.max_iter + 1):
+                previous = lower_bound
+                lower_bound, params = self._em_iteration(X, sample_weight, params, context,
+                                                         total_weight)
+                history.append(lower_bound)
+                change = lower_bound - previous
+                self._verbose_iteration(n_iter, change, lower_bound)
+                if abs(change) < self.tol:
+                    converged = True
+                    break
+            self._verbose_init_end(converged, lower_bound, time.perf_counter() - start)
+            if best is None or lower_bound > best[0]:
+                best = (lower_bound, params, n_iter, history, converged)
+
+        lower_bound, params, n_iter, history, converged = best
+        if not converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning, stacklevel=3)
+        self._store_params(params)
+        self.n_iter_ = n_iter
+        self.lower_bound_ = lower_bound
+        self.lower_bounds_ = history
+        self.converged_ = converged
+        return params
+
+    # --- verbosity (scikit-learn's levels: 1 per run, 2 with times and bounds) ---
+    def _verbose_init_start(self, init):
+        if self.verbose >= 1:
+            print(f"Initialization {init}")
+        self._iter_clock = time.perf_counter()
+
+    def _verbose_iteration(self, n_iter, change, lower_bound):
+        if n_iter % self.verbose_interval:
+            return
+        if self.verbose == 1:
+            print(f"  Iteration {n_iter}")
+        elif self.verbose >= 2:
+            now = time.perf_counter()
+            print(f"  Iteration {n_iter}\t time lapse {now - self._iter_clock:.5f}s\t "
+                  f"ll change {change:.5f}\t lower bound {lower_bound:.5f}")
+            self._iter_clock = now
+
+    def _verbose_init_end(self, converged, lower_bound, seconds):
+        state = "converged" if converged else "did not converge"
+        if self.verbose == 1:
+            print(f"Initialization {state}.")
+        elif self.verbose >= 2:
+            print(f"Initialization {state}. time lapse {seconds:.5f}s\t "
+                  f"lower bound {lower_bound:.5f}")

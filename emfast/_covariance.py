@@ -1,0 +1,279 @@
+"""One strategy per covariance type: the only place that switches on the string.
+
+Each strategy owns the type's parameter layout, the M-step from the fused
+pass's statistics, the precision Cholesky factors the kernels use, and the
+parameter count.  Estimators resolve ``covariance_type`` to a strategy once.
+"""
+import numpy as np
+from scipy import linalg
+
+from ._kernels import _gaussian
+
+# Added to every N_k so that an empty component keeps a finite mean.
+_NK_FLOOR = 10 * np.finfo(np.float64).eps
+
+
+class CollapsedComponentError(ValueError):
+    """A component's covariance is not positive definite (a collapsed component)."""
+
+
+def _collapse_message(components):
+    which = ", ".join(str(k) for k in components)
+    return (
+        f"Fitting the mixture model failed because component(s) {which} have an "
+        "ill-defined empirical covariance (for instance caused by singleton or "
+        "collapsed samples). Try to decrease the number of components, increase "
+        "reg_covar, or scale the input data."
+    )
+
+
+class _Covariance:
+    name = None
+    kernel_kind = None
+    has_outer_products = False   # full/tied: second moments are D x D matrices
+
+    # --- shapes ---------------------------------------------------------
+    def shape(self, n_components, n_features):
+        """Shape of ``covariances_`` / ``precisions_`` / ``precisions_cholesky_``."""
+        raise NotImplementedError
+
+    def stats_size(self, n_components, n_features):
+        """Length of one block's second-moment statistic in the kernel."""
+        return int(np.prod(self.shape(n_components, n_features)))
+
+    def n_parameters(self, n_components, n_features):
+        """Free covariance parameters (for BIC/AIC)."""
+        raise NotImplementedError
+
+    # --- M-step -----------------------------------------------------------
+    def m_step(self, nk, s1, s2, centres, reg_covar):
+        """Parameters from the pass's statistics.
+
+        nk (K,), s1 (K, D), s2 (raveled, layout by type) are sums over the data
+        of r, r (x - c_k) and the second moments about ``centres`` c (K, D).
+        Returns (weights, means, covariances), float64.
+        """
+        nk = nk + _NK_FLOOR
+        delta = s1 / nk[:, None]
+        means = centres + delta
+        covariances = self._covariances(nk, delta, s2, reg_covar)
+        return nk / nk.sum(), means, covariances
+
+    def _covariances(self, nk, delta, s2, reg_covar):
+        raise NotImplementedError
+
+    # --- precision factors -------------------------------------------------
+    def precisions_cholesky(self, covariances):
+        """Factors U with precision = U U^T (upper triangular for full/tied)."""
+        raise NotImplementedError
+
+    def precisions(self, precisions_cholesky):
+        raise NotImplementedError
+
+    def cholesky_from_precisions(self, precisions):
+        """Factors for user-given precisions (``precisions_init``)."""
+        raise NotImplementedError
+
+    def covariances_from_cholesky(self, precisions_cholesky):
+        raise NotImplementedError
+
+    def log_det_cholesky(self, precisions_cholesky, n_components, n_features):
+        """log det U per component, shape (K,)."""
+        raise NotImplementedError
+
+    def check_precisions(self, precisions, n_components, n_features):
+        """Validate ``precisions_init`` (shape, symmetry, positive definiteness)."""
+        shape = self.shape(n_components, n_features)
+        precisions = np.array(precisions, dtype=np.float64)
+        if precisions.shape != shape:
+            raise ValueError(f"precisions_init for covariance_type='{self.name}' must have "
+                             f"shape {shape}; got {precisions.shape}.")
+        if not np.isfinite(precisions).all():
+            raise ValueError("precisions_init contains NaN or infinity.")
+        self._check_positive(precisions)
+        return precisions
+
+    def _check_positive(self, precisions):
+        if (precisions <= 0).any():
+            raise ValueError(f"precisions_init for covariance_type='{self.name}' must be "
+                             "positive.")
+
+    def covariance_matrices(self, covariances, n_components, n_features):
+        """Covariances as (K, D, D) matrices (for sampling)."""
+        raise NotImplementedError
+
+
+def _cholesky_of_covariance(covariance, component):
+    """Upper-triangular U with U U^T = inv(covariance); names the failing component."""
+    try:
+        lower = linalg.cholesky(covariance, lower=True, check_finite=False)
+    except linalg.LinAlgError:
+        raise CollapsedComponentError(_collapse_message([component])) from None
+    eye = np.eye(covariance.shape[0])
+    return linalg.solve_triangular(lower, eye, lower=True, check_finite=False).T
+
+
+def _upper_cholesky_of_precision(precision):
+    """Upper-triangular U with U U^T = precision (reverse the order, factor, reverse back)."""
+    flipped = linalg.cholesky(precision[::-1, ::-1], lower=True)
+    return np.ascontiguousarray(flipped[::-1, ::-1])
+
+
+class _Full(_Covariance):
+    name = "full"
+    kernel_kind = _gaussian.KIND_FULL
+    has_outer_products = True
+
+    def shape(self, n_components, n_features):
+        return (n_components, n_features, n_features)
+
+    def n_parameters(self, n_components, n_features):
+        return n_components * n_features * (n_features + 1) // 2
+
+    def _covariances(self, nk, delta, s2, reg_covar):
+        n_components, n_features = delta.shape
+        lower = np.tril(s2.reshape(n_components, n_features, n_features))
+        second = lower + np.swapaxes(np.tril(lower, -1), 1, 2)
+        cov = second / nk[:, None, None] - delta[:, :, None] * delta[:, None, :]
+        cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
+        return cov
+
+    def precisions_cholesky(self, covariances):
+        if not np.isfinite(covariances).all():
+            bad = np.flatnonzero(~np.isfinite(covariances).all(axis=(1, 2)))
+            raise CollapsedComponentError(_collapse_message(bad))
+        return np.stack([_cholesky_of_covariance(c, k) for k, c in enumerate(covariances)])
+
+    def precisions(self, precisions_cholesky):
+        return precisions_cholesky @ np.swapaxes(precisions_cholesky, 1, 2)
+
+    def cholesky_from_precisions(self, precisions):
+        return np.stack([_upper_cholesky_of_precision(p) for p in precisions])
+
+    def covariances_from_cholesky(self, precisions_cholesky):
+        return np.linalg.inv(self.precisions(precisions_cholesky))
+
+    def log_det_cholesky(self, precisions_cholesky, n_components, n_features):
+        return np.log(np.diagonal(precisions_cholesky, axis1=1, axis2=2)).sum(axis=1)
+
+    def _check_positive(self, precisions):
+        for k, p in enumerate(precisions):
+            if not np.allclose(p, p.T):
+                raise ValueError(f"precisions_init[{k}] is not symmetric.")
+            if np.linalg.eigvalsh(p).min() <= 0:
+                raise ValueError(f"precisions_init[{k}] is not positive-definite.")
+
+    def covariance_matrices(self, covariances, n_components, n_features):
+        return covariances
+
+
+class _Tied(_Full):
+    name = "tied"
+    kernel_kind = _gaussian.KIND_TIED
+
+    def shape(self, n_components, n_features):
+        return (n_features, n_features)
+
+    def n_parameters(self, n_components, n_features):
+        return n_features * (n_features + 1) // 2
+
+    def _covariances(self, nk, delta, s2, reg_covar):
+        n_features = delta.shape[1]
+        lower = np.tril(s2.reshape(n_features, n_features))
+        second = lower + np.tril(lower, -1).T
+        cov = (second - (nk[:, None] * delta).T @ delta) / nk.sum()
+        cov.flat[:: n_features + 1] += reg_covar
+        return cov
+
+    def precisions_cholesky(self, covariances):
+        return super().precisions_cholesky(covariances[None])[0]
+
+    def precisions(self, precisions_cholesky):
+        return precisions_cholesky @ precisions_cholesky.T
+
+    def cholesky_from_precisions(self, precisions):
+        return _upper_cholesky_of_precision(precisions)
+
+    def log_det_cholesky(self, precisions_cholesky, n_components, n_features):
+        return np.full(n_components, np.log(np.diag(precisions_cholesky)).sum())
+
+    def _check_positive(self, precisions):
+        super()._check_positive(precisions[None])
+
+    def covariance_matrices(self, covariances, n_components, n_features):
+        return np.broadcast_to(covariances, (n_components, n_features, n_features))
+
+
+class _Diag(_Covariance):
+    name = "diag"
+    kernel_kind = _gaussian.KIND_DIAG
+
+    def shape(self, n_components, n_features):
+        return (n_components, n_features)
+
+    def n_parameters(self, n_components, n_features):
+        return n_components * n_features
+
+    def _variances(self, nk, delta, s2):
+        # Clamp the roundoff of a zero variance: never a negative variance.
+        return np.maximum(s2.reshape(delta.shape) / nk[:, None] - delta ** 2, 0.0)
+
+    def _covariances(self, nk, delta, s2, reg_covar):
+        return self._variances(nk, delta, s2) + reg_covar
+
+    def precisions_cholesky(self, covariances):
+        bad = np.flatnonzero(~(covariances > 0).reshape(len(covariances), -1).all(axis=1)
+                             | ~np.isfinite(covariances).reshape(len(covariances), -1).all(axis=1))
+        if bad.size:
+            raise CollapsedComponentError(_collapse_message(bad))
+        return 1.0 / np.sqrt(covariances)
+
+    def precisions(self, precisions_cholesky):
+        return precisions_cholesky ** 2
+
+    def cholesky_from_precisions(self, precisions):
+        return np.sqrt(precisions)
+
+    def covariances_from_cholesky(self, precisions_cholesky):
+        return 1.0 / precisions_cholesky ** 2
+
+    def log_det_cholesky(self, precisions_cholesky, n_components, n_features):
+        return np.log(precisions_cholesky).sum(axis=1)
+
+    def covariance_matrices(self, covariances, n_components, n_features):
+        return np.stack([np.diag(c) for c in covariances])
+
+
+class _Spherical(_Diag):
+    name = "spherical"
+    kernel_kind = _gaussian.KIND_SPHERICAL
+
+    def shape(self, n_components, n_features):
+        return (n_components,)
+
+    def n_parameters(self, n_components, n_features):
+        return n_components
+
+    def _covariances(self, nk, delta, s2, reg_covar):
+        # s2 holds sum r ||x - c||^2, so this is the mean of the diagonal variances.
+        n_features = delta.shape[1]
+        variance = (s2 / nk - (delta ** 2).sum(axis=1)) / n_features
+        return np.maximum(variance, 0.0) + reg_covar
+
+    def log_det_cholesky(self, precisions_cholesky, n_components, n_features):
+        return n_features * np.log(precisions_cholesky)
+
+    def covariance_matrices(self, covariances, n_components, n_features):
+        return covariances[:, None, None] * np.eye(n_features)
+
+
+COVARIANCE_TYPES = {c.name: c for c in (_Full(), _Tied(), _Diag(), _Spherical())}
+
+
+def get_covariance(covariance_type):
+    """Resolve ``covariance_type`` to its strategy, with a clear error."""
+    try:
+        return COVARIANCE_TYPES[covariance_type]
+    except (KeyError, TypeError):
+        raise ValueError(f"covariance_type must be one of {sorted(COVARIANCE_TYPES)}; "
+                         f"got {covariance_type!r}.") from None

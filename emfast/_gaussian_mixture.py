@@ -1,0 +1,394 @@
+"""emfast.GaussianMixture: scikit-learn's estimator on emfast's fused kernels."""
+import numbers
+
+import numpy as np
+
+from ._base import BaseEM, check_random_state
+from ._covariance import get_covariance
+from ._initialization import INIT_METHODS, initial_statistics
+from ._parallel import effective_n_threads, sequential_blas
+from ._passes import GaussianParams, GaussianPass
+from ._validation import check_data, check_sample_weight, check_shape
+
+
+def _check_number(name, value, kind, low, low_closed=True):
+    ok_type = (isinstance(value, numbers.Integral) if kind == "int"
+               else isinstance(value, numbers.Real)) and not isinstance(value, bool)
+    if not (ok_type and (value >= low if low_closed else value > low)):  # NaN fails too
+        interval = f"{'[' if low_closed else '('}{low}, inf)"
+        noun = "an int" if kind == "int" else "a float"
+        raise ValueError(f"The '{name}' parameter of GaussianMixture must be {noun} in the "
+                         f"range {interval}. Got {value!r} instead.")
+
+
+class GaussianMixture(BaseEM):
+    """Gaussian mixture model fitted by expectation-maximisation.
+
+    A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
+    shared parameters, methods and fitted attributes have scikit-learn's
+    meaning and defaults.  Each EM iteration is one fused, OpenMP-parallel
+    pass over ``X`` (log-densities, log-sum-exp, responsibilities and float64
+    sufficient statistics) that never materialises an ``n_samples x
+    n_components`` array.
+
+    Differences from scikit-learn, on purpose:
+
+    - ``fit`` accepts ``sample_weight``; integer weights give the same fit as
+      repeating rows.
+    - float32 input stays float32 (no upcast copy of ``X``); statistics and
+      log-likelihoods are accumulated in float64 and the fitted parameters
+      are float64 for both input dtypes.
+    - ``n_threads`` sets the kernels' thread count; results are bitwise
+      identical for every thread count.
+    - A component whose covariance stops being positive definite raises a
+      ``ValueError`` naming the component and the remedies (raise
+      ``reg_covar``, use fewer components or rescale the data); emfast never
+      returns NaN parameters.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        Each component's own full covariance ('full'), one covariance shared
+        by all ('tied'), diagonal covariances ('diag') or one variance per
+        component ('spherical').
+    tol : float, default=1e-3
+        Convergence threshold on the change of the lower bound (mean
+        log-likelihood per sample) between iterations.
+    reg_covar : float, default=1e-6
+        Non-negative value added to the diagonal of every covariance.
+    max_iter : int, default=100
+        Number of EM iterations per initialisation.
+    n_init : int, default=1
+        Number of initialisations; the run with the best lower bound is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        How the initial responsibilities are chosen: k-means labels (seeded by
+        k-means++, Lloyd iterations on emfast's kernel), k-means++ seeds,
+        random responsibilities, or random data points.
+    weights_init : array-like of shape (n_components,), default=None
+        Initial weights; overrides ``init_params`` for the weights.
+    means_init : array-like of shape (n_components, n_features), default=None
+        Initial means.
+    precisions_init : array-like, default=None
+        Initial precisions (inverse covariances), shaped by covariance type:
+        (n_components,) spherical, (n_features, n_features) tied,
+        (n_components, n_features) diag, (n_components, n_features, n_features) full.
+    random_state : int, RandomState instance or None, default=None
+        Seed for the initialisation.
+    warm_start : bool, default=False
+        Continue from the previous fit's parameters (``n_init`` is then 1).
+    verbose : int, default=0
+        1 prints each initialisation and iteration; 2 adds times and bounds.
+    verbose_interval : int, default=10
+        Iterations between verbose messages.
+    n_threads : int or None, default=None
+        Threads for the kernels; None uses OpenMP's default (which honours
+        ``OMP_NUM_THREADS``), -1 all cores.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray
+        Shaped by covariance type, as ``precisions_init``.
+    precisions_ : ndarray
+        Inverse covariances, same shape as ``covariances_``.
+    precisions_cholesky_ : ndarray
+        Factors U with ``precisions_ = U @ U.T`` (upper triangular for full
+        and tied), same shape as ``covariances_``.
+    converged_ : bool
+    n_iter_ : int
+        Iterations of the best run.
+    lower_bound_ : float
+        Mean log-likelihood of the best run at its last iteration.
+    lower_bounds_ : list of float
+        The lower bound at every iteration of the best run.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emfast import GaussianMixture
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> np.round(np.sort(gm.means_[:, 0]), 3)
+    array([ 1., 10.])
+    """
+
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
+                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+                 means_init=None, precisions_init=None, random_state=None, warm_start=False,
+                 verbose=0, verbose_interval=10, n_threads=None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.n_threads = n_threads
+
+    # --- validation -------------------------------------------------------------
+    def _check_parameters(self):
+        _check_number("n_components", self.n_components, "int", 1)
+        _check_number("tol", self.tol, "float", 0)
+        _check_number("reg_covar", self.reg_covar, "float", 0)
+        _check_number("max_iter", self.max_iter, "int", 0)
+        _check_number("n_init", self.n_init, "int", 1)
+        _check_number("verbose_interval", self.verbose_interval, "int", 1)
+        _check_number("verbose", self.verbose, "int", 0)
+        if self.init_params not in INIT_METHODS:
+            raise ValueError(f"The 'init_params' parameter of GaussianMixture must be one of "
+                             f"{list(INIT_METHODS)}. Got {self.init_params!r} instead.")
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"The 'warm_start' parameter of GaussianMixture must be a bool. "
+                             f"Got {self.warm_start!r} instead.")
+        return get_covariance(self.covariance_type), effective_n_threads(self.n_threads)
+
+    def _check_inits(self, covariance, n_features):
+        K = self.n_components
+        weights = means = prec_chol = None
+        if self.weights_init is not None:
+            weights = check_shape(self.weights_init, (K,), "weights_init")
+            if weights.min() < 0 or weights.max() > 1:
+                raise ValueError(f"weights_init must be in the range [0, 1]; got min "
+                                 f"{weights.min():.5f}, max {weights.max():.5f}.")
+            if not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-6):
+                raise ValueError(f"weights_init must sum to 1; got sum {weights.sum():.5f}.")
+        if self.means_init is not None:
+            means = check_shape(self.means_init, (K, n_features), "means_init")
+        if self.precisions_init is not None:
+            precisions = covariance.check_precisions(self.precisions_init, K, n_features)
+            prec_chol = covariance.cholesky_from_precisions(precisions)
+        return weights, means, prec_chol
+
+    def _prepare(self, X, sample_weight):
+        covariance, n_threads = self._check_parameters()
+        X = check_data(X)
+        if X.shape[0] < self.n_components:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                             f"{self.n_components}, n_samples = {X.shape[0]}.")
+        sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+        inits = self._check_inits(covariance, X.shape[1])
+        gpass = GaussianPass(X.shape[0], X.shape[1], self.n_components, X.dtype, covariance,
+                             n_threads)
+        return X, sample_weight, gpass, inits
+
+    # --- EM hooks ------------------------------------------------------------------
+    def _params_from_statistics(self, stats, covariance):
+        weights, means, covariances = covariance.m_step(stats.nk, stats.s1, stats.s2,
+                                                        stats.centres, self.reg_covar)
+        return GaussianParams(weights, means, covariance.precisions_cholesky(covariances))
+
+    def _initial_params(self, X, sample_weight, context, random_state):
+        gpass, (weights, means, prec_chol) = context
+        if weights is None or means is None or prec_chol is None:
+            stats = initial_statistics(self.init_params, X, sample_weight, gpass, random_state)
+            start = self._params_from_statistics(stats, gpass.covariance)
+            weights = start.weights if weights is None else weights
+            means = start.means if means is None else means
+            prec_chol = start.precisions_cholesky if prec_chol is None else prec_chol
+        return GaussianParams(weights, means, prec_chol)
+
+    def _em_iteration(self, X, sample_weight, params, context, total_weight):
+        gpass = context[0]
+        stats = gpass.statistics(X, sample_weight, params)
+        lower_bound = stats.loglik / total_weight
+        if not np.isfinite(lower_bound):
+            raise ValueError(
+                "The log-likelihood became non-finite: some samples are too far from every "
+                "component for float64 (or the data's scale overflows). Scale the data "
+                "(e.g. standardise the features) or increase reg_covar.")
+        return lower_bound, self._params_from_statistics(stats, gpass.covariance)
+
+    def _fitted_params(self):
+        return GaussianParams(self.weights_, self.means_, self.precisions_cholesky_)
+
+    def _store_params(self, params):
+        covariance = get_covariance(self.covariance_type)
+        self.weights_ = params.weights
+        self.means_ = params.means
+        self.precisions_cholesky_ = params.precisions_cholesky
+        self.precisions_ = covariance.precisions(params.precisions_cholesky)
+        self.covariances_ = covariance.covariances_from_cholesky(params.precisions_cholesky)
+
+    # --- public API -----------------------------------------------------------------
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the model parameters with EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. float32 and float64 are used as they are; other
+            numeric dtypes are converted to float64.
+        y : None
+            Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights (not all zero).
+
+        Returns
+        -------
+        self : GaussianMixture
+            The fitted estimator.
+        """
+        self._fit(X, sample_weight, labels=False)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit the model and return the component label of each sample.
+
+        Equal to ``fit(X).predict(X)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self._fit(X, sample_weight, labels=True)
+
+    def _fit(self, X, sample_weight, labels):
+        X, sample_weight, gpass, inits = self._prepare(X, sample_weight)
+        random_state = check_random_state(self.random_state)
+        with sequential_blas():
+            params = self._run_em(X, sample_weight, (gpass, inits), random_state)
+            self.n_features_in_ = X.shape[1]
+            if labels:
+                return gpass.score(X, params, labels=True)[2]
+        return None
+
+    def _score(self, X, **outputs):
+        self._check_fitted()
+        X = check_data(X, n_features=self.n_features_in_)
+        gpass = GaussianPass(X.shape[0], X.shape[1], self.n_components, X.dtype,
+                             get_covariance(self.covariance_type),
+                             effective_n_threads(self.n_threads))
+        with sequential_blas():
+            return gpass.score(X, self._fitted_params(), **outputs)
+
+    def predict(self, X):
+        """Label each sample with its most probable component.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self._score(X, labels=True)[2]
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+        """
+        return self._score(X, resp=True)[1]
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample under the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+        """
+        return self._score(X, log_norm=True)[0]
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of the samples.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        log_likelihood : float
+        """
+        return float(self.score_samples(X).mean())
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            The component each sample was drawn from.
+        """
+        self._check_fitted()
+        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
+                or n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
+                             "requires at least one sample.")
+        covariance = get_covariance(self.covariance_type)
+        K, D = self.means_.shape
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        matrices = covariance.covariance_matrices(self.covariances_, K, D)
+        draws = [rng.multivariate_normal(mean, cov, int(count))
+                 for mean, cov, count in zip(self.means_, matrices, counts)]
+        labels = np.concatenate([np.full(count, k, dtype=int) for k, count in enumerate(counts)])
+        return np.vstack(draws), labels
+
+    def _n_parameters(self):
+        K, D = self.means_.shape
+        covariance = get_covariance(self.covariance_type)
+        return covariance.n_parameters(K, D) + K * D + K - 1
+
+    def bic(self, X):
+        """Bayesian information criterion for X (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        bic : float
+        """
+        n = np.shape(X)[0]
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion for X (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        aic : float
+        """
+        return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()

@@ -1,0 +1,137 @@
+"""Initial statistics for EM: k-means, k-means++, random responsibilities, random points.
+
+Every method ends in statistics (N_k, S1, S2 about some centres) that the
+covariance strategy's M-step turns into parameters, exactly as an EM
+iteration does; k-means runs on the fused kernel in its hard-assignment mode.
+"""
+import numpy as np
+
+from ._passes import Statistics
+
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+KMEANS_MAX_ITER = 300
+KMEANS_TOL = 1e-4            # relative to the mean feature variance, as k-means usually is
+_ROWS = 1 << 16              # rows per numpy block: bounded temporaries
+
+
+def initial_statistics(method, X, sample_weight, gpass, random_state):
+    """Statistics the first M-step starts from."""
+    n_components = gpass.n_components
+    if method == "kmeans":
+        centres = kmeans_plusplus(X, sample_weight, n_components, random_state)[0]
+        centres = lloyd(X, sample_weight, centres, gpass)
+        return gpass.hard_statistics(X, sample_weight, centres, gpass.covariance)
+    if method == "k-means++":
+        indices = kmeans_plusplus(X, sample_weight, n_components, random_state)[1]
+        return _point_statistics(X, sample_weight, indices, gpass)
+    if method == "random_from_data":
+        candidates = (np.arange(X.shape[0]) if sample_weight is None
+                      else np.flatnonzero(sample_weight > 0))
+        if candidates.size < n_components:
+            raise ValueError(f"init_params='random_from_data' needs at least n_components="
+                             f"{n_components} samples with positive weight; got {candidates.size}.")
+        indices = candidates[random_state.choice(candidates.size, size=n_components,
+                                                 replace=False)]
+        return _point_statistics(X, sample_weight, indices, gpass)
+    if method == "random":
+        return _random_statistics(X, sample_weight, gpass, random_state)
+    raise ValueError(f"init_params must be one of {list(INIT_METHODS)}; got {method!r}.")
+
+
+def _point_statistics(X, sample_weight, indices, gpass):
+    """One sample per component, the component centred on it (zero spread)."""
+    n_components, n_features = gpass.n_components, gpass.n_features
+    nk = np.ones(n_components) if sample_weight is None else sample_weight[indices].astype(float)
+    s2 = np.zeros(gpass.covariance.stats_size(n_components, n_features))
+    return Statistics(loglik=0.0, nk=nk, s1=np.zeros((n_components, n_features)), s2=s2,
+                      centres=X[indices].astype(np.float64))
+
+
+def _random_statistics(X, sample_weight, gpass, random_state):
+    """Uniform random responsibilities, normalised per row, drawn block by block."""
+    n_samples, n_components = X.shape[0], gpass.n_components
+    centre = _weighted_mean(X, sample_weight)
+    centres = np.repeat(centre[None], n_components, axis=0)
+    total = None
+    for start in range(0, n_samples, _ROWS):
+        stop = min(start + _ROWS, n_samples)
+        resp = random_state.uniform(size=(stop - start, n_components))
+        resp /= resp.sum(axis=1, keepdims=True)
+        w = None if sample_weight is None else sample_weight[start:stop]
+        part = gpass.given_statistics(X[start:stop], w, resp, centres)
+        total = part if total is None else Statistics(
+            loglik=0.0, nk=total.nk + part.nk, s1=total.s1 + part.s1, s2=total.s2 + part.s2,
+            centres=part.centres)
+    return total
+
+
+def _weighted_mean(X, sample_weight):
+    total = np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], _ROWS):
+        block = X[start:start + _ROWS].astype(np.float64)
+        total += (block.sum(axis=0) if sample_weight is None
+                  else sample_weight[start:start + _ROWS] @ block)
+    return total / (X.shape[0] if sample_weight is None else sample_weight.sum())
+
+
+def _mean_feature_variance(X):
+    mean = _weighted_mean(X, None)
+    sq = 0.0
+    for start in range(0, X.shape[0], _ROWS):
+        sq += ((X[start:start + _ROWS] - mean) ** 2).sum()
+    return sq / X.size
+
+
+def kmeans_plusplus(X, sample_weight, n_clusters, random_state):
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007), weighted.
+
+    Each new centre is the best, by the resulting potential, of
+    ``2 + log(n_clusters)`` candidates drawn with probability proportional to
+    weight times squared distance to the nearest centre so far.
+    Returns (centres (n_clusters, D) float64, indices (n_clusters,)).
+    """
+    n_samples = X.shape[0]
+    w = np.ones(n_samples) if sample_weight is None else sample_weight.astype(np.float64)
+    n_trials = 2 + int(np.log(n_clusters))
+    x_sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    indices = np.empty(n_clusters, dtype=np.intp)
+    indices[0] = random_state.choice(n_samples, p=w / w.sum())
+    closest = _sq_distances(X, x_sq, indices[:1])[0]
+    potential = closest @ w
+    for c in range(1, n_clusters):
+        draws = random_state.uniform(size=n_trials) * potential
+        candidates = np.searchsorted(np.cumsum(w * closest), draws)
+        np.clip(candidates, None, n_samples - 1, out=candidates)
+        dist = np.minimum(closest, _sq_distances(X, x_sq, candidates))
+        potentials = dist @ w
+        best = int(np.argmin(potentials))
+        indices[c], closest, potential = candidates[best], dist[best], potentials[best]
+    return X[indices].astype(np.float64), indices
+
+
+def _sq_distances(X, x_sq, indices):
+    """Squared distances (len(indices), n_samples) from X[indices] to every row."""
+    centres = X[indices].astype(np.float64)
+    dist = (X @ centres.T.astype(X.dtype)).T.astype(np.float64)
+    dist *= -2
+    dist += x_sq[None, :]
+    dist += x_sq[indices][:, None]
+    return np.maximum(dist, 0.0, out=dist)
+
+
+def lloyd(X, sample_weight, centres, gpass, max_iter=KMEANS_MAX_ITER):
+    """Lloyd iterations on the fused kernel until the centres move less than the tolerance.
+
+    An empty cluster keeps its centre.
+    """
+    tol = KMEANS_TOL * _mean_feature_variance(X)
+    for _ in range(max_iter):
+        st = gpass.hard_statistics(X, sample_weight, centres, None)
+        moved = centres.copy()
+        filled = st.nk > 0
+        moved[filled] = st.centres[filled] + st.s1[filled] / st.nk[filled, None]
+        shift = ((moved - centres) ** 2).sum()
+        centres = moved
+        if shift <= tol:
+            break
+    return centres

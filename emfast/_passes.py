@@ -1,0 +1,151 @@
+"""Calls into the fused kernel: buffers, block layout and the ordered reduction.
+
+``GaussianPass`` is built once per fit (or prediction) for one X shape and
+dtype, one covariance strategy and one thread count, and is then called once
+per EM iteration.  It owns every buffer the kernel writes into.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._kernels import _gaussian
+
+CHUNK_SIZE = 256                 # rows per chunk: one chunk's work fits in L1/L2
+MAX_BLOCKS = 64                  # accumulator slots: enough for load balance
+BLOCK_BUDGET_BYTES = 16 << 20    # ... without the slots outgrowing the data
+BLAS_MIN_FEATURES = 8            # below this, plain loops beat BLAS calls per chunk
+_HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
+
+
+@dataclass
+class GaussianParams:
+    """Mixture parameters in float64 (the kernels get copies in X's dtype)."""
+
+    weights: np.ndarray                 # (K,)
+    means: np.ndarray                   # (K, D)
+    precisions_cholesky: np.ndarray     # layout by covariance type
+
+
+@dataclass
+class Statistics:
+    """Sufficient statistics of one pass, reduced over blocks."""
+
+    loglik: float           # sum of w log p(x)
+    nk: np.ndarray          # (K,) sum of w r
+    s1: np.ndarray          # (K, D) sum of w r (x - c_k)
+    s2: np.ndarray          # raveled second moments about c_k, layout by type
+    centres: np.ndarray     # (K, D) float64 values of the c_k the kernel used
+
+
+def n_blocks_for(n_samples, stats_bytes, chunk_size=CHUNK_SIZE):
+    """Accumulator slots: a function of the problem size only, never of threads."""
+    n_chunks = -(-n_samples // chunk_size)
+    by_memory = max(8, BLOCK_BUDGET_BYTES // max(stats_bytes, 1))
+    return max(1, min(n_chunks, MAX_BLOCKS, by_memory))
+
+
+class GaussianPass:
+    """The fused E-step + statistics pass and the scoring pass for one problem."""
+
+    def __init__(self, n_samples, n_features, n_components, dtype, covariance,
+                 n_threads, chunk_size=CHUNK_SIZE, use_blas=None):
+        self.dtype = np.dtype(dtype)
+        self.covariance = covariance
+        self.n_features = n_features
+        self.n_components = n_components
+        self.n_threads = n_threads
+        self.chunk_size = chunk_size
+        if use_blas is None:
+            use_blas = covariance.has_outer_products and n_features >= BLAS_MIN_FEATURES
+        self.use_blas = bool(use_blas)
+        f64_size, x_size = _gaussian.scratch_sizes(chunk_size, n_features, n_components)
+        self._scratch_f64 = np.empty((n_threads, f64_size))
+        self._scratch_x = np.empty((n_threads, x_size), dtype=self.dtype)
+        self._n_samples = None
+
+    def _blocks(self, n_samples, stats_covariance):
+        """(Re)allocate the block slots for ``n_samples`` rows."""
+        key = (n_samples, stats_covariance)
+        if self._n_samples != key:
+            K, D = self.n_components, self.n_features
+            s2_size = 0 if stats_covariance is None else stats_covariance.stats_size(K, D)
+            n_blocks = n_blocks_for(n_samples, 8 * (K + K * D + s2_size), self.chunk_size)
+            self._loglik = np.empty(n_blocks)
+            self._nk = np.empty((n_blocks, K))
+            self._s1 = np.empty((n_blocks, K * D))
+            self._s2 = np.empty((n_blocks, s2_size))
+            self._n_samples = key
+        return self._loglik, self._nk, self._s1, self._s2
+
+    def _kernel_params(self, params):
+        cov = self.covariance
+        K, D = self.n_components, self.n_features
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(params.weights)
+        log_const = (log_weights + cov.log_det_cholesky(params.precisions_cholesky, K, D)
+                     - D * _HALF_LOG_2PI)
+        means = np.ascontiguousarray(params.means, dtype=self.dtype)
+        prec = np.ascontiguousarray(params.precisions_cholesky, dtype=self.dtype).ravel()
+        return means, prec, np.ascontiguousarray(log_const, dtype=np.float64)
+
+    def statistics(self, X, sample_weight, params):
+        """E-step on ``params`` and statistics centred at their means."""
+        means, prec, log_const = self._kernel_params(params)
+        return self._run(X, sample_weight, means, prec, log_const, self.covariance.kernel_kind,
+                         self.covariance, _gaussian.ASSIGN_SOFT)
+
+    def hard_statistics(self, X, sample_weight, centres, stats_covariance):
+        """k-means step: nearest-centre assignment and statistics about the centres.
+
+        ``stats_covariance`` None gives only counts and first moments (Lloyd
+        steps); a strategy also gives its second moments (the final pass that
+        turns k-means labels into initial mixture parameters).
+        The log-likelihood field is ``-inertia / 2``.
+        """
+        K = self.n_components
+        means = np.ascontiguousarray(centres, dtype=self.dtype)
+        unit = np.ones(K, dtype=self.dtype)
+        return self._run(X, sample_weight, means, unit, np.zeros(K), _gaussian.KIND_SPHERICAL,
+                         stats_covariance, _gaussian.ASSIGN_HARD)
+
+    def given_statistics(self, X, sample_weight, resp, centres):
+        """Statistics of given responsibilities (n_samples, K) about ``centres``."""
+        K = self.n_components
+        means = np.ascontiguousarray(centres, dtype=self.dtype)
+        unit = np.ones(K, dtype=self.dtype)
+        return self._run(X, sample_weight, means, unit, np.zeros(K), _gaussian.KIND_SPHERICAL,
+                         self.covariance, _gaussian.ASSIGN_GIVEN,
+                         resp_in=np.ascontiguousarray(resp, dtype=np.float64))
+
+    def _run(self, X, sample_weight, means, prec, log_const, log_prob_kind, stats_covariance,
+             assignment, resp_in=None):
+        loglik, nk, s1, s2 = self._blocks(X.shape[0], stats_covariance)
+        stats_kind = _gaussian.KIND_NONE if stats_covariance is None else stats_covariance.kernel_kind
+        weights = sample_weight if sample_weight is not None else np.empty(0, dtype=self.dtype)
+        if resp_in is None:
+            resp_in = np.empty((0, 0))
+        _gaussian.em_pass(X, weights, means, prec, log_const, log_prob_kind, stats_kind,
+                          assignment, resp_in, loglik, nk, s1, s2,
+                          self._scratch_f64, self._scratch_x,
+                          self.chunk_size, self.n_threads, self.use_blas)
+        # Sum the slots in block order: the same bits for any thread count.
+        K, D = self.n_components, self.n_features
+        return Statistics(
+            loglik=float(loglik.sum()),
+            nk=nk.sum(axis=0),
+            s1=s1.sum(axis=0).reshape(K, D),
+            s2=s2.sum(axis=0),
+            centres=means.astype(np.float64),
+        )
+
+    def score(self, X, params, log_norm=False, resp=False, labels=False):
+        """Per-sample log p(x), responsibilities and/or labels (no statistics)."""
+        means, prec, log_const = self._kernel_params(params)
+        n_samples, K = X.shape[0], self.n_components
+        log_norm_out = np.empty(n_samples if log_norm else 0)
+        resp_out = np.empty((n_samples, K) if resp else (0, 0))
+        labels_out = np.empty(n_samples if labels else 0, dtype=np.intp)
+        _gaussian.score_pass(X, means, prec, log_const, self.covariance.kernel_kind,
+                             log_norm_out, resp_out, labels_out, self._scratch_f64,
+                             self._scratch_x, self.chunk_size, self.n_threads, self.use_blas)
+        return log_norm_out, resp_out, labels_out

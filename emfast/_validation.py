@@ -1,0 +1,85 @@
+"""Input checks: every error names the argument and says what was wrong."""
+import numbers
+
+import numpy as np
+
+_CHECK_ROWS = 1 << 16   # rows per finiteness check: bounded temporary memory
+
+
+def check_data(X, name="X", min_samples=1, n_features=None, dtype=None):
+    """Return X as a C-contiguous float32/float64 2-D array, copying only if needed.
+
+    float32 stays float32 and float64 stays float64; other real numeric dtypes
+    (integers, booleans) become float64.  Read-only, big-endian, strided and
+    Fortran-ordered arrays are accepted (the last three are copied).
+    """
+    if hasattr(X, "__dataframe__") or hasattr(X, "iloc"):
+        X = X.to_numpy() if hasattr(X, "to_numpy") else np.asarray(X)
+    try:
+        X = np.asarray(X)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} could not be converted to a numeric array: {exc}") from exc
+    if X.dtype.kind in "OUSVMm":
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{name} must hold real numbers; got dtype {X.dtype} with values that "
+                f"are not numeric ({exc})."
+            ) from exc
+    if X.dtype.kind == "c":
+        raise ValueError(f"{name} must hold real numbers; got complex dtype {X.dtype}.")
+    if X.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must hold real numbers; got dtype {X.dtype}.")
+    if X.ndim != 2:
+        hint = " Reshape it with X.reshape(-1, 1) for one feature." if X.ndim == 1 else ""
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got {X.ndim}-D "
+                         f"with shape {X.shape}.{hint}")
+    if dtype is None:
+        dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    X = np.ascontiguousarray(X, dtype=np.dtype(dtype).newbyteorder("="))
+    n_samples, n_feat = X.shape
+    if n_feat == 0:
+        raise ValueError(f"{name} has 0 features; at least 1 is required.")
+    if n_samples < min_samples:
+        raise ValueError(f"{name} has {n_samples} sample(s); at least {min_samples} "
+                         f"{'is' if min_samples == 1 else 'are'} required.")
+    if n_features is not None and n_feat != n_features:
+        raise ValueError(f"{name} has {n_feat} features, but the model was fitted with "
+                         f"{n_features} features.")
+    for start in range(0, n_samples, _CHECK_ROWS):
+        if not np.isfinite(X[start:start + _CHECK_ROWS]).all():
+            raise ValueError(f"{name} contains NaN or infinity (first at or after row {start}).")
+    return X
+
+
+def check_sample_weight(sample_weight, n_samples, dtype):
+    """Return non-negative, finite weights of shape (n_samples,) in X's dtype, or None."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Number):
+        sample_weight = np.full(n_samples, sample_weight)
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "fiub":
+        raise ValueError(f"sample_weight must hold real numbers; got dtype {w.dtype}.")
+    if w.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},) to match X; "
+                         f"got {w.shape}.")
+    w = np.ascontiguousarray(w, dtype=np.dtype(dtype).newbyteorder("="))
+    if not np.isfinite(w).all():
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if (w < 0).any():
+        raise ValueError("sample_weight must be non-negative; found negative values.")
+    if not w.sum() > 0:
+        raise ValueError("sample_weight sums to zero: at least one sample needs positive weight.")
+    return w
+
+
+def check_shape(array, shape, name, dtype=np.float64):
+    """Return ``array`` as a finite float64 array of exactly ``shape``."""
+    array = np.array(array, dtype=dtype, copy=True)
+    if array.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got {array.shape}.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return array

@@ -1,0 +1,116 @@
+/* Row-wise log-sum-exp and responsibilities for a chunk of log-probabilities.
+ *
+ * The exponential decides small-D speed, and libm's exp does not vectorise
+ * without -ffast-math (which would also break the -inf guards below).  So
+ * emfast_exp_nonpos is a branch-free exp for the arguments log-sum-exp needs
+ * after the max shift (x <= 0): range reduction by ln 2 and a degree-13
+ * Taylor polynomial on |r| <= ln2/2, accurate to a few ulp, exactly 0 below
+ * -708 and for -inf.  The hot loops are cloned for AVX2/AVX-512 where the
+ * compiler and the loader support it, so a baseline wheel still gets wide
+ * vectors on machines that have them. */
+#ifndef EMFAST_LSE_H
+#define EMFAST_LSE_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <stddef.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(EMFAST_NO_CLONES)
+#define EMFAST_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define EMFAST_CLONES
+#endif
+
+static inline double emfast_exp_nonpos(double x)
+{
+    const double lowest = -708.0;                  /* 2^-1021: still a normal number */
+    const double shifter = 6755399441055744.0;     /* 1.5 * 2^52: rounds to an integer */
+    const double log2e = 1.4426950408889634;
+    const double ln2_hi = 6.93147180369123816490e-01;
+    const double ln2_lo = 1.90821492927058770002e-10;
+    double xc = x < lowest ? lowest : x;
+    double t = xc * log2e + shifter;
+    double n = t - shifter;
+    double r = (xc - n * ln2_hi) - n * ln2_lo;
+    double p = 1.0 / 6227020800.0;                 /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    int64_t t_bits, shifter_bits, scale_bits;
+    double scale;
+    memcpy(&t_bits, &t, sizeof t_bits);
+    memcpy(&shifter_bits, &shifter, sizeof shifter_bits);
+    scale_bits = (t_bits - shifter_bits + 1023) << 52;   /* 2^n */
+    memcpy(&scale, &scale_bits, sizeof scale);
+    return x < lowest ? 0.0 : p * scale;
+}
+
+/* For testing the exponential on its own. */
+static void emfast_exp_nonpos_array(const double *x, double *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; ++i)
+        out[i] = emfast_exp_nonpos(x[i]);
+}
+
+/* Soft assignment.  logp (n_rows x n_components, row-major):
+ *   IN  weighted log-probabilities log pi_k + log N(x | k)
+ *   OUT responsibilities p(k | x)
+ * log_norm (n_rows): OUT log sum_k exp(logp), -inf for a row that no
+ * component can explain (its responsibilities are then left at 0). */
+EMFAST_CLONES
+static void emfast_softmax_rows(double *logp, double *log_norm,
+                                ptrdiff_t n_rows, ptrdiff_t n_components)
+{
+    for (ptrdiff_t i = 0; i < n_rows; ++i) {
+        double *row = logp + i * n_components;
+        double row_max = row[0];
+        for (ptrdiff_t k = 1; k < n_components; ++k)
+            row_max = row[k] > row_max ? row[k] : row_max;
+        if (row_max == -INFINITY || row_max != row_max) {
+            for (ptrdiff_t k = 0; k < n_components; ++k)
+                row[k] = 0.0;
+            log_norm[i] = row_max;
+            continue;
+        }
+        for (ptrdiff_t k = 0; k < n_components; ++k)
+            row[k] = emfast_exp_nonpos(row[k] - row_max);
+        double total = 0.0;             /* fixed order: bitwise reproducible */
+        for (ptrdiff_t k = 0; k < n_components; ++k)
+            total += row[k];
+        double inv_total = 1.0 / total;
+        for (ptrdiff_t k = 0; k < n_components; ++k)
+            row[k] *= inv_total;
+        log_norm[i] = row_max + log(total);
+    }
+}
+
+/* Hard assignment (k-means, classification EM): logp becomes the one-hot
+ * indicator of its first row maximum; log_norm gets that maximum. */
+static void emfast_argmax_rows(double *logp, double *log_norm,
+                               ptrdiff_t n_rows, ptrdiff_t n_components)
+{
+    for (ptrdiff_t i = 0; i < n_rows; ++i) {
+        double *row = logp + i * n_components;
+        ptrdiff_t best = 0;
+        for (ptrdiff_t k = 1; k < n_components; ++k)
+            if (row[k] > row[best])
+                best = k;
+        log_norm[i] = row[best];
+        for (ptrdiff_t k = 0; k < n_components; ++k)
+            row[k] = (k == best) ? 1.0 : 0.0;
+    }
+}
+
+#endif
