@@ -62,22 +62,23 @@ class Shape:
 
 
 def build_shapes(threads, iters, quick):
-    n = (lambda v: max(v // 100, 2000)) if quick else (lambda v: v)
+    # --quick keeps >= ~10 points per covariance entry so small float32 runs stay well-posed
+    n = (lambda v, k, d: max(v // 100, 10 * k * d)) if quick else (lambda v, k, d: v)
     std = tuple(Run(i, "float64", threads) for i in ALL_IMPLS)
     two = std[:2]
     f32 = (Run("emfast", "float32", threads), Run("emfast", "float64", threads))
     one = (Run("emfast", "float64", 1), Run("emfast", "float64", threads))
-    specs = [(f"d2k8-{c}", n(1_000_000), 2, 8, c, std, iters, False)
+    specs = [(f"d2k8-{c}", n(1_000_000, 8, 2), 2, 8, c, std, iters, False)
              for c in ("full", "tied", "diag", "spherical")]
     specs += [
-        ("d16k16-full", n(1_000_000), 16, 16, "full", std, iters, False),
-        ("d16k16-diag", n(1_000_000), 16, 16, "diag", std, iters, False),
-        ("d64k32-full", n(200_000), 64, 32, "full", std, iters, False),
-        ("d16k16-full-f32", n(1_000_000), 16, 16, "full", f32, iters, False),
-        ("d64k32-full-f32", n(200_000), 64, 32, "full", f32, iters, False),
-        ("d16k16-full-1thread", n(1_000_000), 16, 16, "full", one, iters, False),
-        ("mem-d4k8", n(10_000_000), 4, 8, "full", two, min(iters, 3), False),
-        ("init-16", n(1_000_000), 16, 16, "full", two, iters, True),
+        ("d16k16-full", n(1_000_000, 16, 16), 16, 16, "full", std, iters, False),
+        ("d16k16-diag", n(1_000_000, 16, 16), 16, 16, "diag", std, iters, False),
+        ("d64k32-full", n(200_000, 32, 64), 64, 32, "full", std, iters, False),
+        ("d16k16-full-f32", n(1_000_000, 16, 16), 16, 16, "full", f32, iters, False),
+        ("d64k32-full-f32", n(200_000, 32, 64), 64, 32, "full", f32, iters, False),
+        ("d16k16-full-1thread", n(1_000_000, 16, 16), 16, 16, "full", one, iters, False),
+        ("mem-d4k8", n(10_000_000, 8, 4), 4, 8, "full", two, min(iters, 3), False),
+        ("init-16", n(1_000_000, 16, 16), 16, 16, "full", two, iters, True),
     ]
     return {s[0]: Shape(*s) for s in specs}
 
@@ -306,8 +307,12 @@ def machine_info(info, gemm):
     if info:
         lines.append("- versions: " + ", ".join(f"{m} {info[m]}" for m in
                                                  ("numpy", "scipy", "sklearn", "emfast")))
-        for t in info["threadpools"]:
-            lines.append("- threadpool: " + ", ".join(f"{k}={v}" for k, v in t.items()))
+        pools = dict.fromkeys(", ".join(f"{k}={v}" for k, v in t.items())
+                              for t in info["threadpools"])  # numpy and scipy may share one
+        lines += [f"- threadpool: {p}" for p in pools]
+    load = os.getloadavg()[0]  # concurrent work skews timings badly with pinned BLAS threads
+    lines.append(f"- 1-min load average at start: {load:.2f}"
+                 + ("  **WARNING: machine not idle**" if load > 0.5 else ""))
     kept = ", ".join(f"{v}={os.environ[v]}" for v in OPENBLAS_OVERRIDES if v in os.environ)
     lines.append(f"- note: {kept or 'no OpenBLAS overrides'} stay set for the implementation "
                  "workers; unset only for the GEMM peak measurement")

@@ -14,6 +14,7 @@ import numpy as np
 
 from ._exceptions import ConvergenceWarning, NotFittedError
 from ._params import ParamsMixin
+from ._sklearn_compat import SklearnCompatMixin
 
 
 def check_random_state(seed):
@@ -27,7 +28,7 @@ def check_random_state(seed):
     raise ValueError(f"random_state must be None, an int or a numpy RandomState; got {seed!r}.")
 
 
-class BaseEM(ParamsMixin):
+class BaseEM(SklearnCompatMixin, ParamsMixin):
     """Shared fit loop of emfast's EM estimators."""
 
     def _check_fitted(self):

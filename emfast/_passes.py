@@ -88,6 +88,10 @@ class GaussianPass:
         prec = np.ascontiguousarray(params.precisions_cholesky, dtype=self.dtype).ravel()
         return means, prec, np.ascontiguousarray(log_const, dtype=np.float64)
 
+    def _with_float64(self, means, prec):
+        """The kernel's parameters in X's dtype and the same values in float64."""
+        return means, prec, means.astype(np.float64), prec.astype(np.float64)
+
     def statistics(self, X, sample_weight, params):
         """E-step on ``params`` and statistics centred at their means."""
         means, prec, log_const = self._kernel_params(params)
@@ -121,10 +125,12 @@ class GaussianPass:
              assignment, resp_in=None):
         loglik, nk, s1, s2 = self._blocks(X.shape[0], stats_covariance)
         stats_kind = _gaussian.KIND_NONE if stats_covariance is None else stats_covariance.kernel_kind
-        weights = sample_weight if sample_weight is not None else np.empty(0, dtype=self.dtype)
+        weights = np.empty(0) if sample_weight is None else sample_weight
+        weights = np.ascontiguousarray(weights, dtype=self.dtype)   # no copy when it matches
         if resp_in is None:
             resp_in = np.empty((0, 0))
-        _gaussian.em_pass(X, weights, means, prec, log_const, log_prob_kind, stats_kind,
+        _gaussian.em_pass(X, weights, *self._with_float64(means, prec), log_const,
+                          log_prob_kind, stats_kind,
                           assignment, resp_in, loglik, nk, s1, s2,
                           self._scratch_f64, self._scratch_x,
                           self.chunk_size, self.n_threads, self.use_blas)
@@ -145,7 +151,8 @@ class GaussianPass:
         log_norm_out = np.empty(n_samples if log_norm else 0)
         resp_out = np.empty((n_samples, K) if resp else (0, 0))
         labels_out = np.empty(n_samples if labels else 0, dtype=np.intp)
-        _gaussian.score_pass(X, means, prec, log_const, self.covariance.kernel_kind,
+        _gaussian.score_pass(X, *self._with_float64(means, prec), log_const,
+                             self.covariance.kernel_kind,
                              log_norm_out, resp_out, labels_out, self._scratch_f64,
                              self._scratch_x, self.chunk_size, self.n_threads, self.use_blas)
         return log_norm_out, resp_out, labels_out

@@ -1,12 +1,12 @@
-/* Row-wise log-sum-exp and responsibilities for a chunk of log-probabilities.
+/* The exponential of the log-sum-exp.
  *
  * The exponential decides small-D speed, and libm's exp does not vectorise
  * without -ffast-math (which would also break the -inf guards below).  So
  * emfast_exp_nonpos is a branch-free exp for the arguments log-sum-exp needs
  * after the max shift (x <= 0): range reduction by ln 2 and a degree-13
  * Taylor polynomial on |r| <= ln2/2, accurate to a few ulp, exactly 0 below
- * -708 and for -inf.  The hot loops are cloned for AVX2/AVX-512 where the
- * compiler and the loader support it, so a baseline wheel still gets wide
+ * -708 and for -inf.  EMFAST_CLONES compiles a hot loop for AVX-512, AVX2
+ * and the baseline, chosen at load time, so a baseline wheel still gets wide
  * vectors on machines that have them. */
 #ifndef EMFAST_LSE_H
 #define EMFAST_LSE_H
@@ -62,55 +62,6 @@ static void emfast_exp_nonpos_array(const double *x, double *out, ptrdiff_t n)
 {
     for (ptrdiff_t i = 0; i < n; ++i)
         out[i] = emfast_exp_nonpos(x[i]);
-}
-
-/* Soft assignment.  logp (n_rows x n_components, row-major):
- *   IN  weighted log-probabilities log pi_k + log N(x | k)
- *   OUT responsibilities p(k | x)
- * log_norm (n_rows): OUT log sum_k exp(logp), -inf for a row that no
- * component can explain (its responsibilities are then left at 0). */
-EMFAST_CLONES
-static void emfast_softmax_rows(double *logp, double *log_norm,
-                                ptrdiff_t n_rows, ptrdiff_t n_components)
-{
-    for (ptrdiff_t i = 0; i < n_rows; ++i) {
-        double *row = logp + i * n_components;
-        double row_max = row[0];
-        for (ptrdiff_t k = 1; k < n_components; ++k)
-            row_max = row[k] > row_max ? row[k] : row_max;
-        if (row_max == -INFINITY || row_max != row_max) {
-            for (ptrdiff_t k = 0; k < n_components; ++k)
-                row[k] = 0.0;
-            log_norm[i] = row_max;
-            continue;
-        }
-        for (ptrdiff_t k = 0; k < n_components; ++k)
-            row[k] = emfast_exp_nonpos(row[k] - row_max);
-        double total = 0.0;             /* fixed order: bitwise reproducible */
-        for (ptrdiff_t k = 0; k < n_components; ++k)
-            total += row[k];
-        double inv_total = 1.0 / total;
-        for (ptrdiff_t k = 0; k < n_components; ++k)
-            row[k] *= inv_total;
-        log_norm[i] = row_max + log(total);
-    }
-}
-
-/* Hard assignment (k-means, classification EM): logp becomes the one-hot
- * indicator of its first row maximum; log_norm gets that maximum. */
-static void emfast_argmax_rows(double *logp, double *log_norm,
-                               ptrdiff_t n_rows, ptrdiff_t n_components)
-{
-    for (ptrdiff_t i = 0; i < n_rows; ++i) {
-        double *row = logp + i * n_components;
-        ptrdiff_t best = 0;
-        for (ptrdiff_t k = 1; k < n_components; ++k)
-            if (row[k] > row[best])
-                best = k;
-        log_norm[i] = row[best];
-        for (ptrdiff_t k = 0; k < n_components; ++k)
-            row[k] = (k == best) ? 1.0 : 0.0;
-    }
 }
 
 #endif

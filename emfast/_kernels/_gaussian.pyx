@@ -19,6 +19,12 @@ Statistics are centred at the means the log-densities were computed with
 c_k)(x - c_k)^T``, which keeps the M-step free of catastrophic cancellation
 when |mean| >> std.
 
+Each chunk is transposed into feature-major columns of float64 and all
+per-row work runs along rows in the C helpers of ``src/emfast_columns.h``
+(vectorised for any D, cloned per instruction set), except the D x D
+products of full and tied covariances with ``use_blas``: those go through
+TRMM / SYRK in X's dtype.
+
 Determinism: rows are cut into chunks of ``chunk_size`` and chunks into
 ``n_blocks`` contiguous blocks, each with its own accumulator slot.  The
 block count is set by the caller from the problem size, never from the
@@ -28,7 +34,7 @@ bitwise identical for any number of threads.
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport sqrt
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 from ._blas cimport trmm_right_upper, syrk_rows
 
@@ -37,25 +43,41 @@ cdef extern from "emfast_omp.h" nogil:
     int omp_get_thread_num()
 
 cdef extern from "emfast_lse.h" nogil:
-    void emfast_softmax_rows(double *logp, double *log_norm,
-                             Py_ssize_t n_rows, Py_ssize_t n_components)
-    void emfast_argmax_rows(double *logp, double *log_norm,
-                            Py_ssize_t n_rows, Py_ssize_t n_components)
     void emfast_exp_nonpos_array(const double *x, double *out, Py_ssize_t n)
 
+cdef extern from "emfast_columns.h" nogil:
+    enum:
+        EMFAST_LANES
+        EMFAST_NONE
+        EMFAST_FULL
+        EMFAST_TIED
+        EMFAST_DIAG
+        EMFAST_SPHERICAL
+    Py_ssize_t emfast_padded(Py_ssize_t n_rows)
+    double emfast_weighted_loglik(const double *log_norm, const double *w, Py_ssize_t n_pad)
+    void emfast_transpose_f64(const double *x, const double *weights, Py_ssize_t n_rows,
+                              Py_ssize_t n_features, Py_ssize_t n_pad, double *xt)
+    void emfast_transpose_f32(const float *x, const float *weights, Py_ssize_t n_rows,
+                              Py_ssize_t n_features, Py_ssize_t n_pad, double *xt)
+    void emfast_log_prob_columns(int kind, const double *xt, Py_ssize_t n_pad, Py_ssize_t D,
+                                 Py_ssize_t K, const double *means, const double *prec,
+                                 const double *log_const, double *zt, double *y, double *logpt)
+    void emfast_softmax_columns(double *logpt, Py_ssize_t n_pad, Py_ssize_t K,
+                                double *log_norm, double *row_max)
+    void emfast_argmax_columns(const double *logpt, Py_ssize_t n_pad, Py_ssize_t K,
+                               double *max_out, double *best)
+    void emfast_onehot_columns(double *logpt, Py_ssize_t n_pad, Py_ssize_t K,
+                               double *log_norm, double *best)
+    void emfast_accumulate_columns(int kind, const double *xt, Py_ssize_t n_pad, Py_ssize_t D,
+                                   Py_ssize_t K, const double *centres, const double *respt,
+                                   double *zt, double *rw, double *nk, double *s1, double *s2)
 
-cdef enum:
-    NONE = -1
-    FULL = 0
-    TIED = 1
-    DIAG = 2
-    SPHERICAL = 3
 
-KIND_NONE = NONE
-KIND_FULL = FULL
-KIND_TIED = TIED
-KIND_DIAG = DIAG
-KIND_SPHERICAL = SPHERICAL
+KIND_NONE = EMFAST_NONE
+KIND_FULL = EMFAST_FULL
+KIND_TIED = EMFAST_TIED
+KIND_DIAG = EMFAST_DIAG
+KIND_SPHERICAL = EMFAST_SPHERICAL
 
 cdef enum:
     SOFT = 0        # responsibilities p(k | x): EM
@@ -67,134 +89,148 @@ ASSIGN_HARD = HARD
 ASSIGN_GIVEN = GIVEN
 
 
-def scratch_sizes(Py_ssize_t chunk_size, Py_ssize_t n_features,
-                  Py_ssize_t n_components):
+def scratch_sizes(Py_ssize_t chunk_size, Py_ssize_t n_features, Py_ssize_t n_components):
     """Per-thread scratch lengths (float64, X's dtype) the passes need."""
-    return (chunk_size * (n_components + 1),
+    cdef Py_ssize_t n_pad = emfast_padded(chunk_size)
+    return (n_pad * (2 * n_features + n_components + 5),
             chunk_size * n_features + n_features * n_features)
 
 
-cdef void _log_prob_chunk(
+cdef struct Scratch:
+    double *xt          # (D + 1, n_pad) columns, the last one the weights
+    double *zt          # (D, n_pad)
+    double *row         # (n_pad,) per-row temporary
+    double *logpt       # (K, n_pad) log-probabilities, then responsibilities
+    double *log_norm    # (n_pad,)
+    double *row_max     # (n_pad,)
+
+
+cdef inline Scratch _scratch(double *base, Py_ssize_t n_pad, Py_ssize_t D,
+                             Py_ssize_t K) noexcept nogil:
+    cdef Scratch s
+    s.xt = base
+    s.zt = s.xt + (D + 1) * n_pad
+    s.row = s.zt + D * n_pad
+    s.logpt = s.row + n_pad
+    s.log_norm = s.logpt + K * n_pad
+    s.row_max = s.log_norm + n_pad
+    return s
+
+
+cdef inline bint _blas_kind(int kind, bint use_blas) noexcept nogil:
+    return use_blas and (kind == EMFAST_FULL or kind == EMFAST_TIED)
+
+
+cdef void _transpose(const floating *x, const floating *weights, Py_ssize_t n_rows,
+                     Py_ssize_t D, Py_ssize_t n_pad, double *xt) noexcept nogil:
+    if floating is double:
+        emfast_transpose_f64(x, weights, n_rows, D, n_pad, xt)
+    else:
+        emfast_transpose_f32(x, weights, n_rows, D, n_pad, xt)
+
+
+cdef void _log_prob_blas(
     int kind,
-    const floating *x,              # IN (n_rows, n_features)
+    const floating *x,              # IN (n_rows, D)
     Py_ssize_t n_rows,
-    Py_ssize_t n_features,
-    Py_ssize_t n_components,
-    const floating *means,          # IN (n_components, n_features)
-    const floating *prec,           # IN precision Cholesky factors (layout by kind)
-    const double *log_const,        # IN (n_components,) log pi_k + log det U_k - D/2 log 2pi
-    bint use_blas,
-    floating *centred,              # SCRATCH (n_rows, n_features)
-    double *logp,                   # OUT (n_rows, n_components)
+    Py_ssize_t n_pad,
+    Py_ssize_t D,
+    Py_ssize_t K,
+    const floating *means,          # IN (K, D)
+    const floating *prec,           # IN (K, D, D) or (D, D) upper triangular
+    const double *log_const,        # IN (K,)
+    floating *centred,              # SCRATCH (n_rows, D)
+    double *logpt,                  # OUT (K, n_pad); padding rows 0
 ) noexcept nogil:
-    cdef Py_ssize_t i, j, l, k, D = n_features, K = n_components
+    cdef Py_ssize_t i, j, k
     cdef const floating *mu
-    cdef const floating *u
-    cdef floating z, y, p
     cdef double sq
     for k in range(K):
         mu = means + k * D
         for i in range(n_rows):
             for j in range(D):
                 centred[i * D + j] = x[i * D + j] - mu[j]
-        if kind == FULL or kind == TIED:
-            u = prec + (k * D * D if kind == FULL else 0)
-            if use_blas:
-                trmm_right_upper(centred, u, <int> n_rows, <int> D)
-                for i in range(n_rows):
-                    sq = 0.0
-                    for j in range(D):
-                        sq += centred[i * D + j] * centred[i * D + j]
-                    logp[i * K + k] = log_const[k] - 0.5 * sq
-            else:
-                for i in range(n_rows):
-                    sq = 0.0
-                    for j in range(D):
-                        y = 0.0
-                        for l in range(j + 1):
-                            y = y + centred[i * D + l] * u[l * D + j]
-                        sq += y * y
-                    logp[i * K + k] = log_const[k] - 0.5 * sq
-        elif kind == DIAG:
-            u = prec + k * D
-            for i in range(n_rows):
-                sq = 0.0
-                for j in range(D):
-                    y = centred[i * D + j] * u[j]
-                    sq += y * y
-                logp[i * K + k] = log_const[k] - 0.5 * sq
-        else:
-            p = prec[k]
-            for i in range(n_rows):
-                sq = 0.0
-                for j in range(D):
-                    sq += centred[i * D + j] * centred[i * D + j]
-                logp[i * K + k] = log_const[k] - 0.5 * (<double> p * p) * sq
+        trmm_right_upper(centred, prec + (k * D * D if kind == EMFAST_FULL else 0),
+                         <int> n_rows, <int> D)
+        for i in range(n_rows):
+            sq = 0.0
+            for j in range(D):
+                sq += centred[i * D + j] * centred[i * D + j]
+            logpt[k * n_pad + i] = log_const[k] - 0.5 * sq
+        for i in range(n_rows, n_pad):
+            logpt[k * n_pad + i] = 0.0
 
 
-cdef void _accumulate_chunk(
+cdef void _accumulate_blas(
     int kind,
-    const floating *x,              # IN (n_rows, n_features)
-    const floating *sample_weight,  # IN (n_rows,), NULL for unit weights
+    const floating *x,              # IN (n_rows, D)
+    const double *w,                # IN (n_pad,) weights column
     Py_ssize_t n_rows,
-    Py_ssize_t n_features,
-    Py_ssize_t n_components,
-    const floating *centres,        # IN (n_components, n_features)
-    const double *resp,             # IN (n_rows, n_components) responsibilities
-    bint use_blas,
-    floating *packed,               # SCRATCH (n_rows, n_features)
-    floating *gram,                 # SCRATCH (n_features, n_features)
-    double *nk,                     # INOUT (n_components,)
-    double *s1,                     # INOUT (n_components, n_features)
-    double *s2,                     # INOUT layout by kind
+    Py_ssize_t n_pad,
+    Py_ssize_t D,
+    Py_ssize_t K,
+    const floating *centres,        # IN (K, D)
+    const double *respt,            # IN (K, n_pad)
+    floating *packed,               # SCRATCH (n_rows, D)
+    floating *gram,                 # SCRATCH (D, D)
+    double *nk,                     # INOUT (K,)
+    double *s1,                     # INOUT (K, D)
+    double *s2,                     # INOUT (K, D, D) or (D, D), lower triangle
 ) noexcept nogil:
-    cdef Py_ssize_t i, j, a, b, k, m, D = n_features, K = n_components
+    cdef Py_ssize_t i, j, a, b, k, m
     cdef const floating *c
-    cdef double r, z, zz, root_r
+    cdef double r, z, root_r
     cdef double *s2k
-    cdef bint outer = kind == FULL or kind == TIED
     for k in range(K):
         c = centres + k * D
-        m = 0               # rows with r > 0, packed as sqrt(r) (x - c)
+        m = 0           # rows with r > 0, packed as sqrt(r) (x - c)
         for i in range(n_rows):
-            r = resp[i * K + k]
-            if sample_weight != NULL:
-                r = r * sample_weight[i]
+            r = respt[k * n_pad + i] * w[i]
             if r == 0.0:
                 continue    # hard assignments and zero weights cost nothing
             nk[k] += r
-            zz = 0.0
             root_r = sqrt(r)
             for j in range(D):
                 z = x[i * D + j] - c[j]
                 s1[k * D + j] += r * z
-                if kind == DIAG:
-                    s2[k * D + j] += r * z * z
-                elif kind == SPHERICAL:
-                    zz += z * z
-                elif outer:
-                    packed[m * D + j] = <floating> (root_r * z)
-            if kind == SPHERICAL:
-                s2[k] += r * zz
+                packed[m * D + j] = <floating> (root_r * z)
             m += 1
-        if not outer or m == 0:
+        if m == 0:
             continue
-        s2k = s2 + (k * D * D if kind == FULL else 0)
-        if use_blas:
-            if floating is double:
-                syrk_rows(packed, s2k, <int> m, <int> D, 1.0)
-            else:
-                # float32 products within a chunk, float64 across chunks
-                syrk_rows(packed, gram, <int> m, <int> D, 0.0)
-                for a in range(D):
-                    for b in range(a + 1):
-                        s2k[a * D + b] += gram[a * D + b]
+        s2k = s2 + (k * D * D if kind == EMFAST_FULL else 0)
+        if floating is double:
+            syrk_rows(packed, s2k, <int> m, <int> D, 1.0)
         else:
-            for i in range(m):
-                for a in range(D):
-                    z = packed[i * D + a]
-                    for b in range(a + 1):
-                        s2k[a * D + b] += z * packed[i * D + b]
+            # float32 products within a chunk, float64 across chunks
+            syrk_rows(packed, gram, <int> m, <int> D, 0.0)
+            for a in range(D):
+                for b in range(a + 1):
+                    s2k[a * D + b] += gram[a * D + b]
+
+
+cdef void _log_prob_chunk(
+    int kind,
+    const floating *x,              # IN (n_rows, D)
+    const floating *weights,        # IN (n_rows,) or NULL
+    Py_ssize_t n_rows,
+    Py_ssize_t D,
+    Py_ssize_t K,
+    const floating *means,          # IN (K, D) in X's dtype
+    const floating *prec,           # IN precision Cholesky factors in X's dtype
+    const double *means64,          # IN the same values in float64
+    const double *prec64,           # IN the same values in float64
+    const double *log_const,        # IN (K,)
+    bint use_blas,
+    Scratch s,                      # OUT s.xt (columns), s.logpt (K, n_pad)
+    floating *centred,              # SCRATCH (n_rows, D)
+) noexcept nogil:
+    cdef Py_ssize_t n_pad = emfast_padded(n_rows)
+    _transpose(x, weights, n_rows, D, n_pad, s.xt)
+    if _blas_kind(kind, use_blas):
+        _log_prob_blas(kind, x, n_rows, n_pad, D, K, means, prec, log_const, centred, s.logpt)
+    else:
+        emfast_log_prob_columns(kind, s.xt, n_pad, D, K, means64, prec64, log_const,
+                                s.zt, s.row, s.logpt)
 
 
 def em_pass(
@@ -202,6 +238,8 @@ def em_pass(
     const floating[::1] sample_weight,      # IN (n_samples,), or (0,) for unit weights
     const floating[:, ::1] means,           # IN (n_components, n_features), also the centres
     const floating[::1] prec,               # IN raveled precision Cholesky factors
+    const double[:, ::1] means64,           # IN means in float64 (the same values)
+    const double[::1] prec64,               # IN prec in float64 (the same values)
     const double[::1] log_const,            # IN (n_components,)
     int log_prob_kind,
     int stats_kind,
@@ -227,57 +265,60 @@ def em_pass(
     cdef Py_ssize_t n_samples = X.shape[0], D = X.shape[1], K = means.shape[0]
     cdef Py_ssize_t n_blocks = block_nk.shape[0]
     cdef Py_ssize_t n_chunks = (n_samples + chunk_size - 1) // chunk_size
-    cdef Py_ssize_t chunks_per_block = (n_chunks + n_blocks - 1) // n_blocks if n_blocks else 0
+    cdef Py_ssize_t chunks_per_block = (n_chunks + n_blocks - 1) // n_blocks
     cdef Py_ssize_t s2_size = block_s2.shape[1]
-    cdef Py_ssize_t block, chunk, start, n_rows, i, chunk_end
+    cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
+    cdef Py_ssize_t block, chunk, start, n_rows, n_pad, i, k, chunk_end
     cdef const floating *weights
-    cdef double *logp
-    cdef double *log_norm
+    cdef Scratch s
     cdef floating *centred
     cdef floating *gram
     cdef double loglik
+    cdef double *s2
     cdef bint weighted = sample_weight.shape[0] > 0
+    cdef bint blas_stats = _blas_kind(stats_kind, use_blas)
+    block_loglik[:] = 0.0
+    block_nk[:, :] = 0.0
+    block_s1[:, :] = 0.0
+    block_s2[:, :] = 0.0
     if n_samples == 0:
-        for block in range(n_blocks):
-            block_loglik[block] = 0.0
-            memset(&block_nk[block, 0], 0, K * sizeof(double))
-            memset(&block_s1[block, 0], 0, K * D * sizeof(double))
-            if s2_size:
-                memset(&block_s2[block, 0], 0, s2_size * sizeof(double))
         return
     with nogil, parallel(num_threads=n_threads):
-        logp = &scratch_f64[omp_get_thread_num(), 0]
-        log_norm = logp + chunk_size * K
+        s = _scratch(&scratch_f64[omp_get_thread_num(), 0], n_pad_max, D, K)
         centred = &scratch_x[omp_get_thread_num(), 0]
         gram = centred + chunk_size * D
         for block in prange(n_blocks, schedule='dynamic'):
-            memset(&block_nk[block, 0], 0, K * sizeof(double))
-            memset(&block_s1[block, 0], 0, K * D * sizeof(double))
-            if s2_size:
-                memset(&block_s2[block, 0], 0, s2_size * sizeof(double))
             loglik = 0.0
+            s2 = &block_s2[block, 0] if s2_size else NULL
             chunk_end = min((block + 1) * chunks_per_block, n_chunks)
             for chunk in range(block * chunks_per_block, chunk_end):
                 start = chunk * chunk_size
                 n_rows = min(chunk_size, n_samples - start)
+                n_pad = emfast_padded(n_rows)
                 weights = &sample_weight[start] if weighted else NULL
                 if assignment == GIVEN:
-                    memcpy(logp, &resp_in[start, 0], n_rows * K * sizeof(double))
-                    memset(log_norm, 0, n_rows * sizeof(double))
+                    _transpose(&X[start, 0], weights, n_rows, D, n_pad, s.xt)
+                    for k in range(K):
+                        for i in range(n_pad):
+                            s.logpt[k * n_pad + i] = resp_in[start + i, k] if i < n_rows else 0.0
+                    memset(s.log_norm, 0, n_pad * sizeof(double))
                 else:
-                    _log_prob_chunk(log_prob_kind, &X[start, 0], n_rows, D, K,
-                                    &means[0, 0], &prec[0], &log_const[0],
-                                    use_blas, centred, logp)
+                    _log_prob_chunk(log_prob_kind, &X[start, 0], weights, n_rows, D, K,
+                                    &means[0, 0], &prec[0], &means64[0, 0], &prec64[0],
+                                    &log_const[0], use_blas, s, centred)
                     if assignment == HARD:
-                        emfast_argmax_rows(logp, log_norm, n_rows, K)
+                        emfast_onehot_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
                     else:
-                        emfast_softmax_rows(logp, log_norm, n_rows, K)
-                for i in range(n_rows):
-                    loglik = loglik + (log_norm[i] * weights[i] if weighted else log_norm[i])
-                _accumulate_chunk(stats_kind, &X[start, 0], weights, n_rows, D, K,
-                                  &means[0, 0], logp, use_blas, centred, gram,
-                                  &block_nk[block, 0], &block_s1[block, 0],
-                                  &block_s2[block, 0] if s2_size else NULL)
+                        emfast_softmax_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
+                loglik = loglik + emfast_weighted_loglik(s.log_norm, s.xt + D * n_pad, n_pad)
+                if blas_stats:
+                    _accumulate_blas(stats_kind, &X[start, 0], s.xt + D * n_pad, n_rows, n_pad,
+                                     D, K, &means[0, 0], s.logpt, centred, gram,
+                                     &block_nk[block, 0], &block_s1[block, 0], s2)
+                else:
+                    emfast_accumulate_columns(stats_kind, s.xt, n_pad, D, K, &means64[0, 0],
+                                              s.logpt, s.zt, s.row, &block_nk[block, 0],
+                                              &block_s1[block, 0], s2)
             block_loglik[block] = loglik
 
 
@@ -285,6 +326,8 @@ def score_pass(
     const floating[:, ::1] X,               # IN (n_samples, n_features)
     const floating[:, ::1] means,           # IN (n_components, n_features)
     const floating[::1] prec,               # IN raveled precision Cholesky factors
+    const double[:, ::1] means64,           # IN means in float64 (the same values)
+    const double[::1] prec64,               # IN prec in float64 (the same values)
     const double[::1] log_const,            # IN (n_components,)
     int log_prob_kind,
     double[::1] log_norm_out,               # OUT (n_samples,) log p(x), or (0,)
@@ -299,35 +342,38 @@ def score_pass(
     """Per-sample outputs for predict, predict_proba and score_samples."""
     cdef Py_ssize_t n_samples = X.shape[0], D = X.shape[1], K = means.shape[0]
     cdef Py_ssize_t n_chunks = (n_samples + chunk_size - 1) // chunk_size
-    cdef Py_ssize_t chunk, start, n_rows, i, k, best
+    cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
+    cdef Py_ssize_t chunk, start, n_rows, n_pad, i, k
     cdef bint want_norm = log_norm_out.shape[0] > 0
     cdef bint want_resp = resp_out.shape[0] > 0
     cdef bint want_labels = labels_out.shape[0] > 0
-    cdef double *logp
-    cdef double *log_norm
+    cdef Scratch s
     cdef floating *centred
     if n_samples == 0:
         return
     with nogil, parallel(num_threads=n_threads):
+        s = _scratch(&scratch_f64[omp_get_thread_num(), 0], n_pad_max, D, K)
         centred = &scratch_x[omp_get_thread_num(), 0]
         for chunk in prange(n_chunks, schedule='static'):
             start = chunk * chunk_size
             n_rows = min(chunk_size, n_samples - start)
-            logp = &resp_out[start, 0] if want_resp else &scratch_f64[omp_get_thread_num(), 0]
-            log_norm = (&log_norm_out[start] if want_norm
-                        else &scratch_f64[omp_get_thread_num(), chunk_size * K])
-            _log_prob_chunk(log_prob_kind, &X[start, 0], n_rows, D, K,
-                            &means[0, 0], &prec[0], &log_const[0],
-                            use_blas, centred, logp)
+            n_pad = emfast_padded(n_rows)
+            _log_prob_chunk(log_prob_kind, &X[start, 0], <const floating *> NULL, n_rows, D, K,
+                            &means[0, 0], &prec[0], &means64[0, 0], &prec64[0], &log_const[0],
+                            use_blas, s, centred)
             if want_labels:
+                emfast_argmax_columns(s.logpt, n_pad, K, s.log_norm, s.row)
                 for i in range(n_rows):
-                    best = 0
-                    for k in range(1, K):
-                        if logp[i * K + k] > logp[i * K + best]:
-                            best = k
-                    labels_out[start + i] = best
+                    labels_out[start + i] = <Py_ssize_t> s.row[i]
             if want_norm or want_resp:
-                emfast_softmax_rows(logp, log_norm, n_rows, K)
+                emfast_softmax_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
+                if want_norm:
+                    for i in range(n_rows):
+                        log_norm_out[start + i] = s.log_norm[i]
+                if want_resp:
+                    for i in range(n_rows):
+                        for k in range(K):
+                            resp_out[start + i, k] = s.logpt[k * n_pad + i]
 
 
 def exp_nonpos(const double[::1] x, double[::1] out):

@@ -1,0 +1,198 @@
+"""The fused kernel (emfast/_kernels/_gaussian.pyx) against the numpy reference."""
+import numpy as np
+import pytest
+
+import _reference as ref
+from emfast._covariance import COVARIANCE_TYPES
+from emfast._kernels import _gaussian
+from emfast._passes import CHUNK_SIZE, GaussianParams, GaussianPass, n_blocks_for
+
+RTOL = {np.float64: 1e-11, np.float32: 2e-4}
+
+
+def reference_statistics(X, w, resp, centres, covariance_type):
+    """nk, s1, s2 (kernel layout, lower triangles) of weighted responsibilities about centres."""
+    X = X.astype(np.float64)
+    r = resp * (1.0 if w is None else w[:, None].astype(np.float64))
+    z = X[:, None, :] - centres[None]                          # (N, K, D)
+    nk = r.sum(0)
+    s1 = np.einsum("nk,nkd->kd", r, z)
+    if covariance_type == "full":
+        s2 = np.tril(np.einsum("nk,nkd,nke->kde", r, z, z))
+    elif covariance_type == "tied":
+        s2 = np.tril(np.einsum("nk,nkd,nke->de", r, z, z))
+    elif covariance_type == "diag":
+        s2 = np.einsum("nk,nkd->kd", r, z ** 2)
+    else:
+        s2 = np.einsum("nk,nk->k", r, (z ** 2).sum(-1))
+    return nk, s1, s2.ravel()
+
+
+def make_problem(seed, n_samples, n_features, n_components, covariance_type, dtype, weighted):
+    rng = np.random.default_rng(seed)
+    p = ref.sample_problem(rng, n_samples, n_features, n_components, covariance_type,
+                           dtype=dtype, weighted=weighted)
+    params = GaussianParams(p["weights"], p["means"], p["precisions_cholesky"])
+    return p["X"], p["sample_weight"], params
+
+
+def assert_close(actual, desired, rtol):
+    desired = np.asarray(desired, dtype=np.float64)
+    scale = np.abs(desired).max() if desired.size else 1.0
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale)
+
+
+def test_exp_matches_numpy():
+    x = np.concatenate([-np.logspace(-20, np.log10(700), 20_000), [0.0, -0.0, -707.9, -708.0,
+                        -708.1, -745.2, -1e300, -np.inf], -np.random.default_rng(0).random(5000)])
+    out = np.empty_like(x)
+    _gaussian.exp_nonpos(x, out)
+    expected = np.where(x < -708, 0.0, np.exp(x))
+    np.testing.assert_allclose(out, expected, rtol=4e-16, atol=0)
+    assert out[x == -np.inf][0] == 0.0
+
+
+@pytest.mark.parametrize("covariance_type", list(COVARIANCE_TYPES))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("use_blas", [False, True])
+@pytest.mark.parametrize("shape", [(600, 1, 1), (700, 3, 4), (900, 9, 5), (400, 17, 2)])
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_statistics_match_reference(covariance_type, dtype, weighted, use_blas, shape, n_threads):
+    n_samples, n_features, n_components = shape
+    X, w, params = make_problem(sum(shape), n_samples, n_features, n_components,
+                                covariance_type, dtype, weighted)
+    gpass = GaussianPass(n_samples, n_features, n_components, dtype,
+                         COVARIANCE_TYPES[covariance_type], n_threads, use_blas=use_blas)
+    stats = gpass.statistics(X, w, params)
+    # the kernel computed with parameters rounded to X's dtype
+    means = params.means.astype(dtype).astype(np.float64)
+    prec = params.precisions_cholesky.astype(dtype).astype(np.float64)
+    log_norm, resp = ref.e_step(X.astype(np.float64), params.weights, means, prec, covariance_type)
+    nk, s1, s2 = reference_statistics(X, w, resp, means, covariance_type)
+    rtol = RTOL[dtype]
+    assert_close(stats.nk, nk, rtol)
+    assert_close(stats.s1, s1, rtol)
+    assert_close(stats.s2, s2, rtol)
+    expected_loglik = log_norm.sum() if w is None else w.astype(np.float64) @ log_norm
+    assert stats.loglik == pytest.approx(expected_loglik, rel=rtol)
+    np.testing.assert_array_equal(stats.centres, means)
+
+
+@pytest.mark.parametrize("n_samples", [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1,
+                                       64 * CHUNK_SIZE + 1])
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_boundary_sizes(n_samples, covariance_type):
+    X, w, params = make_problem(n_samples, n_samples, 3, 2, covariance_type, np.float64, True)
+    gpass = GaussianPass(n_samples, 3, 2, np.float64, COVARIANCE_TYPES[covariance_type], 2)
+    stats = gpass.statistics(X, w, params)
+    if n_samples == 0:
+        assert stats.loglik == 0.0 and not stats.nk.any() and not stats.s2.any()
+        return
+    log_norm, resp = ref.e_step(X, params.weights, params.means, params.precisions_cholesky,
+                                covariance_type)
+    nk, s1, s2 = reference_statistics(X, w, resp, params.means, covariance_type)
+    assert_close(stats.nk, nk, 1e-12)
+    assert_close(stats.s1, s1, 1e-11)
+    assert_close(stats.s2, s2, 1e-11)
+    assert stats.loglik == pytest.approx(w @ log_norm, rel=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", list(COVARIANCE_TYPES))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_thread_count_gives_identical_bits(covariance_type, dtype):
+    n_samples = 40 * CHUNK_SIZE + 17
+    X, w, params = make_problem(5, n_samples, 10, 4, covariance_type, dtype, True)
+    results = []
+    for n_threads in (1, 2, 3, 8):
+        gpass = GaussianPass(n_samples, 10, 4, dtype, COVARIANCE_TYPES[covariance_type], n_threads)
+        results.append(gpass.statistics(X, w, params))
+    for other in results[1:]:
+        assert other.loglik == results[0].loglik
+        for name in ("nk", "s1", "s2"):
+            np.testing.assert_array_equal(getattr(other, name), getattr(results[0], name))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 100, 1000])
+def test_chunk_size_changes_only_rounding(chunk_size):
+    X, w, params = make_problem(11, 3000, 9, 3, "full", np.float64, True)
+    cov = COVARIANCE_TYPES["full"]
+    base = GaussianPass(3000, 9, 3, np.float64, cov, 2).statistics(X, w, params)
+    other = GaussianPass(3000, 9, 3, np.float64, cov, 2, chunk_size=chunk_size).statistics(
+        X, w, params)
+    assert other.loglik == pytest.approx(base.loglik, rel=1e-12)
+    for name in ("nk", "s1", "s2"):
+        assert_close(getattr(other, name), getattr(base, name), 1e-12)
+
+
+def test_block_count_ignores_threads_and_bounds_memory():
+    assert n_blocks_for(10, 800) == 1
+    assert n_blocks_for(10**7, 800) == 64
+    assert n_blocks_for(10**7, 8 * 32 * 64 * 64) == 16     # 1 MB of statistics per block
+    assert n_blocks_for(10**7, 10**9) == 8
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_hard_assignment_is_nearest_centre(dtype):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((1000, 4)).astype(dtype)
+    w = rng.uniform(0.5, 2, 1000).astype(dtype)
+    centres = rng.standard_normal((5, 4))
+    gpass = GaussianPass(1000, 4, 5, dtype, COVARIANCE_TYPES["diag"], 2)
+    c = centres.astype(dtype).astype(np.float64)
+    dist = ((X.astype(np.float64)[:, None] - c[None]) ** 2).sum(-1)
+    labels = dist.argmin(1)
+    onehot = np.eye(5)[labels]
+    for stats_covariance, name in ((None, None), (COVARIANCE_TYPES["diag"], "diag")):
+        stats = gpass.hard_statistics(X, w, centres, stats_covariance)
+        nk, s1, s2 = reference_statistics(X, w, onehot, c, "diag")
+        rtol = RTOL[dtype]
+        assert_close(stats.nk, nk, rtol)
+        assert_close(stats.s1, s1, rtol)
+        if name:
+            assert_close(stats.s2, s2, rtol)
+        assert stats.loglik == pytest.approx(-0.5 * (w * dist.min(1)).sum(), rel=rtol)
+
+
+def test_given_responsibilities():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((700, 3))
+    resp = rng.uniform(size=(700, 2))
+    resp /= resp.sum(1, keepdims=True)
+    centres = rng.standard_normal((2, 3))
+    gpass = GaussianPass(700, 3, 2, np.float64, COVARIANCE_TYPES["full"], 2)
+    stats = gpass.given_statistics(X, None, resp, centres)
+    nk, s1, s2 = reference_statistics(X, None, resp, centres, "full")
+    assert_close(stats.nk, nk, 1e-12)
+    assert_close(stats.s1, s1, 1e-12)
+    assert_close(stats.s2, s2, 1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", list(COVARIANCE_TYPES))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_samples", [0, 1, CHUNK_SIZE + 1, 2000])
+def test_score_pass_outputs(covariance_type, dtype, n_samples):
+    X, _, params = make_problem(9, n_samples, 9, 4, covariance_type, dtype, False)
+    gpass = GaussianPass(n_samples, 9, 4, dtype, COVARIANCE_TYPES[covariance_type], 3)
+    log_norm, resp, labels = gpass.score(X, params, log_norm=True, resp=True, labels=True)
+    means = params.means.astype(dtype).astype(np.float64)
+    prec = params.precisions_cholesky.astype(dtype).astype(np.float64)
+    ref_norm, ref_resp = ref.e_step(X.astype(np.float64), params.weights, means, prec,
+                                    covariance_type)
+    rtol = RTOL[dtype]
+    assert_close(log_norm, ref_norm, rtol)
+    assert_close(resp, ref_resp, rtol)
+    if dtype == np.float64:
+        np.testing.assert_array_equal(labels, ref_resp.argmax(1))
+    only_labels = gpass.score(X, params, labels=True)
+    np.testing.assert_array_equal(only_labels[2], labels)
+    assert only_labels[0].size == 0 and only_labels[1].size == 0
+
+
+def test_far_point_gives_minus_infinity_not_nan():
+    X = np.array([[0.0], [1e200]])
+    params = GaussianParams(np.array([1.0]), np.array([[0.0]]), np.array([[[1.0]]]))
+    gpass = GaussianPass(2, 1, 1, np.float64, COVARIANCE_TYPES["full"], 1)
+    log_norm, resp, _ = gpass.score(X, params, log_norm=True, resp=True)
+    assert log_norm[1] == -np.inf and np.isfinite(log_norm[0])
+    assert not np.isnan(resp).any()
