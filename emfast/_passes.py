@@ -13,7 +13,7 @@ from ._kernels import _gaussian
 CHUNK_SIZE = 256                 # rows per chunk: one chunk's work fits in L1/L2
 MAX_BLOCKS = 64                  # accumulator slots: enough for load balance
 BLOCK_BUDGET_BYTES = 16 << 20    # ... without the slots outgrowing the data
-BLAS_MIN_FEATURES = 8            # below this, plain loops beat BLAS calls per chunk
+BLAS_MIN_FEATURES = 40           # full/tied: below this the column kernels beat TRMM/SYRK (measured)
 _HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
 
 
@@ -88,9 +88,6 @@ class GaussianPass:
         prec = np.ascontiguousarray(params.precisions_cholesky, dtype=self.dtype).ravel()
         return means, prec, np.ascontiguousarray(log_const, dtype=np.float64)
 
-    def _with_float64(self, means, prec):
-        """The kernel's parameters in X's dtype and the same values in float64."""
-        return means, prec, means.astype(np.float64), prec.astype(np.float64)
 
     def statistics(self, X, sample_weight, params):
         """E-step on ``params`` and statistics centred at their means."""
@@ -129,7 +126,7 @@ class GaussianPass:
         weights = np.ascontiguousarray(weights, dtype=self.dtype)   # no copy when it matches
         if resp_in is None:
             resp_in = np.empty((0, 0))
-        _gaussian.em_pass(X, weights, *self._with_float64(means, prec), log_const,
+        _gaussian.em_pass(X, weights, means, prec, log_const,
                           log_prob_kind, stats_kind,
                           assignment, resp_in, loglik, nk, s1, s2,
                           self._scratch_f64, self._scratch_x,
@@ -151,7 +148,7 @@ class GaussianPass:
         log_norm_out = np.empty(n_samples if log_norm else 0)
         resp_out = np.empty((n_samples, K) if resp else (0, 0))
         labels_out = np.empty(n_samples if labels else 0, dtype=np.intp)
-        _gaussian.score_pass(X, *self._with_float64(means, prec), log_const,
+        _gaussian.score_pass(X, means, prec, log_const,
                              self.covariance.kernel_kind,
                              log_norm_out, resp_out, labels_out, self._scratch_f64,
                              self._scratch_x, self.chunk_size, self.n_threads, self.use_blas)

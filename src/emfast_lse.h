@@ -18,7 +18,7 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && !defined(EMFAST_NO_CLONES)
-#define EMFAST_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define EMFAST_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define EMFAST_CLONES
 #endif

@@ -19,8 +19,8 @@ Statistics are centred at the means the log-densities were computed with
 c_k)(x - c_k)^T``, which keeps the M-step free of catastrophic cancellation
 when |mean| >> std.
 
-Each chunk is transposed into feature-major columns of float64 and all
-per-row work runs along rows in the C helpers of ``src/emfast_columns.h``
+Each chunk is transposed into feature-major columns and all per-row work
+runs along rows in the C helpers of ``src/emfast_columns.h``
 (vectorised for any D, cloned per instruction set), except the D x D
 products of full and tied covariances with ``use_blas``: those go through
 TRMM / SYRK in X's dtype.
@@ -47,30 +47,38 @@ cdef extern from "emfast_lse.h" nogil:
 
 cdef extern from "emfast_columns.h" nogil:
     enum:
-        EMFAST_LANES
         EMFAST_NONE
         EMFAST_FULL
         EMFAST_TIED
         EMFAST_DIAG
         EMFAST_SPHERICAL
     Py_ssize_t emfast_padded(Py_ssize_t n_rows)
-    double emfast_weighted_loglik(const double *log_norm, const double *w, Py_ssize_t n_pad)
+    double emfast_weighted_loglik_f64(const double *log_norm, const double *w, Py_ssize_t n_pad)
+    double emfast_weighted_loglik_f32(const double *log_norm, const float *w, Py_ssize_t n_pad)
     void emfast_transpose_f64(const double *x, const double *weights, Py_ssize_t n_rows,
-                              Py_ssize_t n_features, Py_ssize_t n_pad, double *xt)
+                              Py_ssize_t D, Py_ssize_t n_pad, double *xt)
     void emfast_transpose_f32(const float *x, const float *weights, Py_ssize_t n_rows,
-                              Py_ssize_t n_features, Py_ssize_t n_pad, double *xt)
-    void emfast_log_prob_columns(int kind, const double *xt, Py_ssize_t n_pad, Py_ssize_t D,
-                                 Py_ssize_t K, const double *means, const double *prec,
-                                 const double *log_const, double *zt, double *y, double *logpt)
+                              Py_ssize_t D, Py_ssize_t n_pad, float *xt)
+    void emfast_log_prob_columns_f64(int kind, const double *xt, Py_ssize_t n_pad, Py_ssize_t D,
+                                     Py_ssize_t K, const double *means, const double *prec,
+                                     const double *log_const, double *zt, double *logpt)
+    void emfast_log_prob_columns_f32(int kind, const float *xt, Py_ssize_t n_pad, Py_ssize_t D,
+                                     Py_ssize_t K, const float *means, const float *prec,
+                                     const double *log_const, float *zt, double *logpt)
+    void emfast_accumulate_columns_f64(int kind, const double *xt, Py_ssize_t n_pad,
+                                       Py_ssize_t D, Py_ssize_t K, const double *centres,
+                                       const double *respt, double *zt, double *rz, double *rw,
+                                       double *nk, double *s1, double *s2)
+    void emfast_accumulate_columns_f32(int kind, const float *xt, Py_ssize_t n_pad,
+                                       Py_ssize_t D, Py_ssize_t K, const float *centres,
+                                       const double *respt, float *zt, float *rz, float *rw,
+                                       double *nk, double *s1, double *s2)
     void emfast_softmax_columns(double *logpt, Py_ssize_t n_pad, Py_ssize_t K,
                                 double *log_norm, double *row_max)
     void emfast_argmax_columns(const double *logpt, Py_ssize_t n_pad, Py_ssize_t K,
                                double *max_out, double *best)
     void emfast_onehot_columns(double *logpt, Py_ssize_t n_pad, Py_ssize_t K,
                                double *log_norm, double *best)
-    void emfast_accumulate_columns(int kind, const double *xt, Py_ssize_t n_pad, Py_ssize_t D,
-                                   Py_ssize_t K, const double *centres, const double *respt,
-                                   double *zt, double *rw, double *nk, double *s1, double *s2)
 
 
 KIND_NONE = EMFAST_NONE
@@ -91,42 +99,62 @@ ASSIGN_GIVEN = GIVEN
 
 def scratch_sizes(Py_ssize_t chunk_size, Py_ssize_t n_features, Py_ssize_t n_components):
     """Per-thread scratch lengths (float64, X's dtype) the passes need."""
-    cdef Py_ssize_t n_pad = emfast_padded(chunk_size)
-    return (n_pad * (2 * n_features + n_components + 5),
-            chunk_size * n_features + n_features * n_features)
+    cdef Py_ssize_t n_pad = emfast_padded(chunk_size), D = n_features
+    return (n_pad * (n_components + 2),
+            n_pad * (3 * D + 2) + chunk_size * D + D * D)
 
 
-cdef struct Scratch:
-    double *xt          # (D + 1, n_pad) columns, the last one the weights
-    double *zt          # (D, n_pad)
-    double *row         # (n_pad,) per-row temporary
+cdef struct Scratch64:
     double *logpt       # (K, n_pad) log-probabilities, then responsibilities
     double *log_norm    # (n_pad,)
     double *row_max     # (n_pad,)
 
 
-cdef inline Scratch _scratch(double *base, Py_ssize_t n_pad, Py_ssize_t D,
-                             Py_ssize_t K) noexcept nogil:
-    cdef Scratch s
-    s.xt = base
-    s.zt = s.xt + (D + 1) * n_pad
-    s.row = s.zt + D * n_pad
-    s.logpt = s.row + n_pad
+cdef inline Scratch64 _scratch64(double *base, Py_ssize_t n_pad, Py_ssize_t K) noexcept nogil:
+    cdef Scratch64 s
+    s.logpt = base
     s.log_norm = s.logpt + K * n_pad
     s.row_max = s.log_norm + n_pad
     return s
+
+
+# X-typed scratch, from the start of a thread's row: xt (D + 1, n_pad) columns
+# with the weights last, zt and rz (D, n_pad), rw (n_pad,), then the BLAS path's
+# centred rows (chunk_size, D) and gram (D, D).
+cdef inline floating *_xt(floating *base) noexcept nogil:
+    return base
+
+cdef inline floating *_zt(floating *base, Py_ssize_t n_pad, Py_ssize_t D) noexcept nogil:
+    return base + (D + 1) * n_pad
+
+cdef inline floating *_rz(floating *base, Py_ssize_t n_pad, Py_ssize_t D) noexcept nogil:
+    return base + (2 * D + 1) * n_pad
+
+cdef inline floating *_rw(floating *base, Py_ssize_t n_pad, Py_ssize_t D) noexcept nogil:
+    return base + (3 * D + 1) * n_pad
+
+cdef inline floating *_centred(floating *base, Py_ssize_t n_pad, Py_ssize_t D) noexcept nogil:
+    return base + (3 * D + 2) * n_pad
 
 
 cdef inline bint _blas_kind(int kind, bint use_blas) noexcept nogil:
     return use_blas and (kind == EMFAST_FULL or kind == EMFAST_TIED)
 
 
-cdef void _transpose(const floating *x, const floating *weights, Py_ssize_t n_rows,
-                     Py_ssize_t D, Py_ssize_t n_pad, double *xt) noexcept nogil:
+cdef inline void _transpose(const floating *x, const floating *weights, Py_ssize_t n_rows,
+                            Py_ssize_t D, Py_ssize_t n_pad, floating *xt) noexcept nogil:
     if floating is double:
         emfast_transpose_f64(x, weights, n_rows, D, n_pad, xt)
     else:
         emfast_transpose_f32(x, weights, n_rows, D, n_pad, xt)
+
+
+cdef inline double _weighted_loglik(const double *log_norm, const floating *w,
+                                    Py_ssize_t n_pad) noexcept nogil:
+    if floating is double:
+        return emfast_weighted_loglik_f64(log_norm, w, n_pad)
+    else:
+        return emfast_weighted_loglik_f32(log_norm, w, n_pad)
 
 
 cdef void _log_prob_blas(
@@ -164,7 +192,7 @@ cdef void _log_prob_blas(
 cdef void _accumulate_blas(
     int kind,
     const floating *x,              # IN (n_rows, D)
-    const double *w,                # IN (n_pad,) weights column
+    const floating *w,              # IN (n_pad,) weights column
     Py_ssize_t n_rows,
     Py_ssize_t n_pad,
     Py_ssize_t D,
@@ -215,22 +243,54 @@ cdef void _log_prob_chunk(
     Py_ssize_t n_rows,
     Py_ssize_t D,
     Py_ssize_t K,
-    const floating *means,          # IN (K, D) in X's dtype
-    const floating *prec,           # IN precision Cholesky factors in X's dtype
-    const double *means64,          # IN the same values in float64
-    const double *prec64,           # IN the same values in float64
+    const floating *means,          # IN (K, D)
+    const floating *prec,           # IN precision Cholesky factors
     const double *log_const,        # IN (K,)
     bint use_blas,
-    Scratch s,                      # OUT s.xt (columns), s.logpt (K, n_pad)
-    floating *centred,              # SCRATCH (n_rows, D)
+    floating *scratch,              # OUT _xt(scratch) columns; SCRATCH the rest
+    double *logpt,                  # OUT (K, n_pad)
 ) noexcept nogil:
     cdef Py_ssize_t n_pad = emfast_padded(n_rows)
-    _transpose(x, weights, n_rows, D, n_pad, s.xt)
+    _transpose(x, weights, n_rows, D, n_pad, _xt(scratch))
     if _blas_kind(kind, use_blas):
-        _log_prob_blas(kind, x, n_rows, n_pad, D, K, means, prec, log_const, centred, s.logpt)
+        _log_prob_blas(kind, x, n_rows, n_pad, D, K, means, prec, log_const,
+                       _centred(scratch, n_pad, D), logpt)
+    elif floating is double:
+        emfast_log_prob_columns_f64(kind, _xt(scratch), n_pad, D, K, means, prec, log_const,
+                                    _zt(scratch, n_pad, D), logpt)
     else:
-        emfast_log_prob_columns(kind, s.xt, n_pad, D, K, means64, prec64, log_const,
-                                s.zt, s.row, s.logpt)
+        emfast_log_prob_columns_f32(kind, _xt(scratch), n_pad, D, K, means, prec, log_const,
+                                    _zt(scratch, n_pad, D), logpt)
+
+
+cdef void _accumulate_chunk(
+    int kind,
+    const floating *x,              # IN (n_rows, D)
+    Py_ssize_t n_rows,
+    Py_ssize_t D,
+    Py_ssize_t K,
+    const floating *centres,        # IN (K, D)
+    const double *respt,            # IN (K, n_pad)
+    bint use_blas,
+    floating *scratch,              # IN _xt(scratch) columns; SCRATCH the rest
+    double *nk,                     # INOUT (K,)
+    double *s1,                     # INOUT (K, D)
+    double *s2,                     # INOUT layout by kind
+) noexcept nogil:
+    cdef Py_ssize_t n_pad = emfast_padded(n_rows)
+    cdef floating *xt = _xt(scratch)
+    cdef floating *centred = _centred(scratch, n_pad, D)
+    if _blas_kind(kind, use_blas):
+        _accumulate_blas(kind, x, xt + D * n_pad, n_rows, n_pad, D, K, centres, respt,
+                         centred, centred + n_rows * D, nk, s1, s2)
+    elif floating is double:
+        emfast_accumulate_columns_f64(kind, xt, n_pad, D, K, centres, respt,
+                                      _zt(scratch, n_pad, D), _rz(scratch, n_pad, D),
+                                      _rw(scratch, n_pad, D), nk, s1, s2)
+    else:
+        emfast_accumulate_columns_f32(kind, xt, n_pad, D, K, centres, respt,
+                                      _zt(scratch, n_pad, D), _rz(scratch, n_pad, D),
+                                      _rw(scratch, n_pad, D), nk, s1, s2)
 
 
 def em_pass(
@@ -238,8 +298,6 @@ def em_pass(
     const floating[::1] sample_weight,      # IN (n_samples,), or (0,) for unit weights
     const floating[:, ::1] means,           # IN (n_components, n_features), also the centres
     const floating[::1] prec,               # IN raveled precision Cholesky factors
-    const double[:, ::1] means64,           # IN means in float64 (the same values)
-    const double[::1] prec64,               # IN prec in float64 (the same values)
     const double[::1] log_const,            # IN (n_components,)
     int log_prob_kind,
     int stats_kind,
@@ -270,13 +328,11 @@ def em_pass(
     cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
     cdef Py_ssize_t block, chunk, start, n_rows, n_pad, i, k, chunk_end
     cdef const floating *weights
-    cdef Scratch s
-    cdef floating *centred
-    cdef floating *gram
+    cdef Scratch64 s
+    cdef floating *scratch
     cdef double loglik
     cdef double *s2
     cdef bint weighted = sample_weight.shape[0] > 0
-    cdef bint blas_stats = _blas_kind(stats_kind, use_blas)
     block_loglik[:] = 0.0
     block_nk[:, :] = 0.0
     block_s1[:, :] = 0.0
@@ -284,9 +340,8 @@ def em_pass(
     if n_samples == 0:
         return
     with nogil, parallel(num_threads=n_threads):
-        s = _scratch(&scratch_f64[omp_get_thread_num(), 0], n_pad_max, D, K)
-        centred = &scratch_x[omp_get_thread_num(), 0]
-        gram = centred + chunk_size * D
+        s = _scratch64(&scratch_f64[omp_get_thread_num(), 0], n_pad_max, K)
+        scratch = &scratch_x[omp_get_thread_num(), 0]
         for block in prange(n_blocks, schedule='dynamic'):
             loglik = 0.0
             s2 = &block_s2[block, 0] if s2_size else NULL
@@ -297,28 +352,23 @@ def em_pass(
                 n_pad = emfast_padded(n_rows)
                 weights = &sample_weight[start] if weighted else NULL
                 if assignment == GIVEN:
-                    _transpose(&X[start, 0], weights, n_rows, D, n_pad, s.xt)
+                    _transpose(&X[start, 0], weights, n_rows, D, n_pad, _xt(scratch))
                     for k in range(K):
                         for i in range(n_pad):
                             s.logpt[k * n_pad + i] = resp_in[start + i, k] if i < n_rows else 0.0
                     memset(s.log_norm, 0, n_pad * sizeof(double))
                 else:
                     _log_prob_chunk(log_prob_kind, &X[start, 0], weights, n_rows, D, K,
-                                    &means[0, 0], &prec[0], &means64[0, 0], &prec64[0],
-                                    &log_const[0], use_blas, s, centred)
+                                    &means[0, 0], &prec[0], &log_const[0], use_blas,
+                                    scratch, s.logpt)
                     if assignment == HARD:
                         emfast_onehot_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
                     else:
                         emfast_softmax_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
-                loglik = loglik + emfast_weighted_loglik(s.log_norm, s.xt + D * n_pad, n_pad)
-                if blas_stats:
-                    _accumulate_blas(stats_kind, &X[start, 0], s.xt + D * n_pad, n_rows, n_pad,
-                                     D, K, &means[0, 0], s.logpt, centred, gram,
-                                     &block_nk[block, 0], &block_s1[block, 0], s2)
-                else:
-                    emfast_accumulate_columns(stats_kind, s.xt, n_pad, D, K, &means64[0, 0],
-                                              s.logpt, s.zt, s.row, &block_nk[block, 0],
-                                              &block_s1[block, 0], s2)
+                loglik = loglik + _weighted_loglik(s.log_norm, _xt(scratch) + D * n_pad, n_pad)
+                _accumulate_chunk(stats_kind, &X[start, 0], n_rows, D, K, &means[0, 0],
+                                  s.logpt, use_blas, scratch, &block_nk[block, 0],
+                                  &block_s1[block, 0], s2)
             block_loglik[block] = loglik
 
 
@@ -326,8 +376,6 @@ def score_pass(
     const floating[:, ::1] X,               # IN (n_samples, n_features)
     const floating[:, ::1] means,           # IN (n_components, n_features)
     const floating[::1] prec,               # IN raveled precision Cholesky factors
-    const double[:, ::1] means64,           # IN means in float64 (the same values)
-    const double[::1] prec64,               # IN prec in float64 (the same values)
     const double[::1] log_const,            # IN (n_components,)
     int log_prob_kind,
     double[::1] log_norm_out,               # OUT (n_samples,) log p(x), or (0,)
@@ -347,24 +395,24 @@ def score_pass(
     cdef bint want_norm = log_norm_out.shape[0] > 0
     cdef bint want_resp = resp_out.shape[0] > 0
     cdef bint want_labels = labels_out.shape[0] > 0
-    cdef Scratch s
-    cdef floating *centred
+    cdef Scratch64 s
+    cdef floating *scratch
     if n_samples == 0:
         return
     with nogil, parallel(num_threads=n_threads):
-        s = _scratch(&scratch_f64[omp_get_thread_num(), 0], n_pad_max, D, K)
-        centred = &scratch_x[omp_get_thread_num(), 0]
+        s = _scratch64(&scratch_f64[omp_get_thread_num(), 0], n_pad_max, K)
+        scratch = &scratch_x[omp_get_thread_num(), 0]
         for chunk in prange(n_chunks, schedule='static'):
             start = chunk * chunk_size
             n_rows = min(chunk_size, n_samples - start)
             n_pad = emfast_padded(n_rows)
             _log_prob_chunk(log_prob_kind, &X[start, 0], <const floating *> NULL, n_rows, D, K,
-                            &means[0, 0], &prec[0], &means64[0, 0], &prec64[0], &log_const[0],
-                            use_blas, s, centred)
+                            &means[0, 0], &prec[0], &log_const[0], use_blas, scratch, s.logpt)
             if want_labels:
-                emfast_argmax_columns(s.logpt, n_pad, K, s.log_norm, s.row)
+                # the arg-max index lands in the (not yet needed) row_max column
+                emfast_argmax_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
                 for i in range(n_rows):
-                    labels_out[start + i] = <Py_ssize_t> s.row[i]
+                    labels_out[start + i] = <Py_ssize_t> s.row_max[i]
             if want_norm or want_resp:
                 emfast_softmax_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
                 if want_norm:
