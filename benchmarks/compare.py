@@ -181,6 +181,19 @@ def best_time(fn, repeat):
     return min(times)
 
 
+def warm_rows(X, k):
+    # enough rows per component that a float32 covariance does not collapse
+    return min(len(X), max(1000, 10 * k * X.shape[1]))
+
+
+def warm_up(fn):
+    """Untimed run so imports, thread pools and first-touch costs are excluded."""
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - only its side effects matter
+        print(f"warm-up failed (ignored): {e!r}", file=sys.stderr)
+
+
 def make_estimator(impl, k, cov, threads, iters, start, **override):
     if impl == "emfast":
         from emfast import GaussianMixture
@@ -197,7 +210,7 @@ def make_estimator(impl, k, cov, threads, iters, start, **override):
 def work_fit(a, X, start, res):
     k, cov = len(start["weights_init"]), a.cov
     est = lambda **o: make_estimator(a.impl, k, cov, a.threads, a.iters, start, **o)
-    est(max_iter=2).fit(X[:1000])  # warm-up: imports, OpenMP pool, first-touch
+    warm_up(lambda: est(max_iter=1).fit(X[:warm_rows(X, k)]))
     model, fit_s, res["mem_mb"] = measured(lambda: est().fit(X))
     for _ in range(a.repeat - 1):
         fit_s = min(fit_s, best_time(lambda: est().fit(X), 1))
@@ -216,7 +229,7 @@ def work_reference(a, X, start, pc, res):
     from _reference import em
     run = lambda Y: em(Y, start["weights_init"], start["means_init"], pc, a.cov, a.iters,
                        reg_covar=1e-6)
-    run(X[:1000])  # warm-up
+    warm_up(lambda: run(X[:warm_rows(X, len(start["weights_init"]))]))
     out, dt, res["mem_mb"] = measured(lambda: run(X))
     res.update(n_iter=len(out["lower_bounds"]), loglik=float(out["lower_bounds"][-1]),
                s_per_iter=dt / a.iters)

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from ._exceptions import ConvergenceWarning, NotFittedError
+from ._exceptions import ConvergenceWarning, NotFittedError, interoperable
 from ._params import ParamsMixin
 from ._sklearn_compat import SklearnCompatMixin
 
@@ -33,9 +33,30 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
 
     def _check_fitted(self):
         if not hasattr(self, "converged_"):
-            raise NotFittedError(
+            raise interoperable(NotFittedError)(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator.")
+
+    def save(self, file):
+        """Save the estimator (parameters and fitted attributes) without pickle.
+
+        The file is a versioned ``.npz`` archive of arrays plus JSON metadata
+        with a SHA-256 digest; :func:`emfast.load` reads it back exactly and
+        refuses truncated, corrupted or modified files.  See
+        ``emfast._persistence`` for the format.
+
+        Parameters
+        ----------
+        file : str, os.PathLike or binary file object
+            Where to write; a path is used exactly as given (no suffix added).
+
+        Returns
+        -------
+        None
+        """
+        from ._persistence import save_estimator
+
+        save_estimator(self, file)
 
     def _run_em(self, X, sample_weight, context, random_state):
         """Run ``n_init`` EM runs (one on a warm start) and store the best."""
@@ -58,10 +79,15 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
                                                          total_weight)
                 history.append(lower_bound)
                 change = lower_bound - previous
-                self._verbose_iteration(n_iter, change, lower_bound)
+                self._verbose_iteration(n_iter, change)
                 if abs(change) < self.tol:
                     converged = True
                     break
+            if self.max_iter == 0:
+                # Nothing was iterated: like scikit-learn, no end message and the last
+                # initialisation is the one kept (users ask for initial parameters).
+                best = (lower_bound, params, n_iter, history, converged)
+                continue
             self._verbose_init_end(converged, lower_bound, time.perf_counter() - start)
             if best is None or lower_bound > best[0]:
                 best = (lower_bound, params, n_iter, history, converged)
@@ -71,7 +97,7 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning, stacklevel=3)
+                interoperable(ConvergenceWarning), stacklevel=4)
         self._store_params(params)
         self.n_iter_ = n_iter
         self.lower_bound_ = lower_bound
@@ -85,7 +111,7 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
             print(f"Initialization {init}")
         self._iter_clock = time.perf_counter()
 
-    def _verbose_iteration(self, n_iter, change, lower_bound):
+    def _verbose_iteration(self, n_iter, change):
         if n_iter % self.verbose_interval:
             return
         if self.verbose == 1:
@@ -93,7 +119,7 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
         elif self.verbose >= 2:
             now = time.perf_counter()
             print(f"  Iteration {n_iter}\t time lapse {now - self._iter_clock:.5f}s\t "
-                  f"ll change {change:.5f}\t lower bound {lower_bound:.5f}")
+                  f"ll change {change:.5f}")
             self._iter_clock = now
 
     def _verbose_init_end(self, converged, lower_bound, seconds):
@@ -102,4 +128,4 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
             print(f"Initialization {state}.")
         elif self.verbose >= 2:
             print(f"Initialization {state}. time lapse {seconds:.5f}s\t "
-                  f"lower bound {lower_bound:.5f}")
+                  f"lower bound {lower_bound:.5f}.")

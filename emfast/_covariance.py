@@ -12,6 +12,11 @@ from ._kernels import _gaussian
 # Added to every N_k so that an empty component keeps a finite mean.
 _NK_FLOOR = 10 * np.finfo(np.float64).eps
 
+# A mean that moved by more than sqrt(this) standard deviations leaves
+# S2/N - delta delta^T with too few correct digits (float32 chunk sums
+# included): the statistics are then recomputed about the new means.
+_RECENTRE_RATIO = 1e2
+
 
 class CollapsedComponentError(ValueError):
     """A component's covariance is not positive definite (a collapsed component)."""
@@ -60,6 +65,17 @@ class _Covariance:
         return nk / nk.sum(), means, covariances
 
     def _covariances(self, nk, delta, s2, reg_covar):
+        raise NotImplementedError
+
+    def moved_far(self, centres, means, covariances):
+        """True when some mean moved so far from its centre that the M-step cancelled."""
+        K, D = means.shape
+        variances = self.variances(covariances, K, D)
+        with np.errstate(invalid="ignore"):
+            return not ((means - centres) ** 2 <= _RECENTRE_RATIO * variances).all()
+
+    def variances(self, covariances, n_components, n_features):
+        """Per-component, per-feature variances, shape (K, D)."""
         raise NotImplementedError
 
     # --- precision factors -------------------------------------------------
@@ -166,6 +182,10 @@ class _Full(_Covariance):
     def covariance_matrices(self, covariances, n_components, n_features):
         return covariances
 
+    def variances(self, covariances, n_components, n_features):
+        diagonal = np.diagonal(covariances, axis1=-2, axis2=-1)
+        return np.broadcast_to(diagonal, (n_components, n_features))
+
 
 class _Tied(_Full):
     name = "tied"
@@ -243,6 +263,9 @@ class _Diag(_Covariance):
     def covariance_matrices(self, covariances, n_components, n_features):
         return np.stack([np.diag(c) for c in covariances])
 
+    def variances(self, covariances, n_components, n_features):
+        return covariances
+
 
 class _Spherical(_Diag):
     name = "spherical"
@@ -265,6 +288,9 @@ class _Spherical(_Diag):
 
     def covariance_matrices(self, covariances, n_components, n_features):
         return covariances[:, None, None] * np.eye(n_features)
+
+    def variances(self, covariances, n_components, n_features):
+        return np.broadcast_to(covariances[:, None], (n_components, n_features))
 
 
 COVARIANCE_TYPES = {c.name: c for c in (_Full(), _Tied(), _Diag(), _Spherical())}

@@ -4,7 +4,8 @@ import numbers
 import numpy as np
 
 from ._base import BaseEM, check_random_state
-from ._covariance import get_covariance
+from ._covariance import COVARIANCE_TYPES, get_covariance
+from ._feature_names import check_feature_names, feature_names
 from ._initialization import INIT_METHODS, initial_statistics
 from ._parallel import effective_n_threads, sequential_blas
 from ._passes import GaussianParams, GaussianPass
@@ -44,6 +45,16 @@ class GaussianMixture(BaseEM):
       ``ValueError`` naming the component and the remedies (raise
       ``reg_covar``, use fewer components or rescale the data); emfast never
       returns NaN parameters.
+    - One sample is enough to fit one component (its covariance is
+      ``reg_covar`` times the identity); scikit-learn requires two.
+    - scikit-learn is not needed at runtime, so the class does not derive
+      from ``sklearn.base.BaseEstimator``; it implements the same protocol
+      (``get_params``/``set_params``, ``__sklearn_tags__``) and passes
+      ``check_estimator``.  ``NotFittedError`` and ``ConvergenceWarning`` are
+      emfast's classes, which also derive from scikit-learn's when
+      scikit-learn is imported, so ``except``/warning filters written for
+      either work.
+    - ``save`` / :func:`emfast.load` persist a model without pickle.
 
     Parameters
     ----------
@@ -78,8 +89,10 @@ class GaussianMixture(BaseEM):
         Seed for the initialisation.
     warm_start : bool, default=False
         Continue from the previous fit's parameters (``n_init`` is then 1).
-    verbose : int, default=0
-        1 prints each initialisation and iteration; 2 adds times and bounds.
+    verbose : int or bool, default=0
+        1 prints each initialisation, every ``verbose_interval``-th iteration
+        and whether the run converged; 2 adds times, the change of the lower
+        bound per iteration and the final lower bound (scikit-learn's lines).
     verbose_interval : int, default=10
         Iterations between verbose messages.
     n_threads : int or None, default=None
@@ -105,6 +118,9 @@ class GaussianMixture(BaseEM):
     lower_bounds_ : list of float
         The lower bound at every iteration of the best run.
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of ``X`` at fit, set only when they are all strings
+        (e.g. a pandas DataFrame); later inputs must carry the same names.
 
     Examples
     --------
@@ -146,10 +162,23 @@ class GaussianMixture(BaseEM):
         _check_number("max_iter", self.max_iter, "int", 0)
         _check_number("n_init", self.n_init, "int", 1)
         _check_number("verbose_interval", self.verbose_interval, "int", 1)
-        _check_number("verbose", self.verbose, "int", 0)
+        if not isinstance(self.verbose, (bool, np.bool_)):   # scikit-learn accepts booleans
+            _check_number("verbose", self.verbose, "int", 0)
         if self.init_params not in INIT_METHODS:
             raise ValueError(f"The 'init_params' parameter of GaussianMixture must be one of "
                              f"{list(INIT_METHODS)}. Got {self.init_params!r} instead.")
+        if not (isinstance(self.covariance_type, str)
+                and self.covariance_type in COVARIANCE_TYPES):
+            raise ValueError(f"The 'covariance_type' parameter of GaussianMixture must be one "
+                             f"of {sorted(COVARIANCE_TYPES)}. Got {self.covariance_type!r} "
+                             "instead.")
+        rs = self.random_state
+        if not (rs is None or isinstance(rs, np.random.RandomState)
+                or (isinstance(rs, numbers.Integral) and not isinstance(rs, bool)
+                    and 0 <= rs < 2 ** 32)):
+            raise ValueError("The 'random_state' parameter of GaussianMixture must be an int "
+                             "in the range [0, 4294967295], a numpy.random.RandomState or None."
+                             f" Got {rs!r} instead.")
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"The 'warm_start' parameter of GaussianMixture must be a bool. "
                              f"Got {self.warm_start!r} instead.")
@@ -172,6 +201,19 @@ class GaussianMixture(BaseEM):
             prec_chol = covariance.cholesky_from_precisions(precisions)
         return weights, means, prec_chol
 
+    def _check_warm_start(self, covariance, n_features):
+        # The kernels trust the parameter shapes: a changed problem must fail here.
+        expected = covariance.shape(self.n_components, n_features)
+        means_shape = (self.n_components, n_features)
+        if self.means_.shape != means_shape or self.precisions_cholesky_.shape != expected:
+            raise ValueError(
+                f"warm_start=True continues from the previous fit, which has means of shape "
+                f"{self.means_.shape} and precision factors of shape "
+                f"{self.precisions_cholesky_.shape}; this fit needs {means_shape}"
+                f" and {expected} (n_components={self.n_components}, covariance_type="
+                f"{self.covariance_type!r}, {n_features} features). Set warm_start=False to "
+                "start afresh.")
+
     def _prepare(self, X, sample_weight):
         covariance, n_threads = self._check_parameters()
         X = check_data(X)
@@ -180,14 +222,26 @@ class GaussianMixture(BaseEM):
                              f"{self.n_components}, n_samples = {X.shape[0]}.")
         sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
         inits = self._check_inits(covariance, X.shape[1])
+        if self.warm_start and hasattr(self, "converged_"):
+            self._check_warm_start(covariance, X.shape[1])
         gpass = GaussianPass(X.shape[0], X.shape[1], self.n_components, X.dtype, covariance,
                              n_threads)
         return X, sample_weight, gpass, inits
 
     # --- EM hooks ------------------------------------------------------------------
-    def _params_from_statistics(self, stats, covariance):
+    def _params_from_statistics(self, stats, covariance, restatistics=None):
+        """M-step.  ``restatistics(centres)`` redoes the pass about other centres.
+
+        Statistics about the previous means lose precision when a mean moved by
+        many standard deviations (a far start); the pass is then repeated about
+        the new means, with the same responsibilities.
+        """
         weights, means, covariances = covariance.m_step(stats.nk, stats.s1, stats.s2,
                                                         stats.centres, self.reg_covar)
+        if restatistics is not None and covariance.moved_far(stats.centres, means, covariances):
+            stats = restatistics(means)
+            weights, means, covariances = covariance.m_step(stats.nk, stats.s1, stats.s2,
+                                                            stats.centres, self.reg_covar)
         return GaussianParams(weights, means, covariance.precisions_cholesky(covariances))
 
     def _initial_params(self, X, sample_weight, context, random_state):
@@ -209,7 +263,9 @@ class GaussianMixture(BaseEM):
                 "The log-likelihood became non-finite: some samples are too far from every "
                 "component for float64 (or the data's scale overflows). Scale the data "
                 "(e.g. standardise the features) or increase reg_covar.")
-        return lower_bound, self._params_from_statistics(stats, gpass.covariance)
+        return lower_bound, self._params_from_statistics(
+            stats, gpass.covariance,
+            lambda centres: gpass.statistics(X, sample_weight, params, centres=centres))
 
     def _fitted_params(self):
         return GaussianParams(self.weights_, self.means_, self.precisions_cholesky_)
@@ -263,18 +319,25 @@ class GaussianMixture(BaseEM):
         return self._fit(X, sample_weight, labels=True)
 
     def _fit(self, X, sample_weight, labels):
+        names = feature_names(X)
         X, sample_weight, gpass, inits = self._prepare(X, sample_weight)
         random_state = check_random_state(self.random_state)
         with sequential_blas():
             params = self._run_em(X, sample_weight, (gpass, inits), random_state)
             self.n_features_in_ = X.shape[1]
+            if names is not None:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
             if labels:
                 return gpass.score(X, params, labels=True)[2]
         return None
 
     def _score(self, X, **outputs):
         self._check_fitted()
-        X = check_data(X, n_features=self.n_features_in_)
+        owner = type(self).__name__
+        check_feature_names(getattr(self, "feature_names_in_", None), X, owner)
+        X = check_data(X, n_features=self.n_features_in_, owner=owner)
         gpass = GaussianPass(X.shape[0], X.shape[1], self.n_components, X.dtype,
                              get_covariance(self.covariance_type),
                              effective_n_threads(self.n_threads))
@@ -357,16 +420,26 @@ class GaussianMixture(BaseEM):
         K, D = self.means_.shape
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
-        matrices = covariance.covariance_matrices(self.covariances_, K, D)
-        draws = [rng.multivariate_normal(mean, cov, int(count))
-                 for mean, cov, count in zip(self.means_, matrices, counts)]
+        if covariance.has_outer_products:
+            matrices = covariance.covariance_matrices(self.covariances_, K, D)
+            draws = [rng.multivariate_normal(mean, cov, int(count))
+                     for mean, cov, count in zip(self.means_, matrices, counts)]
+        else:
+            # Axis-aligned: scale standard normals (no factorisation; the same draws
+            # scikit-learn makes for the same random_state).
+            scales = np.sqrt(self.covariances_).reshape(K, -1)
+            draws = [mean + rng.standard_normal(size=(int(count), D)) * scale
+                     for mean, scale, count in zip(self.means_, scales, counts)]
         labels = np.concatenate([np.full(count, k, dtype=int) for k, count in enumerate(counts)])
         return np.vstack(draws), labels
 
+    def _n_parameters_for(self, n_features):
+        """Free parameters of this configuration for ``n_features`` features."""
+        K, D = self.n_components, n_features
+        return get_covariance(self.covariance_type).n_parameters(K, D) + K * D + K - 1
+
     def _n_parameters(self):
-        K, D = self.means_.shape
-        covariance = get_covariance(self.covariance_type)
-        return covariance.n_parameters(K, D) + K * D + K - 1
+        return self._n_parameters_for(self.means_.shape[1])
 
     def bic(self, X):
         """Bayesian information criterion for X (lower is better).

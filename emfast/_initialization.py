@@ -11,6 +11,7 @@ from ._passes import Statistics
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 KMEANS_MAX_ITER = 300
 KMEANS_TOL = 1e-4            # relative to the mean feature variance, as k-means usually is
+KMEANS_SEED_ROWS = 100_000   # k-means++ seeds from at most this many rows
 _ROWS = 1 << 16              # rows per numpy block: bounded temporaries
 
 
@@ -87,36 +88,57 @@ def kmeans_plusplus(X, sample_weight, n_clusters, random_state):
 
     Each new centre is the best, by the resulting potential, of
     ``2 + log(n_clusters)`` candidates drawn with probability proportional to
-    weight times squared distance to the nearest centre so far.
-    Returns (centres (n_clusters, D) float64, indices (n_clusters,)).
+    weight times squared distance to the nearest centre so far.  Beyond
+    ``KMEANS_SEED_ROWS`` samples the seeds are drawn from a uniform random
+    subset of about that many rows (Lloyd iterations then use all rows), which keeps
+    the seeding's memory and time bounded on large data.
+    Returns (centres (n_clusters, D) float64, indices into X (n_clusters,)).
     """
     n_samples = X.shape[0]
-    w = np.ones(n_samples) if sample_weight is None else sample_weight.astype(np.float64)
+    rows = None
+    if n_samples > KMEANS_SEED_ROWS:
+        # with replacement and deduplicated: O(KMEANS_SEED_ROWS) memory, unlike a permutation
+        rows = np.unique(random_state.randint(0, n_samples, size=KMEANS_SEED_ROWS))
+        X = X[rows]
+        sample_weight = None if sample_weight is None else sample_weight[rows]
+    w = (np.ones(X.shape[0]) if sample_weight is None
+         else sample_weight.astype(np.float64))
     n_trials = 2 + int(np.log(n_clusters))
-    x_sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
     indices = np.empty(n_clusters, dtype=np.intp)
-    indices[0] = random_state.choice(n_samples, p=w / w.sum())
-    closest = _sq_distances(X, x_sq, indices[:1])[0]
+    indices[0] = random_state.choice(X.shape[0], p=w / w.sum())
+    closest = np.empty(X.shape[0])
+    for block in _blocks(X.shape[0], X.shape[1]):
+        closest[block] = _sq_distances(X[block], X[indices[:1]])[:, 0]
     potential = closest @ w
     for c in range(1, n_clusters):
         draws = random_state.uniform(size=n_trials) * potential
         candidates = np.searchsorted(np.cumsum(w * closest), draws)
-        np.clip(candidates, None, n_samples - 1, out=candidates)
-        dist = np.minimum(closest, _sq_distances(X, x_sq, candidates))
-        potentials = dist @ w
+        np.clip(candidates, None, X.shape[0] - 1, out=candidates)
+        potentials = np.zeros(n_trials)
+        for block in _blocks(X.shape[0], X.shape[1] * n_trials):
+            dist = _sq_distances(X[block], X[candidates])
+            np.minimum(dist, closest[block, None], out=dist)
+            potentials += w[block] @ dist
         best = int(np.argmin(potentials))
-        indices[c], closest, potential = candidates[best], dist[best], potentials[best]
-    return X[indices].astype(np.float64), indices
-
-
-def _sq_distances(X, x_sq, indices):
-    """Squared distances (len(indices), n_samples) from X[indices] to every row."""
+        indices[c], potential = candidates[best], potentials[best]
+        for block in _blocks(X.shape[0], X.shape[1]):
+            np.minimum(closest[block], _sq_distances(X[block], X[indices[c:c + 1]])[:, 0],
+                       out=closest[block])
     centres = X[indices].astype(np.float64)
-    dist = (X @ centres.T.astype(X.dtype)).T.astype(np.float64)
-    dist *= -2
-    dist += x_sq[None, :]
-    dist += x_sq[indices][:, None]
-    return np.maximum(dist, 0.0, out=dist)
+    return centres, (indices if rows is None else rows[indices])
+
+
+def _blocks(n_rows, values_per_row, budget=1 << 16):
+    """Row slices whose temporaries hold about ``budget`` values."""
+    step = max(64, budget // max(values_per_row, 1))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
+
+
+def _sq_distances(rows, centres):
+    """Squared distances (len(rows), len(centres)) in float64, computed directly (no cancellation)."""
+    diff = rows.astype(np.float64)[:, None, :] - centres.astype(np.float64)[None]
+    return np.einsum("ijk,ijk->ij", diff, diff)
 
 
 def lloyd(X, sample_weight, centres, gpass, max_iter=KMEANS_MAX_ITER):

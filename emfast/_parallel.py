@@ -1,6 +1,7 @@
 """The one place that decides how many threads the kernels use."""
 from contextlib import contextmanager
 import numbers
+import threading
 
 from ._kernels import _openmp
 
@@ -24,17 +25,38 @@ def effective_n_threads(n_threads):
     return int(n_threads)
 
 
+# BLAS thread limits are process-wide: fits running in several Python threads share
+# one limiter, set by the first to enter and restored by the last to leave (nested
+# per-fit limiters would restore each other's values in the wrong order).
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+
+
 @contextmanager
 def sequential_blas():
     """Keep BLAS on one thread while the OpenMP kernels call it from several.
 
     Entered once around a whole fit or prediction, not per iteration: creating
-    the controller costs milliseconds.
+    the controller costs milliseconds.  Safe to enter from several Python
+    threads at once (concurrent fits); the original limits come back when the
+    last one leaves.
     """
+    global _blas_users, _blas_limiter
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
         yield
         return
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = threadpool_limits(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
         yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None

@@ -89,11 +89,11 @@ class GaussianPass:
         return means, prec, np.ascontiguousarray(log_const, dtype=np.float64)
 
 
-    def statistics(self, X, sample_weight, params):
-        """E-step on ``params`` and statistics centred at their means."""
+    def statistics(self, X, sample_weight, params, centres=None):
+        """E-step on ``params``; statistics about ``centres`` (default: their means)."""
         means, prec, log_const = self._kernel_params(params)
         return self._run(X, sample_weight, means, prec, log_const, self.covariance.kernel_kind,
-                         self.covariance, _gaussian.ASSIGN_SOFT)
+                         self.covariance, _gaussian.ASSIGN_SOFT, centres=centres)
 
     def hard_statistics(self, X, sample_weight, centres, stats_covariance):
         """k-means step: nearest-centre assignment and statistics about the centres.
@@ -119,14 +119,15 @@ class GaussianPass:
                          resp_in=np.ascontiguousarray(resp, dtype=np.float64))
 
     def _run(self, X, sample_weight, means, prec, log_const, log_prob_kind, stats_covariance,
-             assignment, resp_in=None):
+             assignment, resp_in=None, centres=None):
         loglik, nk, s1, s2 = self._blocks(X.shape[0], stats_covariance)
         stats_kind = _gaussian.KIND_NONE if stats_covariance is None else stats_covariance.kernel_kind
         weights = np.empty(0) if sample_weight is None else sample_weight
         weights = np.ascontiguousarray(weights, dtype=self.dtype)   # no copy when it matches
         if resp_in is None:
             resp_in = np.empty((0, 0))
-        _gaussian.em_pass(X, weights, means, prec, log_const,
+        centres = means if centres is None else np.ascontiguousarray(centres, dtype=self.dtype)
+        _gaussian.em_pass(X, weights, means, prec, log_const, centres,
                           log_prob_kind, stats_kind,
                           assignment, resp_in, loglik, nk, s1, s2,
                           self._scratch_f64, self._scratch_x,
@@ -138,7 +139,7 @@ class GaussianPass:
             nk=nk.sum(axis=0),
             s1=s1.sum(axis=0).reshape(K, D),
             s2=s2.sum(axis=0),
-            centres=means.astype(np.float64),
+            centres=centres.astype(np.float64),
         )
 
     def score(self, X, params, log_norm=False, resp=False, labels=False):

@@ -1,52 +1,70 @@
 """Input checks: every error names the argument and says what was wrong."""
 import numbers
+import sys
 
 import numpy as np
 
 _CHECK_ROWS = 1 << 16   # rows per finiteness check: bounded temporary memory
 
 
-def check_data(X, name="X", min_samples=1, n_features=None, dtype=None):
+def _is_scipy_sparse(X):
+    # X can only be a scipy.sparse container if scipy.sparse has been imported.
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
+
+
+def check_data(X, name="X", min_samples=1, n_features=None, dtype=None, owner="the model"):
     """Return X as a C-contiguous float32/float64 2-D array, copying only if needed.
 
     float32 stays float32 and float64 stays float64; other real numeric dtypes
     (integers, booleans) become float64.  Read-only, big-endian, strided and
-    Fortran-ordered arrays are accepted (the last three are copied).
+    Fortran-ordered arrays are accepted (the last three are copied).  The
+    messages carry the phrases scikit-learn's own validation uses, so code
+    matching them keeps working.  ``owner`` names the estimator in the
+    feature-count message.
     """
+    if _is_scipy_sparse(X):
+        raise TypeError(f"Sparse data was passed for {name}, but dense data is required. "
+                        "Use '.toarray()' to convert to a dense numpy array.")
     if hasattr(X, "__dataframe__") or hasattr(X, "iloc"):
         X = X.to_numpy() if hasattr(X, "to_numpy") else np.asarray(X)
     try:
         X = np.asarray(X)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} could not be converted to a numeric array: {exc}") from exc
+    if X.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} must hold real numbers; got "
+                         f"dtype {X.dtype}.")
     if X.dtype.kind in "OUSVMm":
         try:
             X = X.astype(np.float64)
         except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"{name} must hold real numbers; got dtype {X.dtype} with values that "
-                f"are not numeric ({exc})."
-            ) from exc
-    if X.dtype.kind == "c":
-        raise ValueError(f"{name} must hold real numbers; got complex dtype {X.dtype}.")
+            # Keep the exception type numpy chose (TypeError for non-numbers, ValueError
+            # for unparsable strings), as scikit-learn does.
+            raise type(exc)(f"{name} must hold real numbers; got dtype {X.dtype} with "
+                            f"values that are not numeric: {exc}") from exc
     if X.dtype.kind not in "fiub":
         raise ValueError(f"{name} must hold real numbers; got dtype {X.dtype}.")
     if X.ndim != 2:
-        hint = " Reshape it with X.reshape(-1, 1) for one feature." if X.ndim == 1 else ""
-        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got {X.ndim}-D "
-                         f"with shape {X.shape}.{hint}")
+        hint = (" Reshape your data either using array.reshape(-1, 1) if it has a single "
+                "feature or array.reshape(1, -1) if it is a single sample." if X.ndim == 1
+                else "")
+        raise ValueError(f"Expected a 2-D array for {name} (n_samples, n_features); got "
+                         f"{X.ndim}-D with shape {X.shape}.{hint}")
     if dtype is None:
-        dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+        # Any byte order of float32/float64 keeps its precision (swapped below).
+        dtype = X.dtype if X.dtype.kind == "f" and X.dtype.itemsize in (4, 8) else np.float64
     X = np.ascontiguousarray(X, dtype=np.dtype(dtype).newbyteorder("="))
     n_samples, n_feat = X.shape
-    if n_feat == 0:
-        raise ValueError(f"{name} has 0 features; at least 1 is required.")
     if n_samples < min_samples:
-        raise ValueError(f"{name} has {n_samples} sample(s); at least {min_samples} "
-                         f"{'is' if min_samples == 1 else 'are'} required.")
+        raise ValueError(f"Found array with {n_samples} sample(s) (shape={X.shape}) while a "
+                         f"minimum of {min_samples} is required ({name}).")
+    if n_feat == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum "
+                         f"of 1 is required ({name}).")
     if n_features is not None and n_feat != n_features:
-        raise ValueError(f"{name} has {n_feat} features, but the model was fitted with "
-                         f"{n_features} features.")
+        raise ValueError(f"{name} has {n_feat} features, but {owner} is expecting "
+                         f"{n_features} features as input.")
     for start in range(0, n_samples, _CHECK_ROWS):
         if not np.isfinite(X[start:start + _CHECK_ROWS]).all():
             raise ValueError(f"{name} contains NaN or infinity (first at or after row {start}).")

@@ -14,10 +14,10 @@ SPHERICAL  (K,)                        (K,)  sum over features
 NONE       -                           none (k-means Lloyd steps)
 =========  ==========================  =============================
 
-Statistics are centred at the means the log-densities were computed with
-(``c_k``): ``N_k = sum r``, ``S1_k = sum r (x - c_k)``, ``S2_k = sum r (x -
-c_k)(x - c_k)^T``, which keeps the M-step free of catastrophic cancellation
-when |mean| >> std.
+Statistics are centred at given centres ``c_k``, normally the means the
+log-densities were computed with: ``N_k = sum r``, ``S1_k = sum r (x - c_k)``,
+``S2_k = sum r (x - c_k)(x - c_k)^T``, which keeps the M-step free of
+catastrophic cancellation when |mean| >> std.
 
 Each chunk is transposed into feature-major columns and all per-row work
 runs along rows in the C helpers of ``src/emfast_columns.h``
@@ -296,9 +296,10 @@ cdef void _accumulate_chunk(
 def em_pass(
     const floating[:, ::1] X,               # IN (n_samples, n_features)
     const floating[::1] sample_weight,      # IN (n_samples,), or (0,) for unit weights
-    const floating[:, ::1] means,           # IN (n_components, n_features), also the centres
+    const floating[:, ::1] means,           # IN (n_components, n_features)
     const floating[::1] prec,               # IN raveled precision Cholesky factors
     const double[::1] log_const,            # IN (n_components,)
+    const floating[:, ::1] centres,         # IN (n_components, n_features) c_k of the statistics
     int log_prob_kind,
     int stats_kind,
     int assignment,
@@ -366,7 +367,7 @@ def em_pass(
                     else:
                         emfast_softmax_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
                 loglik = loglik + _weighted_loglik(s.log_norm, _xt(scratch) + D * n_pad, n_pad)
-                _accumulate_chunk(stats_kind, &X[start, 0], n_rows, D, K, &means[0, 0],
+                _accumulate_chunk(stats_kind, &X[start, 0], n_rows, D, K, &centres[0, 0],
                                   s.logpt, use_blas, scratch, &block_nk[block, 0],
                                   &block_s1[block, 0], s2)
             block_loglik[block] = loglik
