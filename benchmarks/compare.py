@@ -30,6 +30,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 # Machine-level OpenBLAS overrides: kept for the implementations (that is what
 # users get), removed only when measuring the GEMM peak.
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+KEEP_OPENBLAS_ENV = False   # set from --keep-openblas-env
 ALL_IMPLS = ("emfast", "sklearn", "reference")
 DASH = "—"
 
@@ -290,8 +291,13 @@ def worker_main(a):
 
 
 # --------------------------------------------------------------------------- parent side
-def spawn(mode, threads, extra_args, timeout, clean_openblas=False):
-    """Run a worker subprocess with pinned threads; return its result dict or None."""
+def spawn(mode, threads, extra_args, timeout, clean_openblas=True):
+    """Run a worker subprocess with pinned threads; return its result dict or None.
+
+    The machine's OpenBLAS overrides (an older-CPU kernel) are removed by default
+    for every worker, so the peak and the implementations use the same, current
+    BLAS kernel; --keep-openblas-env keeps them.
+    """
     env = dict(os.environ, **{v: str(threads) for v in THREAD_VARS})
     if clean_openblas:
         for v in OPENBLAS_OVERRIDES:
@@ -327,8 +333,11 @@ def machine_info(info, gemm):
     lines.append(f"- 1-min load average at start: {load:.2f}"
                  + ("  **WARNING: machine not idle**" if load > 0.5 else ""))
     kept = ", ".join(f"{v}={os.environ[v]}" for v in OPENBLAS_OVERRIDES if v in os.environ)
-    lines.append(f"- note: {kept or 'no OpenBLAS overrides'} stay set for the implementation "
-                 "workers; unset only for the GEMM peak measurement")
+    if KEEP_OPENBLAS_ENV:
+        lines.append(f"- note: {kept or 'no OpenBLAS overrides'} stay set for the implementation "
+                     "workers; unset only for the GEMM peak measurement")
+    elif kept:
+        lines.append(f"- note: {kept} unset for every worker (peak and implementations alike)")
     if gemm:
         lines.append(f"- GEMM peak (OpenBLAS kernel {gemm['architecture']}): "
                      f"DGEMM {gemm['dgemm']:.1f} GFLOP/s, SGEMM {gemm['sgemm']:.1f} GFLOP/s")
@@ -396,6 +405,8 @@ def derived_lines(shape, get):
 
 
 def main_parent(a):
+    global KEEP_OPENBLAS_ENV
+    KEEP_OPENBLAS_ENV = a.keep_openblas_env
     shapes = build_shapes(a.threads, a.iters, a.quick)
     names = list(shapes) if not a.shapes else a.shapes.split(",")
     unknown = [s for s in names if s not in shapes]
@@ -423,10 +434,10 @@ def main_parent(a):
                     continue
                 print(f"  running {shape.name} {run.impl} {run.dtype} threads={run.threads}",
                       flush=True)
-                r = spawn("impl", run.threads,
+                r = spawn("impl", run.threads, clean_openblas=not KEEP_OPENBLAS_ENV, extra_args=
                           ["--npz", npz, "--impl", run.impl, "--dtype", run.dtype, "--cov",
                            shape.cov, "--iters", shape.iters, "--repeat", a.repeat]
-                          + (["--init"] if shape.init else []), a.timeout)
+                          + (["--init"] if shape.init else []), timeout=a.timeout)
                 results[key] = r
                 if r and "unavailable" in r:
                     print(f"  {run.impl} unavailable: {r['unavailable']}", flush=True)
@@ -460,6 +471,8 @@ def parse_args(argv=None):
     p.add_argument("--reference-max-work", type=float, default=2e8,
                    help="run the numpy reference only when N*K*D <= this")
     p.add_argument("--no-gemm", action="store_true", help="skip the GEMM peak measurement")
+    p.add_argument("--keep-openblas-env", action="store_true",
+                   help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the implementation workers")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per worker")
     # worker-only arguments
     p.add_argument("--worker", choices=("info", "gemm", "impl"), help=argparse.SUPPRESS)

@@ -322,7 +322,7 @@ class GaussianMixture(BaseEM):
         names = feature_names(X)
         X, sample_weight, gpass, inits = self._prepare(X, sample_weight)
         random_state = check_random_state(self.random_state)
-        with sequential_blas():
+        with sequential_blas(gpass.use_blas):
             params = self._run_em(X, sample_weight, (gpass, inits), random_state)
             self.n_features_in_ = X.shape[1]
             if names is not None:
@@ -341,7 +341,7 @@ class GaussianMixture(BaseEM):
         gpass = GaussianPass(X.shape[0], X.shape[1], self.n_components, X.dtype,
                              get_covariance(self.covariance_type),
                              effective_n_threads(self.n_threads))
-        with sequential_blas():
+        with sequential_blas(gpass.use_blas):
             return gpass.score(X, self._fitted_params(), **outputs)
 
     def predict(self, X):

@@ -34,15 +34,19 @@ _blas_limiter = None
 
 
 @contextmanager
-def sequential_blas():
+def sequential_blas(needed=True):
     """Keep BLAS on one thread while the OpenMP kernels call it from several.
 
     Entered once around a whole fit or prediction, not per iteration: creating
-    the controller costs milliseconds.  Safe to enter from several Python
+    the controller costs milliseconds, so it is skipped when the kernels will
+    not call BLAS (``needed`` False).  Safe to enter from several Python
     threads at once (concurrent fits); the original limits come back when the
     last one leaves.
     """
     global _blas_users, _blas_limiter
+    if not needed:
+        yield
+        return
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency

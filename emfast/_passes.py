@@ -142,15 +142,19 @@ class GaussianPass:
             centres=centres.astype(np.float64),
         )
 
-    def score(self, X, params, log_norm=False, resp=False, labels=False):
-        """Per-sample log p(x), responsibilities and/or labels (no statistics)."""
+    def score(self, X, params, log_norm=False, resp=False, labels=False, log_prob=False):
+        """Per-sample outputs (no statistics): log p(x) (n_samples,), responsibilities
+        (n_samples, K), labels (n_samples,) and weighted log-densities
+        log pi_k + log N(x | k) (n_samples, K), each only when asked for."""
         means, prec, log_const = self._kernel_params(params)
         n_samples, K = X.shape[0], self.n_components
         log_norm_out = np.empty(n_samples if log_norm else 0)
         resp_out = np.empty((n_samples, K) if resp else (0, 0))
         labels_out = np.empty(n_samples if labels else 0, dtype=np.intp)
+        log_prob_out = np.empty((n_samples, K) if log_prob else (0, 0))
         _gaussian.score_pass(X, means, prec, log_const,
                              self.covariance.kernel_kind,
-                             log_norm_out, resp_out, labels_out, self._scratch_f64,
-                             self._scratch_x, self.chunk_size, self.n_threads, self.use_blas)
-        return log_norm_out, resp_out, labels_out
+                             log_norm_out, resp_out, labels_out, log_prob_out,
+                             self._scratch_f64, self._scratch_x, self.chunk_size,
+                             self.n_threads, self.use_blas)
+        return log_norm_out, resp_out, labels_out, log_prob_out

@@ -382,13 +382,14 @@ def score_pass(
     double[::1] log_norm_out,               # OUT (n_samples,) log p(x), or (0,)
     double[:, ::1] resp_out,                # OUT (n_samples, n_components) p(k|x), or (0, 0)
     Py_ssize_t[::1] labels_out,             # OUT (n_samples,) arg-max component, or (0,)
+    double[:, ::1] log_prob_out,            # OUT (n_samples, n_components) log pi_k + log N(x|k), or (0, 0)
     double[:, ::1] scratch_f64,             # SCRATCH (n_threads, scratch_sizes()[0])
     floating[:, ::1] scratch_x,             # SCRATCH (n_threads, scratch_sizes()[1])
     Py_ssize_t chunk_size,
     int n_threads,
     bint use_blas,
 ):
-    """Per-sample outputs for predict, predict_proba and score_samples."""
+    """Per-sample outputs for predict, predict_proba, score_samples (and HMM emissions)."""
     cdef Py_ssize_t n_samples = X.shape[0], D = X.shape[1], K = means.shape[0]
     cdef Py_ssize_t n_chunks = (n_samples + chunk_size - 1) // chunk_size
     cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
@@ -396,6 +397,7 @@ def score_pass(
     cdef bint want_norm = log_norm_out.shape[0] > 0
     cdef bint want_resp = resp_out.shape[0] > 0
     cdef bint want_labels = labels_out.shape[0] > 0
+    cdef bint want_log_prob = log_prob_out.shape[0] > 0
     cdef Scratch64 s
     cdef floating *scratch
     if n_samples == 0:
@@ -409,6 +411,10 @@ def score_pass(
             n_pad = emfast_padded(n_rows)
             _log_prob_chunk(log_prob_kind, &X[start, 0], <const floating *> NULL, n_rows, D, K,
                             &means[0, 0], &prec[0], &log_const[0], use_blas, scratch, s.logpt)
+            if want_log_prob:
+                for i in range(n_rows):
+                    for k in range(K):
+                        log_prob_out[start + i, k] = s.logpt[k * n_pad + i]
             if want_labels:
                 # the arg-max index lands in the (not yet needed) row_max column
                 emfast_argmax_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)

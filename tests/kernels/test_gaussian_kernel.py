@@ -174,7 +174,8 @@ def test_given_responsibilities():
 def test_score_pass_outputs(covariance_type, dtype, n_samples):
     X, _, params = make_problem(9, n_samples, 9, 4, covariance_type, dtype, False)
     gpass = GaussianPass(n_samples, 9, 4, dtype, COVARIANCE_TYPES[covariance_type], 3)
-    log_norm, resp, labels = gpass.score(X, params, log_norm=True, resp=True, labels=True)
+    log_norm, resp, labels, log_prob = gpass.score(X, params, log_norm=True, resp=True,
+                                                   labels=True, log_prob=True)
     means = params.means.astype(dtype).astype(np.float64)
     prec = params.precisions_cholesky.astype(dtype).astype(np.float64)
     ref_norm, ref_resp = ref.e_step(X.astype(np.float64), params.weights, means, prec,
@@ -182,17 +183,20 @@ def test_score_pass_outputs(covariance_type, dtype, n_samples):
     rtol = RTOL[dtype]
     assert_close(log_norm, ref_norm, rtol)
     assert_close(resp, ref_resp, rtol)
+    weighted = np.log(params.weights) + ref.estimate_log_gaussian_prob(
+        X.astype(np.float64), means, prec, covariance_type)
+    assert_close(log_prob, weighted, rtol)
     if dtype == np.float64:
         np.testing.assert_array_equal(labels, ref_resp.argmax(1))
     only_labels = gpass.score(X, params, labels=True)
     np.testing.assert_array_equal(only_labels[2], labels)
-    assert only_labels[0].size == 0 and only_labels[1].size == 0
+    assert only_labels[0].size == 0 and only_labels[1].size == 0 and only_labels[3].size == 0
 
 
 def test_far_point_gives_minus_infinity_not_nan():
     X = np.array([[0.0], [1e200]])
     params = GaussianParams(np.array([1.0]), np.array([[0.0]]), np.array([[[1.0]]]))
     gpass = GaussianPass(2, 1, 1, np.float64, COVARIANCE_TYPES["full"], 1)
-    log_norm, resp, _ = gpass.score(X, params, log_norm=True, resp=True)
+    log_norm, resp, _, _ = gpass.score(X, params, log_norm=True, resp=True)
     assert log_norm[1] == -np.inf and np.isfinite(log_norm[0])
     assert not np.isnan(resp).any()
