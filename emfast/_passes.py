@@ -5,14 +5,17 @@ dtype, one covariance strategy and one thread count, and is then called once
 per EM iteration.  It owns every buffer the kernel writes into.
 """
 from dataclasses import dataclass
+import time
 
 import numpy as np
 
 from ._kernels import _gaussian
 
 CHUNK_SIZE = 256                 # rows per chunk: one chunk's work fits in L1/L2
-MAX_BLOCKS = 64                  # accumulator slots: enough for load balance
-BLOCK_BUDGET_BYTES = 16 << 20    # ... without the slots outgrowing the data
+CHUNKS_PER_BLOCK = 64            # a block (one accumulator slot) is at most 16k rows ...
+MIN_BLOCKS = 32                  # ... and there are enough blocks to balance the threads,
+BLOCK_BUDGET_BYTES = 16 << 20    # ... unless the slots would outgrow this (or X / 16)
+SLICE_SECONDS = 0.1              # one kernel call's target length: Ctrl-C lands between calls
 BLAS_MIN_FEATURES = 40           # full/tied: below this the column kernels beat TRMM/SYRK (measured)
 _HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
 
@@ -37,11 +40,16 @@ class Statistics:
     centres: np.ndarray     # (K, D) float64 values of the c_k the kernel used
 
 
-def n_blocks_for(n_samples, stats_bytes, chunk_size=CHUNK_SIZE):
-    """Accumulator slots: a function of the problem size only, never of threads."""
+def block_layout(n_samples, stats_bytes, data_bytes=0, chunk_size=CHUNK_SIZE):
+    """(n_blocks, chunks_per_block): a function of the problem only, never of threads."""
     n_chunks = -(-n_samples // chunk_size)
-    by_memory = max(8, BLOCK_BUDGET_BYTES // max(stats_bytes, 1))
-    return max(1, min(n_chunks, MAX_BLOCKS, by_memory))
+    if n_chunks == 0:
+        return 1, 1
+    wanted = max(-(-n_chunks // CHUNKS_PER_BLOCK), min(n_chunks, MIN_BLOCKS))
+    budget = max(BLOCK_BUDGET_BYTES, data_bytes // 16)
+    n_blocks = max(1, min(wanted, max(MIN_BLOCKS, budget // max(stats_bytes, 1))))
+    chunks_per_block = -(-n_chunks // n_blocks)
+    return -(-n_chunks // chunks_per_block), chunks_per_block
 
 
 class GaussianPass:
@@ -69,7 +77,9 @@ class GaussianPass:
         if self._n_samples != key:
             K, D = self.n_components, self.n_features
             s2_size = 0 if stats_covariance is None else stats_covariance.stats_size(K, D)
-            n_blocks = n_blocks_for(n_samples, 8 * (K + K * D + s2_size), self.chunk_size)
+            n_blocks, self._chunks_per_block = block_layout(
+                n_samples, 8 * (K + K * D + s2_size), n_samples * D * self.dtype.itemsize,
+                self.chunk_size)
             self._loglik = np.empty(n_blocks)
             self._nk = np.empty((n_blocks, K))
             self._s1 = np.empty((n_blocks, K * D))
@@ -127,11 +137,14 @@ class GaussianPass:
         if resp_in is None:
             resp_in = np.empty((0, 0))
         centres = means if centres is None else np.ascontiguousarray(centres, dtype=self.dtype)
-        _gaussian.em_pass(X, weights, means, prec, log_const, centres,
-                          log_prob_kind, stats_kind,
-                          assignment, resp_in, loglik, nk, s1, s2,
-                          self._scratch_f64, self._scratch_x,
-                          self.chunk_size, self.n_threads, self.use_blas)
+        rows_per_block = self._chunks_per_block * self.chunk_size
+        for first, stop in self._slices(len(loglik)):
+            rows = slice(first * rows_per_block, stop * rows_per_block)
+            _gaussian.em_pass(X[rows], weights[rows], means, prec, log_const, centres,
+                              log_prob_kind, stats_kind, assignment, resp_in[rows],
+                              loglik[first:stop], nk[first:stop], s1[first:stop], s2[first:stop],
+                              self._scratch_f64, self._scratch_x, self.chunk_size,
+                              self._chunks_per_block, self.n_threads, self.use_blas)
         # Sum the slots in block order: the same bits for any thread count.
         K, D = self.n_components, self.n_features
         return Statistics(
@@ -141,6 +154,22 @@ class GaussianPass:
             s2=s2.sum(axis=0),
             centres=centres.astype(np.float64),
         )
+
+    def _slices(self, n_units):
+        """Consecutive ranges [first, stop) of blocks (or chunks), one kernel call each.
+
+        Their size adapts so that a call lasts about SLICE_SECONDS: Python
+        handles signals (Ctrl-C) only between calls.  Slicing changes no result.
+        """
+        first, step = 0, self.n_threads
+        while first < n_units:
+            stop = min(n_units, first + step)
+            start_time = time.perf_counter()
+            yield first, stop
+            elapsed = time.perf_counter() - start_time
+            scale = SLICE_SECONDS / max(elapsed, 1e-6)
+            step = max(self.n_threads, min(4 * step, int(step * scale)))
+            first = stop
 
     def score(self, X, params, log_norm=False, resp=False, labels=False, log_prob=False):
         """Per-sample outputs (no statistics): log p(x) (n_samples,), responsibilities
@@ -152,9 +181,12 @@ class GaussianPass:
         resp_out = np.empty((n_samples, K) if resp else (0, 0))
         labels_out = np.empty(n_samples if labels else 0, dtype=np.intp)
         log_prob_out = np.empty((n_samples, K) if log_prob else (0, 0))
-        _gaussian.score_pass(X, means, prec, log_const,
-                             self.covariance.kernel_kind,
-                             log_norm_out, resp_out, labels_out, log_prob_out,
-                             self._scratch_f64, self._scratch_x, self.chunk_size,
-                             self.n_threads, self.use_blas)
-        return log_norm_out, resp_out, labels_out, log_prob_out
+        outputs = (log_norm_out, resp_out, labels_out, log_prob_out)
+        n_chunks = -(-n_samples // self.chunk_size)
+        for first, stop in self._slices(n_chunks):
+            rows = slice(first * self.chunk_size, stop * self.chunk_size)
+            _gaussian.score_pass(X[rows], means, prec, log_const, self.covariance.kernel_kind,
+                                 *(out[rows] if out.size else out for out in outputs),
+                                 self._scratch_f64, self._scratch_x, self.chunk_size,
+                                 self.n_threads, self.use_blas)
+        return outputs

@@ -311,10 +311,15 @@ def em_pass(
     double[:, ::1] scratch_f64,             # SCRATCH (n_threads, scratch_sizes()[0])
     floating[:, ::1] scratch_x,             # SCRATCH (n_threads, scratch_sizes()[1])
     Py_ssize_t chunk_size,
+    Py_ssize_t chunks_per_block,
     int n_threads,
     bint use_blas,
 ):
     """One EM iteration's E-step and statistics (see the module docstring).
+
+    Block b covers chunks [b * chunks_per_block, (b + 1) * chunks_per_block)
+    of these rows; the caller may pass a slice of rows and the matching slice
+    of block slots (so that Ctrl-C is handled between calls).
 
     ``assignment`` HARD replaces the responsibilities by the one-hot arg-max
     (k-means Lloyd steps use unit spherical precisions and ``log_const`` 0, so
@@ -324,7 +329,6 @@ def em_pass(
     cdef Py_ssize_t n_samples = X.shape[0], D = X.shape[1], K = means.shape[0]
     cdef Py_ssize_t n_blocks = block_nk.shape[0]
     cdef Py_ssize_t n_chunks = (n_samples + chunk_size - 1) // chunk_size
-    cdef Py_ssize_t chunks_per_block = (n_chunks + n_blocks - 1) // n_blocks
     cdef Py_ssize_t s2_size = block_s2.shape[1]
     cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
     cdef Py_ssize_t block, chunk, start, n_rows, n_pad, i, k, chunk_end

@@ -5,7 +5,8 @@ import pytest
 import _reference as ref
 from emfast._covariance import COVARIANCE_TYPES
 from emfast._kernels import _gaussian
-from emfast._passes import CHUNK_SIZE, GaussianParams, GaussianPass, n_blocks_for
+from emfast._passes import (CHUNK_SIZE, CHUNKS_PER_BLOCK, GaussianParams, GaussianPass,
+                             block_layout)
 
 RTOL = {np.float64: 1e-11, np.float32: 2e-4}
 
@@ -125,11 +126,21 @@ def test_chunk_size_changes_only_rounding(chunk_size):
         assert_close(getattr(other, name), getattr(base, name), 1e-12)
 
 
-def test_block_count_ignores_threads_and_bounds_memory():
-    assert n_blocks_for(10, 800) == 1
-    assert n_blocks_for(10**7, 800) == 64
-    assert n_blocks_for(10**7, 8 * 32 * 64 * 64) == 16     # 1 MB of statistics per block
-    assert n_blocks_for(10**7, 10**9) == 8
+def test_block_layout_depends_on_the_problem_only():
+    assert block_layout(0, 800) == (1, 1)
+    assert block_layout(10, 800) == (1, 1)
+    assert block_layout(CHUNK_SIZE * 100, 800) == (25, 4)        # enough blocks to balance
+    n_blocks, per_block = block_layout(10**7, 800)
+    assert per_block <= CHUNKS_PER_BLOCK and n_blocks * per_block * CHUNK_SIZE >= 10**7
+    # 1 MB of statistics per slot: the slots stay within the budget
+    n_blocks, _ = block_layout(10**7, 1 << 20, data_bytes=10**7 * 64 * 8)
+    assert n_blocks * (1 << 20) <= 10**7 * 64 * 8 // 16
+
+
+def test_slices_cover_every_block_once():
+    gpass = GaussianPass(10, 2, 2, np.float64, COVARIANCE_TYPES["full"], 3)
+    seen = [b for first, stop in gpass._slices(1000) for b in range(first, stop)]
+    assert seen == list(range(1000))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
