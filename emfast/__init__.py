@@ -4,9 +4,15 @@ __version__ = "0.1.0"
 
 from ._exceptions import ConvergenceWarning, NotFittedError
 from ._gaussian_mixture import GaussianMixture
+from ._hmm import GaussianHMM
+from ._bayesian_mixture import BayesianGaussianMixture
+from ._priors import GaussianPrior
 from ._config import show_config
 from ._model_selection import CriterionTable, select_model
 from ._persistence import ModelFileError, load
+from ._online import incremental_fit
 
-__all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "show_config",
-           "select_model", "CriterionTable", "load", "ModelFileError", "__version__"]
+__all__ = ["GaussianMixture", "GaussianHMM", "BayesianGaussianMixture", "GaussianPrior",
+           "ConvergenceWarning", "NotFittedError", "show_config",
+           "select_model", "CriterionTable", "load", "ModelFileError", "incremental_fit",
+           "__version__"]

@@ -80,6 +80,10 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
                 history.append(lower_bound)
                 change = lower_bound - previous
                 self._verbose_iteration(n_iter, change)
+                # Progress hook (emfast._progress, set by the command line): a callable
+                # told (n_iter, lower_bound, change) after every iteration.
+                if getattr(self, "_progress", None) is not None:
+                    self._progress(n_iter, lower_bound, change)
                 if abs(change) < self.tol:
                     converged = True
                     break

@@ -1,43 +1,250 @@
-"""The ``emfast`` command line."""
+"""The ``emfast`` command line: ``demo``, ``fit``, ``predict``, ``select`` and ``config``.
+
+Every error a user can cause (a missing or unreadable file, an unknown format
+or column, a bad option, a fit that fails) is printed as one line
+``emfast: error: ...`` on stderr with exit status 2; there is no traceback.
+"""
 import argparse
+import os
 import sys
 import time
+import warnings
+
+import numpy as np
+
+EXIT_ERROR = 2
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+_SCORE_ROWS = 1 << 16   # rows per scoring call when summing log-likelihoods
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (argparse's own prints the whole usage first)."""
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+# --- option types ---------------------------------------------------------------------
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:   # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _threads(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-zero integer (-1 means all cores), got {text!r}")
+    return value
+
+
+def _component_counts(text):
+    """'3', '1..10', '2,4,8' or '1..4,8' -> sorted distinct counts."""
+    counts = []
+    for part in text.split(","):
+        bounds = part.strip().split("..")
+        try:
+            numbers = [int(b) for b in bounds]
+        except ValueError:
+            numbers = []
+        if len(numbers) not in (1, 2) or min(numbers) < 1 or numbers[0] > numbers[-1]:
+            raise argparse.ArgumentTypeError(
+                f"expected counts like 3, 1..10 or 2,4,8 (positive, ranges increasing); "
+                f"got {text!r}")
+        counts.extend(range(numbers[0], numbers[-1] + 1))
+    return sorted(set(counts))
+
+
+def _covariance_list(text):
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in COVARIANCE_TYPES]
+    if not kinds or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {', '.join(COVARIANCE_TYPES)}; got {text!r}")
+    return list(dict.fromkeys(kinds))
+
+
+def _column_list(text):
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+# --- shared steps ---------------------------------------------------------------------
+def _dtype(args):
+    return None if args.dtype is None else np.dtype(args.dtype)
+
+
+def _load(args):
+    """Read DATA (plus weights) as asked: ``(X, names, weights)``."""
+    from ._io import DataError, is_data_file, read_data, read_vector, with_names
+
+    weight_file = weight_column = None
+    if getattr(args, "sample_weight", None) is not None:
+        if is_data_file(args.sample_weight):
+            weight_file = args.sample_weight
+        else:
+            weight_column = args.sample_weight
+    X, names, weights = read_data(args.data, _column_list(args.columns), weight_column,
+                                  _dtype(args))
+    X = with_names(X, names)   # a fit on it stores feature_names_in_
+    if weight_file is not None:
+        weights = read_vector(weight_file)
+        if weights.shape[0] != X.shape[0]:
+            raise DataError(f"--sample-weight: {weight_file} has {weights.shape[0]} values "
+                            f"but {args.data} has {X.shape[0]} rows.")
+    return X, names, weights
+
+
+def _progress(args, n_init=1):
+    """A progress line on a terminal, or with --verbose; None if --quiet or not wanted."""
+    from ._progress import ProgressLine
+
+    if getattr(args, "quiet", False):
+        return None
+    isatty = getattr(sys.stderr, "isatty", None)
+    if (isatty and isatty()) or getattr(args, "verbose", False):
+        return ProgressLine(sys.stderr, n_init=n_init)
+    return None
+
+
+def _show_warning(message, category=None, filename=None, lineno=None, file=None, line=None):
+    print(f"emfast: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _fit(model, X, weights, progress, labels=False):
+    """Fit with the progress line; warnings are shown after the line is cleared."""
+    model._progress = progress
+    sys.stdout.flush()   # what was printed so far comes before the progress line
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            result = (model.fit_predict(X, sample_weight=weights) if labels
+                      else model.fit(X, sample_weight=weights))
+    finally:
+        del model._progress
+        if progress is not None:
+            progress.close()
+    seconds = time.perf_counter() - start
+    for warning in caught:
+        _show_warning(warning.message)
+    return (result if labels else None), seconds
+
+
+def _log_likelihood(model, X, weights):
+    """The (weighted) total log-likelihood and the (weighted) sample count, in row blocks."""
+    total = 0.0
+    for start in range(0, X.shape[0], _SCORE_ROWS):
+        log_p = model.score_samples(X[start:start + _SCORE_ROWS])
+        total += float(log_p.sum() if weights is None
+                       else weights[start:start + _SCORE_ROWS] @ log_p)
+    return total, (X.shape[0] if weights is None else float(weights.sum()))
+
+
+def _print_summary(model, X, weights, seconds, threads):
+    n_iter = model.n_iter_
+    print(f"fit: {n_iter} EM iterations in {seconds:.3f} s "
+          f"({seconds / max(n_iter, 1) * 1e3:.2f} ms/iteration, {threads} threads), "
+          f"converged: {model.converged_}")
+    log_likelihood, n = _log_likelihood(model, X, weights)
+    bic = -2 * log_likelihood + model._n_parameters() * np.log(n)
+    print(f"mean log-likelihood: {model.lower_bound_:.6f}   BIC: {bic:,.1f}")
+    shown = min(model.means_.shape[1], 6)
+    more = ", ..." if model.means_.shape[1] > shown else ""
+    print("component  weight   mean" + (f" (first {shown} features)" if more else ""))
+    for k in np.argsort(-model.weights_, kind="stable"):
+        mean = ", ".join(f"{v:7.3f}" for v in model.means_[k, :shown])
+        print(f"{k:9d}  {model.weights_[k]:.4f}   [{mean}{more}]")
+
+
+def _check_plot_path(path):
+    """Fail before a long fit if the figure cannot be written."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise ImportError("--plot needs matplotlib; install it with "
+                          "pip install 'emfast[plot]'.") from None
+    from ._io import check_output
+
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    check_output(path, ["." + f for f in formats], "--plot")
+
+
+def _figure(n_panels):
+    from matplotlib.figure import Figure   # no pyplot: no GUI backend, nothing global
+
+    figure = Figure(figsize=(6.0 * n_panels, 5.0), layout="constrained")
+    return figure, figure.subplots(1, n_panels, squeeze=False)[0]
+
+
+def _save_model(model, path, what="model"):
+    from ._io import check_output
+
+    check_output(path, [".npz"], "--out")
+    model.save(path)
+    print(f"saved the {what} to {path}")
+
+
+def _check_model_path(path):
+    if path is not None:
+        from ._io import check_output
+
+        check_output(path, [".npz"], "--out")
+
+
+# --- commands -------------------------------------------------------------------------
 def _demo(args):
-    import numpy as np
-
     from . import GaussianMixture, __version__
     from ._datasets import make_demo
-    from ._kernels import _openmp
+    from ._io import WRITE_SUFFIXES, check_output, write_array
+    from ._parallel import effective_n_threads
 
+    if args.save_data is not None:
+        check_output(args.save_data, WRITE_SUFFIXES, "--save-data")
     X, truth = make_demo(args.n_samples, random_state=args.seed)
     print(f"emfast {__version__}: demo data set, {X.shape[0]:,} samples x {X.shape[1]} features "
           f"drawn from 5 Gaussian components")
+    if args.save_data is not None:
+        write_array(args.save_data, X, header=["x", "y"])
+        print(f"wrote the data to {args.save_data}")
     model = GaussianMixture(n_components=5, covariance_type=args.covariance, n_init=1,
                             random_state=args.seed, n_threads=args.threads)
-    start = time.perf_counter()
-    labels = model.fit_predict(X)
-    seconds = time.perf_counter() - start
-    threads = args.threads or _openmp.openmp_max_threads()
-    print(f"fit: {model.n_iter_} EM iterations in {seconds:.3f} s "
-          f"({seconds / max(model.n_iter_, 1) * 1e3:.2f} ms/iteration, {threads} threads), "
-          f"converged: {model.converged_}")
-    print(f"mean log-likelihood: {model.lower_bound_:.6f}   BIC: {model.bic(X):,.1f}")
-    order = np.argsort(-model.weights_)
-    print("component  weight   mean")
-    for k in order:
-        mean = ", ".join(f"{v:7.3f}" for v in model.means_[k])
-        print(f"{k:9d}  {model.weights_[k]:.4f}   [{mean}]")
-    agreement = max(np.mean(truth == perm[labels]) for perm in _label_permutations(truth, labels))
+    threads = effective_n_threads(args.threads)
+    labels, seconds = _fit(model, X, None, _progress(args), labels=True)
+    _print_summary(model, X, None, seconds, threads)
+    agreement = np.mean(truth == _match_labels(truth, labels)[labels])
     print(f"agreement with the generating components: {agreement:.2%}")
     return 0
 
 
-def _label_permutations(truth, labels):
-    """The best matching of fitted labels to true ones (greedy on the contingency table)."""
-    import numpy as np
-
+def _match_labels(truth, labels):
+    """A map from fitted to true labels (greedy on the contingency table)."""
     K = max(truth.max(), labels.max()) + 1
     table = np.zeros((K, K), dtype=np.int64)
     np.add.at(table, (labels, truth), 1)
@@ -47,27 +254,305 @@ def _label_permutations(truth, labels):
         mapping[fitted] = true
         table[fitted, :] = -1
         table[:, true] = -1
-    yield mapping
+    return mapping
+
+
+def _fit_command(args):
+    from . import GaussianMixture, __version__
+    from ._io import WRITE_SUFFIXES, check_output, write_array
+    from ._parallel import effective_n_threads
+
+    _check_model_path(args.out)
+    if args.labels is not None:
+        check_output(args.labels, WRITE_SUFFIXES, "--labels")
+    if args.plot is not None:
+        _check_plot_path(args.plot)
+    threads = effective_n_threads(args.threads)
+    X, names, weights = _load(args)
+    model = GaussianMixture(n_components=args.n_components, covariance_type=args.covariance,
+                            tol=args.tol, reg_covar=args.reg_covar, max_iter=args.max_iter,
+                            n_init=args.n_init, init_params=args.init,
+                            random_state=args.seed, n_threads=args.threads)
+    print(f"emfast {__version__}: {args.data}, {X.shape[0]:,} samples x {X.shape[1]} features "
+          f"({X.dtype}{', weighted' if weights is not None else ''}); "
+          f"{args.n_components} components, {args.covariance} covariance")
+    labels, seconds = _fit(model, X, weights,
+                           _progress(args, args.n_init), labels=args.labels is not None)
+    _print_summary(model, X, weights, seconds, threads)
+    if args.out is not None:
+        _save_model(model, args.out)
+    if labels is not None:
+        write_array(args.labels, labels, header=["label"])
+        print(f"wrote {labels.shape[0]:,} labels to {args.labels}")
+    if args.plot is not None:
+        from .plot import plot_components, plot_lower_bound
+
+        figure, axes = _figure(2 if X.shape[1] >= 2 else 1)
+        if X.shape[1] >= 2:
+            plot_components(model, X, ax=axes[0])
+        plot_lower_bound(model, ax=axes[-1])
+        figure.savefig(args.plot, dpi=100)
+        print(f"wrote the plot to {args.plot}")
+    return 0
+
+
+def _predict_command(args):
+    from . import load
+    from ._io import (DataError, WRITE_SUFFIXES, check_output, column_names, read_data,
+                      with_names, write_array)
+
+    if args.out is not None:
+        check_output(args.out, WRITE_SUFFIXES, "--out")
+    if not os.path.isfile(args.model):
+        raise DataError(f"{args.model}: no such model file.")
+    model = load(args.model)
+    if not hasattr(model, "means_"):
+        raise DataError(f"{args.model}: the model in this file was never fitted.")
+    if args.threads is not None:
+        model.set_params(n_threads=args.threads)
+    fitted_names = getattr(model, "feature_names_in_", None)
+    columns = _column_list(args.columns)
+    file_names = column_names(args.data)
+    if columns is None and fitted_names is not None and file_names is not None:
+        columns = [str(name) for name in fitted_names]   # the model's columns, by name
+        missing = [name for name in columns if name not in file_names]
+        if missing:
+            raise DataError(f"{args.data} lacks the model's column(s) {', '.join(missing)} "
+                            f"(it has {', '.join(file_names)}); choose columns with --columns.")
+    X, names, _ = read_data(args.data, columns, None, _dtype(args))
+    n_features = model.n_features_in_
+    if X.shape[1] != n_features:
+        raise DataError(f"{args.data}: {X.shape[1]} feature columns, but the model was fitted "
+                        f"on {n_features}; choose columns with --columns.")
+    if fitted_names is not None and names is None:
+        _show_warning(f"{args.data} has no column names; its columns are taken as the "
+                      f"model's {', '.join(map(str, fitted_names))} in that order.")
+        names = list(fitted_names)
+    if fitted_names is None:
+        names = None
+    X = with_names(X, names)
+    result = model.predict_proba(X) if args.proba else model.predict(X)
+    header = ([f"p{k}" for k in range(result.shape[1])] if args.proba else ["label"])
+    if args.out is None:
+        fmt = "%.6g" if args.proba else "%d"
+        np.savetxt(sys.stdout, result, fmt=fmt, delimiter=",")
+        return 0
+    write_array(args.out, result, header=header)
+    what = "probabilities" if args.proba else "labels"
+    print(f"wrote {result.shape[0]:,} rows of {what} to {args.out}")
+    return 0
+
+
+def _select_command(args):
+    from . import __version__, select_model
+    from ._parallel import effective_n_threads
+
+    _check_model_path(args.out)
+    if args.plot is not None:
+        _check_plot_path(args.plot)
+    if args.jobs is not None:
+        effective_n_threads(args.jobs)   # validates like n_threads
+    X, names, weights = _load(args)
+    kinds = args.covariance
+    ks = args.n_components
+    print(f"emfast {__version__}: {args.data}, {X.shape[0]:,} samples x {X.shape[1]} features "
+          f"({X.dtype}{', weighted' if weights is not None else ''}); "
+          f"{len(ks) * len(kinds)} candidates: n_components {_ranges(ks)} x {', '.join(kinds)}")
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        model, table = select_model(
+            X, n_components=ks, covariance_types=kinds,
+            criterion=args.criterion, sample_weight=weights, n_init=args.n_init,
+            random_state=args.seed, n_jobs=args.jobs, tol=args.tol, reg_covar=args.reg_covar,
+            max_iter=args.max_iter, init_params=args.init, n_threads=args.threads)
+    seconds = time.perf_counter() - start
+    print(table)
+    for (k, kind), message in table.errors.items():
+        print(f"failed: {k} components, {kind}: {' '.join(message.split())}")
+    not_converged = int((~table.converged & np.isfinite(table.values)).sum())
+    print(f"best: {model.n_components} components, {model.covariance_type} covariance "
+          f"(converged: {model.converged_}); {not_converged} candidate(s) did not converge; "
+          f"{seconds:.2f} s")
+    for warning in caught:
+        _show_warning(warning.message)
+    _save_model(model, args.out, what="best model")
+    if args.plot is not None:
+        from .plot import plot_criterion
+
+        figure, axes = _figure(1)
+        plot_criterion(table, ax=axes[0])
+        figure.savefig(args.plot, dpi=100)
+        print(f"wrote the plot to {args.plot}")
+    return 0
+
+
+def _ranges(counts):
+    return (f"{counts[0]}..{counts[-1]}" if counts == list(range(counts[0], counts[-1] + 1))
+            and len(counts) > 2 else ",".join(map(str, counts)))
+
+
+def _config_command(args):
+    from ._config import show_config
+
+    show_config()
+    return 0
+
+
+# --- the parser -----------------------------------------------------------------------
+def _add_data_options(parser, weights=True):
+    parser.add_argument("data", metavar="DATA",
+                        help="samples x features: .npy (memory-mapped), .csv, .tsv "
+                             "(header detected) or .parquet (needs pyarrow)")
+    parser.add_argument("--columns", metavar="C1,C2,...",
+                        help="feature columns by name or index (default: all but the "
+                             "sample-weight column)")
+    if weights:
+        parser.add_argument("--sample-weight", metavar="FILE|COLUMN",
+                            help="sample weights: a one-column data file, or a column of DATA "
+                                 "by name or index")
+    parser.add_argument("--dtype", choices=["float32", "float64"],
+                        help="compute in this precision (default: float32 .npy files stay "
+                             "float32, everything else is float64)")
+    parser.add_argument("--threads", type=_threads, metavar="N",
+                        help="kernel threads (default: OpenMP's, honouring OMP_NUM_THREADS)")
+
+
+def _add_fit_options(parser):
+    parser.add_argument("--max-iter", type=_non_negative_int, default=100,
+                        help="EM iterations per run (default: %(default)s)")
+    parser.add_argument("--tol", type=_non_negative_float, default=1e-3,
+                        help="stop when the lower bound changes less (default: %(default)s)")
+    parser.add_argument("--n-init", type=_positive_int, default=1,
+                        help="runs from different starts; the best is kept (default: 1)")
+    parser.add_argument("--init", default="kmeans",
+                        choices=["kmeans", "k-means++", "random", "random_from_data"],
+                        help="initialisation (default: kmeans)")
+    parser.add_argument("--reg-covar", type=_non_negative_float, default=1e-6,
+                        help="added to the covariances' diagonals (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed of the initialisation (default: 0)")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true",
+                      help="report progress on stderr even when it is not a terminal")
+    loud.add_argument("-q", "--quiet", action="store_true",
+                      help="no progress line, even on a terminal")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="emfast", description="Fast EM for Gaussian mixtures.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="fit a mixture to the built-in demo data set")
-    demo.add_argument("--n-samples", type=int, default=200_000)
-    demo.add_argument("--covariance", default="full",
-                      choices=["full", "tied", "diag", "spherical"])
-    demo.add_argument("--threads", type=int, default=None)
+    """The ``emfast`` argument parser.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+    """
+    from . import __version__
+
+    parser = _Parser(prog="emfast", description="Fast, trustworthy EM for Gaussian mixtures.",
+                     epilog="Errors are one line on stderr with exit status 2.")
+    parser.add_argument("--version", action="version", version=f"emfast {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="fit a mixture to the built-in demo data set",
+                               description="Fit 5 components to the built-in 2-D demo data "
+                                           "(generated, nothing is downloaded).")
+    demo.add_argument("--n-samples", type=_positive_int, default=200_000,
+                      help="points in the demo data set (default: 200000)")
+    demo.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES)
+    demo.add_argument("--threads", type=_threads, default=None, metavar="N")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--save-data", metavar="FILE",
+                      help="also write the demo data (.npy, .csv or .tsv, columns x, y)")
+    loud = demo.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true", help="progress even off a terminal")
+    loud.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     demo.set_defaults(run=_demo)
+
+    fit = commands.add_parser("fit", help="fit a Gaussian mixture to a data file",
+                              description="Fit a Gaussian mixture to DATA and print a summary.")
+    _add_data_options(fit)
+    fit.add_argument("-k", "--n-components", type=_positive_int, required=True, metavar="K",
+                     help="number of components")
+    fit.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES,
+                     help="covariance type (default: full)")
+    fit.add_argument("--out", metavar="MODEL.npz", help="save the fitted model here")
+    fit.add_argument("--labels", metavar="FILE",
+                     help="write each sample's component (.npy, .csv or .tsv)")
+    fit.add_argument("--plot", metavar="FIG.png",
+                     help="draw the components and the lower bound (needs matplotlib)")
+    _add_fit_options(fit)
+    fit.set_defaults(run=_fit_command)
+
+    predict = commands.add_parser("predict", help="label data with a saved model",
+                                  description="Label each row of DATA with its most probable "
+                                              "component (or all probabilities with --proba).")
+    predict.add_argument("model", metavar="MODEL", help="a model saved by fit or select (.npz)")
+    _add_data_options(predict, weights=False)
+    predict.add_argument("--proba", action="store_true",
+                         help="write every component's posterior probability")
+    predict.add_argument("--out", metavar="FILE",
+                         help="write to .npy, .csv or .tsv (default: print to stdout)")
+    predict.set_defaults(run=_predict_command)
+
+    select = commands.add_parser("select", help="choose K and the covariance type by BIC",
+                                 description="Fit every (K, covariance type) pair, print the "
+                                             "criterion table and save the best model.")
+    _add_data_options(select)
+    select.add_argument("-k", "--n-components", type=_component_counts, required=True,
+                        metavar="K", help="counts to try: 3, 1..10, 2,4,8 or 1..4,8")
+    select.add_argument("--covariance", type=_covariance_list, default=list(COVARIANCE_TYPES),
+                        metavar="TYPES", help="comma-separated types to try (default: "
+                                              "full,tied,diag,spherical)")
+    select.add_argument("--criterion", default="bic", choices=["bic", "aic", "icl"],
+                        help="lower is better (default: bic)")
+    select.add_argument("--jobs", type=_threads, metavar="N",
+                        help="candidates fitted at once (default: one per core)")
+    select.add_argument("--out", metavar="MODEL.npz", default="model.npz",
+                        help="save the best model here (default: model.npz)")
+    select.add_argument("--plot", metavar="FIG.png",
+                        help="draw the criterion table (needs matplotlib)")
+    _add_fit_options(select)
+    select.set_defaults(run=_select_command)
+
+    config = commands.add_parser("config", help="show version, OpenMP, threads and BLAS",
+                                 description="Print what this installation runs with.")
+    config.set_defaults(run=_config_command)
     return parser
 
 
 def main(argv=None):
+    """Run the ``emfast`` command.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments after ``emfast``; None means ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : int
+        0 on success, 2 on any error (printed as one line on stderr), 130
+        when interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (ValueError, OSError) as exc:
-        print(f"emfast: error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return args.run(args)
+        except KeyboardInterrupt:
+            print("\nemfast: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:   # e.g. `emfast predict ... | head`: stop quietly
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except (OSError, ValueError, AttributeError):
+                pass
+            return 0
+        except MemoryError:
+            print("emfast: error: out of memory", file=sys.stderr)
+            return EXIT_ERROR
+        except (ValueError, TypeError, OSError, ImportError) as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            print(f"emfast: error: {message}", file=sys.stderr)
+            return EXIT_ERROR

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import linalg
 
 from ._kernels import _gaussian
+from ._validation import as_real_array
 
 # Added to every N_k so that an empty component keeps a finite mean.
 _NK_FLOOR = 10 * np.finfo(np.float64).eps
@@ -97,10 +98,15 @@ class _Covariance:
         """log det U per component, shape (K,)."""
         raise NotImplementedError
 
+    def mahalanobis_sum(self, s2, precisions_cholesky, n_features):
+        """sum_k sum_n w_n r_nk ||(x_n - c_k) U_k||^2 from the pass's second moments
+        ``s2`` about the c_k (variational Bayes needs it for the entropy term)."""
+        raise NotImplementedError
+
     def check_precisions(self, precisions, n_components, n_features):
         """Validate ``precisions_init`` (shape, symmetry, positive definiteness)."""
         shape = self.shape(n_components, n_features)
-        precisions = np.array(precisions, dtype=np.float64)
+        precisions = as_real_array(precisions, "precisions_init")
         if precisions.shape != shape:
             raise ValueError(f"precisions_init for covariance_type='{self.name}' must have "
                              f"shape {shape}; got {precisions.shape}.")
@@ -171,6 +177,12 @@ class _Full(_Covariance):
 
     def log_det_cholesky(self, precisions_cholesky, n_components, n_features):
         return np.log(np.diagonal(precisions_cholesky, axis1=1, axis2=2)).sum(axis=1)
+
+    def mahalanobis_sum(self, s2, precisions_cholesky, n_features):
+        # sum of tr(P_k S2_k), S2 symmetrised from its lower triangle ('tied': one matrix)
+        lower = np.tril(s2.reshape(-1, n_features, n_features))
+        second = lower + np.swapaxes(np.tril(lower, -1), 1, 2)
+        return float(np.sum(self.precisions(precisions_cholesky).reshape(second.shape) * second))
 
     def _check_positive(self, precisions):
         for k, p in enumerate(precisions):
@@ -259,6 +271,10 @@ class _Diag(_Covariance):
 
     def log_det_cholesky(self, precisions_cholesky, n_components, n_features):
         return np.log(precisions_cholesky).sum(axis=1)
+
+    def mahalanobis_sum(self, s2, precisions_cholesky, n_features):
+        # also 'spherical': there s2 is already summed over the features
+        return float(np.sum(precisions_cholesky ** 2 * s2.reshape(precisions_cholesky.shape)))
 
     def covariance_matrices(self, covariances, n_components, n_features):
         return np.stack([np.diag(c) for c in covariances])

@@ -7,15 +7,21 @@ from ._base import BaseEM, check_random_state
 from ._covariance import COVARIANCE_TYPES, get_covariance
 from ._feature_names import check_feature_names, feature_names
 from ._initialization import INIT_METHODS, initial_statistics
+from ._missing import MissingDataPass, check_missing_values, make_pass   # missing data (issue #8)
 from ._parallel import effective_n_threads, sequential_blas
-from ._passes import GaussianParams, GaussianPass
+from ._passes import GaussianParams
+from ._priors import log_prior, map_m_step, resolve_prior   # MAP-EM (issue #9)
+from ._online import STEP_EXPONENT, STEP_OFFSET   # online EM (issue #6)
+from ._online import partial_fit as online_partial_fit
+from ._sources import open_streamed     # out of core and Dask (issue #6)
 from ._validation import check_data, check_sample_weight, check_shape
 
 
-def _check_number(name, value, kind, low, low_closed=True):
+def _check_number(name, value, kind, low, low_closed=True, finite=False):
     ok_type = (isinstance(value, numbers.Integral) if kind == "int"
                else isinstance(value, numbers.Real)) and not isinstance(value, bool)
-    if not (ok_type and (value >= low if low_closed else value > low)):  # NaN fails too
+    in_range = ok_type and (value >= low if low_closed else value > low)  # NaN fails too
+    if not in_range or (finite and not np.isfinite(value)):
         interval = f"{'[' if low_closed else '('}{low}, inf)"
         noun = "an int" if kind == "int" else "a float"
         raise ValueError(f"The '{name}' parameter of GaussianMixture must be {noun} in the "
@@ -98,6 +104,22 @@ class GaussianMixture(BaseEM):
     n_threads : int or None, default=None
         Threads for the kernels; None uses OpenMP's default (which honours
         ``OMP_NUM_THREADS``), -1 all cores.
+    prior : GaussianPrior or None, default=None
+        A conjugate prior (:class:`emfast.GaussianPrior`) turns the fit into
+        maximum a posteriori EM: the M-step returns the posterior mode and
+        ``lower_bound_`` is the log-posterior per unit of sample weight (up to
+        a constant).  None is maximum likelihood.
+    missing_values : {'error', 'marginalize'}, default='error'
+        What NaN entries of ``X`` mean.  'error' rejects them (scikit-learn's
+        behaviour).  'marginalize' treats them as missing at random and fits
+        by exact EM over the incomplete rows: the E-step uses each row's
+        marginal density over its observed features and the M-step the
+        conditional expectations and covariances of the missing ones
+        (Ghahramani & Jordan 1994); ``lower_bound_`` is then the observed-data
+        log-likelihood.  ``predict``, ``predict_proba``, ``score_samples`` and
+        ``score`` marginalise too, and :meth:`impute` fills the gaps.  Rows
+        with every entry missing are rejected with a ``ValueError``.
+        Infinity is always rejected.
 
     Attributes
     ----------
@@ -137,7 +159,8 @@ class GaussianMixture(BaseEM):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 verbose=0, verbose_interval=10, n_threads=None):
+                 verbose=0, verbose_interval=10, n_threads=None, prior=None,
+                 missing_values="error"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -153,12 +176,14 @@ class GaussianMixture(BaseEM):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.n_threads = n_threads
+        self.prior = prior
+        self.missing_values = missing_values
 
     # --- validation -------------------------------------------------------------
     def _check_parameters(self):
         _check_number("n_components", self.n_components, "int", 1)
         _check_number("tol", self.tol, "float", 0)
-        _check_number("reg_covar", self.reg_covar, "float", 0)
+        _check_number("reg_covar", self.reg_covar, "float", 0, finite=True)
         _check_number("max_iter", self.max_iter, "int", 0)
         _check_number("n_init", self.n_init, "int", 1)
         _check_number("verbose_interval", self.verbose_interval, "int", 1)
@@ -182,6 +207,7 @@ class GaussianMixture(BaseEM):
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"The 'warm_start' parameter of GaussianMixture must be a bool. "
                              f"Got {self.warm_start!r} instead.")
+        check_missing_values(self.missing_values)   # missing data (issue #8)
         return get_covariance(self.covariance_type), effective_n_threads(self.n_threads)
 
     def _check_inits(self, covariance, n_features):
@@ -216,16 +242,24 @@ class GaussianMixture(BaseEM):
 
     def _prepare(self, X, sample_weight):
         covariance, n_threads = self._check_parameters()
-        X = check_data(X)
-        if X.shape[0] < self.n_components:
-            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                             f"{self.n_components}, n_samples = {X.shape[0]}.")
-        sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+        # Out of core and Dask (issue #6, emfast/_sources.py): memmaps, row-sliceable
+        # array-likes and dask arrays are read in blocks, never validated or copied whole.
+        streamed = open_streamed(X, sample_weight, self.n_components, covariance, n_threads)
+        if streamed is not None:
+            X, sample_weight, gpass = streamed
+        else:
+            X = check_data(X, allow_nan=self.missing_values == "marginalize")
+            if X.shape[0] < self.n_components:
+                raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                                 f"{self.n_components}, n_samples = {X.shape[0]}.")
+            sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+            gpass = make_pass(X, sample_weight, self.n_components, covariance, n_threads,
+                              self.missing_values)   # NaN rows: MissingDataPass (issue #8)
+        self._prior = resolve_prior(self.prior, X, sample_weight, self.n_components,
+                                    covariance)     # MAP-EM (issue #9)
         inits = self._check_inits(covariance, X.shape[1])
         if self.warm_start and hasattr(self, "converged_"):
             self._check_warm_start(covariance, X.shape[1])
-        gpass = GaussianPass(X.shape[0], X.shape[1], self.n_components, X.dtype, covariance,
-                             n_threads)
         return X, sample_weight, gpass, inits
 
     # --- EM hooks ------------------------------------------------------------------
@@ -236,17 +270,29 @@ class GaussianMixture(BaseEM):
         many standard deviations (a far start); the pass is then repeated about
         the new means, with the same responsibilities.
         """
-        weights, means, covariances = covariance.m_step(stats.nk, stats.s1, stats.s2,
-                                                        stats.centres, self.reg_covar)
+        weights, means, covariances = self._m_step(stats, covariance)
         if restatistics is not None and covariance.moved_far(stats.centres, means, covariances):
             stats = restatistics(means)
-            weights, means, covariances = covariance.m_step(stats.nk, stats.s1, stats.s2,
-                                                            stats.centres, self.reg_covar)
+            weights, means, covariances = self._m_step(stats, covariance)
         return GaussianParams(weights, means, covariance.precisions_cholesky(covariances))
+
+    # --- MAP-EM (issue #9): a prior replaces the M-step and adds log p(theta) ------------
+    def _m_step(self, stats, covariance):
+        prior = getattr(self, "_prior", None)
+        if prior is None:
+            return covariance.m_step(stats.nk, stats.s1, stats.s2, stats.centres, self.reg_covar)
+        return map_m_step(stats, covariance, prior, self.reg_covar)
+
+    def _log_prior(self, params, covariance):
+        prior = getattr(self, "_prior", None)
+        return 0.0 if prior is None else log_prior(params, covariance, prior)
+    # --- end MAP-EM -----------------------------------------------------------------------
 
     def _initial_params(self, X, sample_weight, context, random_state):
         gpass, (weights, means, prec_chol) = context
         if weights is None or means is None or prec_chol is None:
+            if hasattr(gpass, "initial_sample"):    # out of core / Dask: a sample of rows
+                X, sample_weight, gpass = gpass.initial_sample(X, sample_weight, random_state)
             stats = initial_statistics(self.init_params, X, sample_weight, gpass, random_state)
             start = self._params_from_statistics(stats, gpass.covariance)
             weights = start.weights if weights is None else weights
@@ -257,7 +303,7 @@ class GaussianMixture(BaseEM):
     def _em_iteration(self, X, sample_weight, params, context, total_weight):
         gpass = context[0]
         stats = gpass.statistics(X, sample_weight, params)
-        lower_bound = stats.loglik / total_weight
+        lower_bound = (stats.loglik + self._log_prior(params, gpass.covariance)) / total_weight
         if not np.isfinite(lower_bound):
             raise ValueError(
                 "The log-likelihood became non-finite: some samples are too far from every "
@@ -286,11 +332,19 @@ class GaussianMixture(BaseEM):
         ----------
         X : array-like of shape (n_samples, n_features)
             Training data. float32 and float64 are used as they are; other
-            numeric dtypes are converted to float64.
+            numeric dtypes are converted to float64.  Out of core: a memmap
+            (``np.load(path, mmap_mode='r')``) or any row-sliceable array-like
+            (an h5py dataset, a zarr array, ...) is read in bounded blocks,
+            never copied whole (so are ``predict``, ``predict_proba`` and
+            ``score_samples``' inputs); a ``dask.array.Array`` is fitted on its
+            workers (``pip install emfast[dask]``; predictions are then lazy
+            dask arrays).  Both initialise on a random sample of at most
+            262,144 rows and 64 MB (all rows when they fit).
         y : None
             Ignored; present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative sample weights (not all zero).
+            Non-negative sample weights (not all zero); streamed (or a dask
+            array) like X.
 
         Returns
         -------
@@ -318,11 +372,53 @@ class GaussianMixture(BaseEM):
         """
         return self._fit(X, sample_weight, labels=True)
 
+    # --- online EM (issue #6, emfast/_online.py) ------------------------------------------
+    def partial_fit(self, X, y=None, sample_weight=None, *, step_offset=STEP_OFFSET,
+                    step_exponent=STEP_EXPONENT):
+        """Update the model with one batch by stepwise online EM (Cappé & Moulines 2009).
+
+        Keeps running sufficient statistics per unit of sample weight,
+        ``s <- (1 - rho_t) s + rho_t s(batch)``, and runs an M-step after each
+        batch.  The first call starts the running statistics from its batch
+        (``rho = 1``): it initialises the parameters from that batch as
+        ``fit`` would (``init_params``, ``*_init``, ``random_state``), or
+        continues from them if the model is already fitted (by ``fit``,
+        ``load`` or earlier calls to ``partial_fit`` whose running statistics
+        were lost, e.g. by saving).  Call ``t = 1, 2, ...`` after it uses
+        ``rho_t = (t + step_offset) ** -step_exponent``.  ``fit`` discards the
+        running statistics.  ``lower_bound_`` is the batch's mean
+        log-likelihood under the parameters before the update, ``n_iter_``
+        the number of batches and ``converged_`` is False.  A prior (MAP-EM)
+        is not supported here.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The batch, in memory; the first one needs n_samples >= n_components.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+        step_offset : float, default=2.0
+            ``t0 >= 0``: larger values take smaller early steps.
+        step_exponent : float, default=0.6
+            ``kappa`` in (0.5, 1], the range in which stepwise EM converges;
+            smaller values forget early batches faster.
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        online_partial_fit(self, X, sample_weight, step_offset, step_exponent)
+        return self
+    # --- end online EM ----------------------------------------------------------------------
+
     def _fit(self, X, sample_weight, labels):
         names = feature_names(X)
         X, sample_weight, gpass, inits = self._prepare(X, sample_weight)
         random_state = check_random_state(self.random_state)
-        with sequential_blas(gpass.use_blas):
+        # always: the M-step's LAPACK calls must not wake BLAS threads that fight the
+        # OpenMP threads for the cores (the limiter's cost is nothing next to a fit)
+        with sequential_blas():
             params = self._run_em(X, sample_weight, (gpass, inits), random_state)
             self.n_features_in_ = X.shape[1]
             if names is not None:
@@ -337,12 +433,57 @@ class GaussianMixture(BaseEM):
         self._check_fitted()
         owner = type(self).__name__
         check_feature_names(getattr(self, "feature_names_in_", None), X, owner)
-        X = check_data(X, n_features=self.n_features_in_, owner=owner)
-        gpass = GaussianPass(X.shape[0], X.shape[1], self.n_components, X.dtype,
-                             get_covariance(self.covariance_type),
-                             effective_n_threads(self.n_threads))
+        streamed = open_streamed(X, None, self.n_components, get_covariance(self.covariance_type),
+                                 effective_n_threads(self.n_threads), self.n_features_in_, owner)
+        if streamed is not None:    # out of core / Dask (issue #6)
+            X, gpass = streamed[0], streamed[2]
+        else:
+            X = check_data(X, n_features=self.n_features_in_, owner=owner,
+                           allow_nan=self.missing_values == "marginalize")
+            gpass = make_pass(X, None, self.n_components, get_covariance(self.covariance_type),
+                              effective_n_threads(self.n_threads),
+                              self.missing_values)   # NaN rows: MissingDataPass (issue #8)
         with sequential_blas(gpass.use_blas):
             return gpass.score(X, self._fitted_params(), **outputs)
+
+    # --- missing data (issue #8, emfast/_missing.py) ---------------------------------
+    def impute(self, X):
+        """Fill each NaN of X with its conditional expectation under the fitted mixture.
+
+        Model-based imputation: a missing entry becomes
+        ``sum_k p(k | x_o) E[x_m | x_o, k]``, where ``x_o`` are the row's
+        observed entries.  Works whatever ``missing_values`` was used to fit.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with NaN marking the missing entries (infinity is rejected).
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features)
+            A new array in X's dtype (float32 or float64); observed entries
+            are copied unchanged.
+
+        Raises
+        ------
+        ValueError
+            If a row has every entry missing.
+        """
+        self._check_fitted()
+        owner = type(self).__name__
+        check_feature_names(getattr(self, "feature_names_in_", None), X, owner)
+        X = check_data(X, n_features=self.n_features_in_, owner=owner, allow_nan=True)
+        gpass = make_pass(X, None, self.n_components, get_covariance(self.covariance_type),
+                          effective_n_threads(self.n_threads), "marginalize")
+        if not isinstance(gpass, MissingDataPass):
+            return X.copy()
+        with sequential_blas(gpass.use_blas):
+            return gpass.impute(X, self._fitted_params())
+
+    def _tags_update(self, tags):
+        tags.input_tags.allow_nan = self.missing_values == "marginalize"
+    # --- end missing data ----------------------------------------------------------------
 
     def predict(self, X):
         """Label each sample with its most probable component.

@@ -183,7 +183,8 @@ def _log_likelihood_and_entropy(model, X, sample_weight, with_entropy):
     for start in range(0, X.shape[0], _SCORE_ROWS):
         block = X[start:start + _SCORE_ROWS]
         w = None if sample_weight is None else sample_weight[start:start + _SCORE_ROWS]
-        log_norm, resp, _ = model._score(block, log_norm=True, resp=with_entropy)
+        outputs = model._score(block, log_norm=True, resp=with_entropy)
+        log_norm, resp = outputs[0], outputs[1]
         loglik += float(log_norm.sum() if w is None else w @ log_norm)
         if with_entropy:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -204,10 +205,9 @@ def _fit_candidate(X, sample_weight, params, criterion, n_effective):
     model = GaussianMixture(**params)
     try:
         model.fit(X, sample_weight=sample_weight)
-        loglik, entropy = _log_likelihood_and_entropy(model, X, sample_weight,
-                                                      criterion == "icl")
-    except ValueError as exc:
+    except ValueError as exc:   # only the fit: a scoring error is a bug, not a result
         return None, str(exc), np.nan, np.nan
+    loglik, entropy = _log_likelihood_and_entropy(model, X, sample_weight, criterion == "icl")
     n_parameters = model._n_parameters()
     value = _criterion(criterion, loglik, entropy, n_parameters, n_effective)
     return model, None, loglik, value

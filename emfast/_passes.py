@@ -27,6 +27,9 @@ class GaussianParams:
     weights: np.ndarray                 # (K,)
     means: np.ndarray                   # (K, D)
     precisions_cholesky: np.ndarray     # layout by covariance type
+    # Variational Bayes (issue #9): per-component constants that replace
+    # log w_k + log det U_k - D/2 log 2 pi in the log-densities when given.
+    log_const: np.ndarray = None        # (K,) or None
 
 
 @dataclass
@@ -94,6 +97,8 @@ class GaussianPass:
             log_weights = np.log(params.weights)
         log_const = (log_weights + cov.log_det_cholesky(params.precisions_cholesky, K, D)
                      - D * _HALF_LOG_2PI)
+        if params.log_const is not None:    # variational Bayes (issue #9)
+            log_const = params.log_const
         means = np.ascontiguousarray(params.means, dtype=self.dtype)
         prec = np.ascontiguousarray(params.precisions_cholesky, dtype=self.dtype).ravel()
         return means, prec, np.ascontiguousarray(log_const, dtype=np.float64)

@@ -18,12 +18,15 @@ Archive members:
       values are stored as they are; an array-like value as
       ``{"array": "param.<name>"}`` pointing at an archive member; a
       ``numpy.random.RandomState`` as ``{"random_state": {...}}`` with its
-      MT19937 key array in the member ``param.<name>.keys``;
+      MT19937 key array in the member ``param.<name>.keys``; one of emfast's
+      public dataclasses (``GaussianPrior``) as ``{"dataclass": class name,
+      "fields": {...}}``, its fields encoded the same way;
     - ``fitted``: fitted attribute name -> kind (``ndarray``, ``float``,
-      ``int``, ``bool``, ``float_list``, ``str_array``); its value is the
-      member ``fitted.<name>`` (scalars as 0-d arrays; ``str_array``, an
-      object array of strings such as ``feature_names_in_``, as a unicode
-      array);
+      ``int``, ``bool``, ``float_list``, ``str_array``,
+      ``ndarray_tuple/<n>``); its value is the member ``fitted.<name>``
+      (scalars as 0-d arrays; ``str_array``, an object array of strings such
+      as ``feature_names_in_``, as a unicode array; a tuple of ``n`` arrays
+      as the members ``fitted.<name>.0`` ... ``fitted.<name>.<n-1>``);
     - ``arrays``: member name -> ``{"dtype", "shape"}``;
     - ``sha256``: digest of the metadata without this field (canonical JSON,
       sorted keys) followed, per member in sorted order, by its name, dtype,
@@ -38,6 +41,7 @@ Safety against malicious files comes from never unpickling: only arrays of
 numeric or unicode dtypes and JSON are read.  Files with a higher ``format_version`` are
 refused; later emfast versions keep reading version 1.
 """
+import dataclasses
 import hashlib
 import io
 import json
@@ -73,6 +77,11 @@ def _encode_param(name, value, arrays):
         arrays[f"param.{name}.keys"] = np.asarray(keys, dtype=np.uint32)
         return {"random_state": {"bit_generator": kind, "pos": int(pos),
                                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
+    if dataclasses.is_dataclass(value) and _exported(type(value)):   # e.g. GaussianPrior
+        return {"dataclass": type(value).__name__,
+                "fields": {f.name: _encode_param(f"{name}.{f.name}", getattr(value, f.name),
+                                                 arrays)
+                           for f in dataclasses.fields(value)}}
     if isinstance(value, (np.ndarray, list, tuple)):
         array = np.asarray(value)
         if array.dtype.kind not in "biuf":
@@ -81,7 +90,15 @@ def _encode_param(name, value, arrays):
         arrays[f"param.{name}"] = array
         return {"array": f"param.{name}"}
     raise ValueError(f"Cannot save parameter {name!r} of type {type(value).__name__}: "
-                     "only None, bool, numbers, strings, arrays and RandomState are supported.")
+                     "only None, bool, numbers, strings, arrays, RandomState and emfast's "
+                     "parameter objects (e.g. GaussianPrior) are supported.")
+
+
+def _exported(cls):
+    """Whether ``cls`` is one of emfast's public classes (the only ones a file may name)."""
+    import emfast
+
+    return getattr(emfast, cls.__name__, None) is cls
 
 
 def _fitted_attributes(estimator):
@@ -91,6 +108,10 @@ def _fitted_attributes(estimator):
 
 
 def _encode_fitted(name, value, arrays):
+    if isinstance(value, tuple) and value and all(isinstance(v, np.ndarray) for v in value):
+        for i, part in enumerate(value):     # e.g. a Dirichlet process's two concentrations
+            _encode_fitted(f"{name}.{i}", part, arrays)
+        return f"ndarray_tuple/{len(value)}"
     if isinstance(value, np.ndarray) and value.dtype == object \
             and all(isinstance(v, str) for v in value.ravel()):
         kind, array = "str_array", value.astype(str)      # e.g. feature_names_in_
@@ -177,9 +198,18 @@ def save_estimator(estimator, file):
 
 # --- decoding -----------------------------------------------------------------------
 def _registry():
-    from ._gaussian_mixture import GaussianMixture
+    """emfast's estimator classes by name: every public BaseEM subclass in emfast."""
+    import emfast
+    from ._base import BaseEM
 
-    return {cls.__name__: cls for cls in (GaussianMixture,)}
+    classes, todo = {}, [BaseEM]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        # Only classes emfast itself exports: a file can never name arbitrary code.
+        if cls is not BaseEM and getattr(emfast, cls.__name__, None) is cls:
+            classes[cls.__name__] = cls
+    return classes
 
 
 def _read_members(file):
@@ -244,6 +274,15 @@ def _check_integrity(metadata, members):
 
 
 def _decode_param(name, value, members):
+    if isinstance(value, dict) and set(value) == {"dataclass", "fields"}:
+        import emfast
+
+        cls = getattr(emfast, value["dataclass"], None)
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            raise ModelFileError(f"Parameter {name!r} names an unknown class "
+                                 f"{value['dataclass']!r}.")
+        return cls(**{field: _decode_param(f"{name}.{field}", v, members)
+                      for field, v in value["fields"].items()})
     if isinstance(value, dict) and set(value) == {"array"}:
         return members[value["array"]]
     if isinstance(value, dict) and set(value) == {"random_state"}:
@@ -265,6 +304,16 @@ _FITTED_DECODERS = {
     "float_list": lambda a: [float(v) for v in a],
     "str_array": lambda a: a.astype(object),
 }
+
+
+def _decode_fitted(name, kind, members):
+    if isinstance(kind, str) and kind.startswith("ndarray_tuple/"):
+        count = int(kind.split("/", 1)[1])
+        return tuple(members[f"fitted.{name}.{i}"] for i in range(count))
+    decode = _FITTED_DECODERS.get(kind)
+    if decode is None:
+        raise ModelFileError(f"Fitted attribute {name!r} has an unknown kind {kind!r}.")
+    return decode(members[f"fitted.{name}"])
 
 
 def load(file):
@@ -319,10 +368,9 @@ def load(file):
         estimator = cls(**{name: _decode_param(name, value, members)
                            for name, value in metadata["params"].items()})
         for name, kind in metadata["fitted"].items():
-            decode = _FITTED_DECODERS.get(kind)
-            if decode is None or not name.endswith("_") or name.startswith("_"):
-                raise ModelFileError(f"Fitted attribute {name!r} has an unknown kind {kind!r}.")
-            setattr(estimator, name, decode(members[f"fitted.{name}"]))
+            if not name.endswith("_") or name.startswith("_"):
+                raise ModelFileError(f"Invalid fitted attribute name {name!r}.")
+            setattr(estimator, name, _decode_fitted(name, kind, members))
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ModelFileError):
             raise

@@ -5,6 +5,7 @@ import sys
 import numpy as np
 
 _CHECK_ROWS = 1 << 16   # rows per finiteness check: bounded temporary memory
+_FLOAT32_LIMIT = 1e20    # float32 squares of deviations overflow around here (3.4e38)
 
 
 def _is_scipy_sparse(X):
@@ -13,7 +14,8 @@ def _is_scipy_sparse(X):
     return sparse is not None and sparse.issparse(X)
 
 
-def check_data(X, name="X", min_samples=1, n_features=None, dtype=None, owner="the model"):
+def check_data(X, name="X", min_samples=1, n_features=None, dtype=None, owner="the model",
+               allow_nan=False):
     """Return X as a C-contiguous float32/float64 2-D array, copying only if needed.
 
     float32 stays float32 and float64 stays float64; other real numeric dtypes
@@ -21,7 +23,8 @@ def check_data(X, name="X", min_samples=1, n_features=None, dtype=None, owner="t
     Fortran-ordered arrays are accepted (the last three are copied).  The
     messages carry the phrases scikit-learn's own validation uses, so code
     matching them keeps working.  ``owner`` names the estimator in the
-    feature-count message.
+    feature-count message.  ``allow_nan`` lets NaN through (missing entries)
+    and still rejects infinity.
     """
     if _is_scipy_sparse(X):
         raise TypeError(f"Sparse data was passed for {name}, but dense data is required. "
@@ -66,8 +69,15 @@ def check_data(X, name="X", min_samples=1, n_features=None, dtype=None, owner="t
         raise ValueError(f"{name} has {n_feat} features, but {owner} is expecting "
                          f"{n_features} features as input.")
     for start in range(0, n_samples, _CHECK_ROWS):
-        if not np.isfinite(X[start:start + _CHECK_ROWS]).all():
-            raise ValueError(f"{name} contains NaN or infinity (first at or after row {start}).")
+        block = X[start:start + _CHECK_ROWS]
+        if not (np.isfinite(block).all() or (allow_nan and not np.isinf(block).any())):
+            what = "infinity" if allow_nan else "NaN or infinity"
+            raise ValueError(f"{name} contains {what} (first at or after row {start}).")
+        # float32 kernels square deviations in float32: beyond this they overflow
+        if X.dtype == np.float32 and block.size and np.nanmax(np.abs(block)) > _FLOAT32_LIMIT:
+            raise ValueError(
+                f"{name} is float32 with values beyond {_FLOAT32_LIMIT:.0e} (first at or after "
+                f"row {start}), whose squares overflow float32. Pass float64 data, or rescale.")
     return X
 
 
@@ -93,9 +103,20 @@ def check_sample_weight(sample_weight, n_samples, dtype):
     return w
 
 
+def as_real_array(array, name, dtype=np.float64):
+    """A copy of ``array`` as real ``dtype``; strings, objects and complex values are refused."""
+    try:
+        raw = np.asarray(array)
+        if raw.dtype.kind == "c":
+            raise ValueError("complex values")
+        return np.array(raw, dtype=dtype, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must hold real numbers ({exc}).") from None
+
+
 def check_shape(array, shape, name, dtype=np.float64):
     """Return ``array`` as a finite float64 array of exactly ``shape``."""
-    array = np.array(array, dtype=dtype, copy=True)
+    array = as_real_array(array, name, dtype)
     if array.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}; got {array.shape}.")
     if not np.isfinite(array).all():

@@ -560,10 +560,10 @@ def test_params_protocol_clone_and_repr():
     params = gm.get_params()
     assert params["n_components"] == 3 and params["covariance_type"] == "diag"
     assert params["tol"] == 1e-4 and params["random_state"] == 7 and params["n_threads"] is None
-    assert set(params) == {"n_components", "covariance_type", "tol", "reg_covar", "max_iter",
-                           "n_init", "init_params", "weights_init", "means_init",
-                           "precisions_init", "random_state", "warm_start", "verbose",
-                           "verbose_interval", "n_threads"}
+    shared = {"n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
+              "init_params", "weights_init", "means_init", "precisions_init", "random_state",
+              "warm_start", "verbose", "verbose_interval"}
+    assert set(params) == shared | {"n_threads", "prior", "missing_values"}
     other = GaussianMixture().set_params(**params)
     assert other.get_params() == params
     assert gm.set_params(max_iter=5) is gm and gm.max_iter == 5

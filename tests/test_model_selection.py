@@ -157,8 +157,8 @@ def test_table_views():
     assert list(frame.index) == [2, 3] and list(frame.columns) == ["diag", "spherical"]
     assert_array_equal(frame.to_numpy(), table.values)
     # A dataframe's column names reach the chosen model, as in GaussianMixture.fit.
-    named, _ = select_model(pd.DataFrame(X, columns=["u", "v"]), n_components=[3],
-                            covariance_types="spherical", random_state=0)
+    named, _ = select_model(pd.DataFrame(X, columns=["u", "v"]), n_components=[2, 3],
+                            covariance_types=["diag", "spherical"], random_state=0)
     assert named.feature_names_in_.tolist() == ["u", "v"]
     assert_array_equal(named.means_, model.means_)
 

@@ -115,6 +115,45 @@ def test_round_trip_keeps_feature_names(X):
         loaded.predict(frame[["z", "y", "x"]])
 
 
+def test_round_trip_with_a_prior(X):
+    prior = emfast.GaussianPrior(weight_concentration=2.0, mean=np.zeros(3),
+                                 degrees_of_freedom=6.0)
+    model = GaussianMixture(2, prior=prior, random_state=0).fit(X)
+    loaded = load(_saved(model))
+    assert type(loaded.prior) is emfast.GaussianPrior
+    assert loaded.prior.weight_concentration == 2.0 and loaded.prior.scale is None
+    assert_array_equal(loaded.prior.mean, prior.mean)
+    for name in ("weights_", "means_", "covariances_", "lower_bounds_"):
+        assert_array_equal(getattr(loaded, name), getattr(model, name))
+    refit = loaded.fit(X)                     # the loaded prior gives the same fit
+    assert_array_equal(refit.means_, model.means_)
+
+
+@pytest.mark.filterwarnings("ignore::emfast.ConvergenceWarning")
+@pytest.mark.parametrize("prior_type", ["dirichlet_process", "dirichlet_distribution"])
+def test_round_trip_bayesian_mixture(X, prior_type):
+    model = emfast.BayesianGaussianMixture(
+        n_components=3, weight_concentration_prior_type=prior_type, random_state=0,
+        max_iter=20).fit(X)
+    loaded = load(_saved(model))
+    _assert_fitted_equal(model, loaded)
+    assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def _assert_fitted_equal(a, b):
+    assert type(a) is type(b) and a.get_params().keys() == b.get_params().keys()
+    names = sorted(k for k in vars(a) if k.endswith("_") and not k.startswith("_"))
+    assert names == sorted(k for k in vars(b) if k.endswith("_") and not k.startswith("_"))
+    for name in names:
+        va, vb = getattr(a, name), getattr(b, name)
+        if isinstance(va, tuple):
+            assert isinstance(vb, tuple) and len(va) == len(vb)
+            for x, y in zip(va, vb):
+                assert_array_equal(x, y)
+        else:
+            assert_array_equal(va, vb, err_msg=name)
+
+
 def test_pickle_round_trip(X):
     model = GaussianMixture(3, covariance_type="tied", random_state=1).fit(X)
     copy = pickle.loads(pickle.dumps(model))
@@ -238,8 +277,8 @@ def _resigned(saved, change):
 
 def test_rejects_unknown_class_and_foreign_format(saved):
     def other_class(metadata):
-        metadata["class"] = "BayesianGaussianMixture"
-    with pytest.raises(ModelFileError, match="'BayesianGaussianMixture'.*cannot load"):
+        metadata["class"] = "KMeans"
+    with pytest.raises(ModelFileError, match="'KMeans'.*cannot load"):
         load(_resigned(saved, other_class))
 
     def other_format(metadata):

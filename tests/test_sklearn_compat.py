@@ -8,6 +8,7 @@ scipy is imported) is run again in a subprocess with it set.
 import os
 import pickle
 import subprocess
+import tempfile
 import sys
 import textwrap
 import warnings
@@ -48,6 +49,10 @@ def test_check_estimator(estimator, check):
         check(estimator)
 
 
+# the installed emfast, not the source tree's (which has no compiled kernels)
+OUTSIDE_SOURCE = tempfile.gettempdir()
+
+
 def _array_api_check_in_subprocess():
     code = textwrap.dedent("""
         import warnings
@@ -61,7 +66,7 @@ def _array_api_check_in_subprocess():
     """)
     env = dict(os.environ, SCIPY_ARRAY_API="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=300, cwd=OUTSIDE_SOURCE)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "passed"
 
@@ -119,7 +124,7 @@ def test_standalone_without_sklearn_loaded():
         print("sklearn" in sys.modules)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, cwd=OUTSIDE_SOURCE)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "[True]", "False"]
 

@@ -1,0 +1,150 @@
+"""Side-by-side Baum-Welch: emfast.GaussianHMM against hmmlearn.hmm.GaussianHMM.
+
+Both start from the same explicit parameters (``init_params=''``) and run a
+fixed number of iterations (``tol=-inf``), so the time per iteration does not
+depend on convergence luck; the final log-likelihood per sample and the
+largest relative difference between the two log-likelihood histories are
+printed next to the times, so a fast wrong answer is visible.
+
+It also measures the forward-backward design choice: the same compiled E-step
+with the scaled recursion and forced to log-space, one thread.
+
+Usage::
+
+    python benchmarks/bench_hmm.py                       # the issue's shapes
+    python benchmarks/bench_hmm.py --components 8 --iters 5 --skip-hmmlearn
+
+Timings are wall-clock in one process; on a shared machine run it when the
+machine is quiet, or compare only ratios measured in the same run.
+"""
+import argparse
+import time
+
+import numpy as np
+
+from emfast import GaussianHMM
+from emfast._covariance import get_covariance
+from emfast._hmm_pass import HMMParams, HMMPass, check_lengths
+
+
+def make_data(n_samples, length, n_features, seed=0, n_states=8):
+    """Sequences drawn from a random n_states-state Gaussian HMM."""
+    rng = np.random.default_rng(seed)
+    transmat = 0.9 * np.eye(n_states) + 0.1 * rng.dirichlet(np.ones(n_states), size=n_states)
+    means = rng.normal(scale=4.0, size=(n_states, n_features))
+    cdf = np.cumsum(transmat, axis=1)
+    states = np.empty(n_samples, dtype=int)
+    draws = rng.uniform(size=n_samples)
+    for t in range(n_samples):
+        if t % length == 0:
+            states[t] = rng.integers(n_states)
+        else:
+            states[t] = min(np.searchsorted(cdf[states[t - 1]], draws[t], side="right"),
+                            n_states - 1)
+    X = means[states] + rng.standard_normal((n_samples, n_features))
+    return X, np.full(n_samples // length, length)
+
+
+def start_params(X, n_components, covariance_type, seed=1):
+    """One explicit starting point for every implementation."""
+    rng = np.random.default_rng(seed)
+    K = n_components
+    startprob = np.full(K, 1.0 / K)
+    transmat = 0.5 * np.eye(K) + 0.5 * rng.dirichlet(np.ones(K), size=K)
+    means = X[rng.choice(len(X), size=K, replace=False)]
+    cov = np.cov(X.T)
+    covars = {"full": np.tile(cov, (K, 1, 1)), "tied": cov,
+              "diag": np.tile(np.diag(cov), (K, 1)),
+              "spherical": np.full(K, np.diag(cov).mean())}[covariance_type]
+    return startprob, transmat, means, covars
+
+
+def run(cls, X, lengths, K, covariance_type, n_iter, **kwargs):
+    model = cls(K, covariance_type=covariance_type, n_iter=n_iter, tol=-np.inf,
+                init_params="", **kwargs)
+    model.startprob_, model.transmat_, model.means_, model.covars_ = (
+        np.array(p) for p in start_params(X, K, covariance_type))
+    start = time.perf_counter()
+    model.fit(X, lengths)
+    seconds = (time.perf_counter() - start) / n_iter
+    return seconds, np.array(model.monitor_.history)
+
+
+def design(X, lengths, K, covariance_type, repeats=3):
+    """E-step seconds: the scaled recursion and the same kernel forced to log-space."""
+    covariance = get_covariance(covariance_type)
+    startprob, transmat, means, covars = start_params(X, K, covariance_type)
+    params = HMMParams(startprob, transmat, means, covariance.precisions_cholesky(covars))
+    hpass = HMMPass(check_lengths(lengths, len(X)), X.shape[1], K, X.dtype, covariance, 1)
+    out = {}
+    for force_log in (False, True):
+        best = np.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            stats = hpass.statistics(X, params, force_log=force_log)
+            best = min(best, time.perf_counter() - start)
+        out[force_log] = (best, stats)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-samples", type=int, default=100_000)
+    parser.add_argument("--length", type=int, default=1000)
+    parser.add_argument("--features", type=int, default=4)
+    parser.add_argument("--components", type=int, nargs="+", default=[8, 64])
+    parser.add_argument("--covariance", nargs="+", default=["diag", "full"])
+    parser.add_argument("--iters", type=int, default=3, help="iterations for K < 32")
+    parser.add_argument("--iters-large", type=int, default=1, help="iterations for K >= 32")
+    parser.add_argument("--threads", type=int, default=None, help="emfast n_threads")
+    parser.add_argument("--skip-hmmlearn", action="store_true")
+    parser.add_argument("--skip-design", action="store_true")
+    args = parser.parse_args()
+
+    X, lengths = make_data(args.n_samples, args.length, args.features)
+    print(f"N={len(X)} in {len(lengths)} sequences of {args.length}, D={args.features}; "
+          f"emfast n_threads={args.threads}")
+    try:
+        import logging
+
+        from hmmlearn.hmm import GaussianHMM as HmmlearnHMM
+        logging.getLogger("hmmlearn").setLevel(logging.ERROR)
+    except ImportError:
+        HmmlearnHMM = None
+        print("hmmlearn is not installed: emfast only")
+    header = (f"{'cov':>5} {'K':>3} {'iters':>5} {'emfast s/it':>12} {'hmmlearn s/it':>14} "
+              f"{'ratio':>7} {'emfast ll/N':>12} {'hmmlearn ll/N':>14} {'max rel diff':>12}")
+    print(header)
+    for covariance_type in args.covariance:
+        for K in args.components:
+            n_iter = args.iters if K < 32 else args.iters_large
+            ours, hist = run(GaussianHMM, X, lengths, K, covariance_type, n_iter,
+                             n_threads=args.threads)
+            theirs = their_hist = None
+            if HmmlearnHMM is not None and not args.skip_hmmlearn:
+                theirs, their_hist = run(HmmlearnHMM, X, lengths, K, covariance_type, n_iter)
+            row = f"{covariance_type:>5} {K:>3} {n_iter:>5} {ours:>12.4f} "
+            if theirs is None:
+                row += f"{'-':>14} {'-':>7} {hist[-1] / len(X):>12.5f}"
+            else:
+                diff = np.max(np.abs(hist - their_hist) / np.abs(their_hist))
+                row += (f"{theirs:>14.4f} {theirs / ours:>7.1f} {hist[-1] / len(X):>12.5f} "
+                        f"{their_hist[-1] / len(X):>14.5f} {diff:>12.1e}")
+            print(row, flush=True)
+
+    if not args.skip_design:
+        print("\nForward-backward design, one thread, one E-step with statistics:")
+        print(f"{'cov':>5} {'K':>3} {'scaled s':>10} {'log-space s':>12} {'ratio':>6} "
+              f"{'ns/row scaled':>14} {'rel diff ll':>12}")
+        for covariance_type in args.covariance:
+            for K in args.components:
+                out = design(X, lengths, K, covariance_type)
+                (scaled, s_stats), (logs, l_stats) = out[False], out[True]
+                diff = abs(s_stats.loglik - l_stats.loglik) / abs(l_stats.loglik)
+                print(f"{covariance_type:>5} {K:>3} {scaled:>10.4f} {logs:>12.4f} "
+                      f"{logs / scaled:>6.1f} {scaled / len(X) * 1e9:>14.1f} {diff:>12.1e}",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()

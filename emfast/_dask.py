@@ -1,0 +1,233 @@
+"""Dask: EM on a ``dask.array.Array``, statistics on the workers, M-step on the client.
+
+``fit`` persists X (and the sample weights) once, so they stay in the
+workers' memory between iterations.  Each iteration builds one task per row
+block of X that runs the same fused kernel (``GaussianPass.statistics``) on
+that block, sums the blocks' statistics with a tree of ``TREE_WIDTH``-way
+sums in block order (deterministic whatever the scheduling), and brings the
+total to the client for the M-step.  Nothing here is specific to a cluster:
+``compute`` and ``persist`` use whichever scheduler is active, normally a
+``distributed.Client``.
+
+Kernels in a task use one thread: Dask runs tasks concurrently (one per
+worker thread), so more would oversubscribe the cores.  ``predict``,
+``predict_proba`` and ``score_samples`` return lazy dask arrays, computed
+block by block with the kernel.
+
+Dask is an optional dependency (``pip install emfast[dask]``); this module is
+imported only when X is a dask array.
+"""
+import dask
+import dask.array as da
+import numpy as np
+
+from ._covariance import get_covariance
+from ._passes import GaussianPass
+from ._sources import sample_pass, sample_rows, sum_statistics
+
+TREE_WIDTH = 8          # statistics summed per reduction task
+_TASK_THREADS = 1       # kernel threads per task (Dask parallelises over tasks)
+
+
+def open_dask(X, sample_weight, n_components, covariance, n_threads, n_features=None,
+              owner="the model"):
+    """``(X, sample_weight, DaskPass)`` for a dask array; see ``open_streamed``.
+
+    For a fit (``n_features`` None) X and the weights are validated and
+    persisted; for a prediction X is only checked lazily, block by block.
+    """
+    X = _check_array(X, n_features, owner)
+    gpass = DaskPass(X, n_components, covariance, n_threads)
+    if n_features is not None:
+        return DaskRows(X), None, gpass
+    if X.shape[0] < n_components:
+        raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                         f"{n_components}, n_samples = {X.shape[0]}.")
+    X = X.persist()
+    checks = [da.isfinite(X).all()]
+    w = None
+    if sample_weight is not None:
+        w = _check_weights(sample_weight, X)
+        w = w.persist()
+        checks += [da.isfinite(w).all(), (w >= 0).all(), w.sum(dtype=np.float64)]
+    results = dask.compute(*checks)
+    if not results[0]:
+        raise ValueError("X contains NaN or infinity.")
+    if w is None:
+        return DaskRows(X), None, gpass
+    finite, non_negative, total = results[1:]
+    if not finite:
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if not non_negative:
+        raise ValueError("sample_weight must be non-negative; found negative values.")
+    if not total > 0:
+        raise ValueError("sample_weight sums to zero: at least one sample needs positive "
+                         "weight.")
+    return DaskRows(X), DaskRows(w, float(total)), gpass
+
+
+def _check_array(X, n_features, owner):
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2-D array for X (n_samples, n_features); got "
+                         f"{X.ndim}-D with shape {X.shape}.")
+    if any(np.isnan(size) for sizes in X.chunks for size in sizes):
+        raise ValueError("X is a dask array of unknown chunk sizes; call "
+                         "X.compute_chunk_sizes() first.")
+    kind = X.dtype.kind
+    if kind == "f" and X.dtype.itemsize in (4, 8):
+        X = X.astype(X.dtype.newbyteorder("=")) if not X.dtype.isnative else X
+    elif kind in "iub":
+        X = X.astype(np.float64)
+    else:
+        raise ValueError(f"X must hold real numbers; got dtype {X.dtype}.")
+    if X.shape[0] < 1:
+        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum "
+                         "of 1 is required (X).")
+    if X.shape[1] == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum "
+                         "of 1 is required (X).")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features, but {owner} is expecting "
+                         f"{n_features} features as input.")
+    if X.numblocks[1] != 1:
+        X = X.rechunk({1: -1})      # the kernel needs whole rows
+    return X
+
+
+def _check_weights(sample_weight, X):
+    w = sample_weight
+    if not isinstance(w, da.Array):
+        w = np.asarray(w)
+        if w.ndim == 0:
+            w = np.broadcast_to(w, (X.shape[0],))
+    if w.dtype.kind not in "fiub":
+        raise ValueError(f"sample_weight must hold real numbers; got dtype {w.dtype}.")
+    if w.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight must have shape ({X.shape[0]},) to match X; "
+                         f"got {w.shape}.")
+    if not isinstance(w, da.Array):
+        w = da.from_array(w, chunks=(X.chunks[0],))
+    elif w.chunks[0] != X.chunks[0]:
+        w = w.rechunk((X.chunks[0],))
+    return w.astype(X.dtype)
+
+
+class DaskRows:
+    """A dask array (X, or the weights with their total) as the driver sees it.
+
+    Like a RowSource: ``rows[a:b]`` computes those rows (e.g. for the prior's
+    data moments), ``rows.rows(a, b)`` is the lazy sub-array (incremental EM).
+    """
+
+    def __init__(self, array, total=None):
+        self.array, self._total = array, total
+
+    @property
+    def shape(self):
+        return self.array.shape
+
+    @property
+    def dtype(self):
+        return self.array.dtype
+
+    def __len__(self):
+        return self.array.shape[0]
+
+    def __getitem__(self, key):
+        return self.array[key].compute()
+
+    def rows(self, first, last):
+        return DaskRows(self.array[first:last])
+
+    def sum(self, dtype=None):
+        """Total (the weights' total is known from validation)."""
+        if self._total is None:
+            self._total = float(self.array.sum(dtype=np.float64).compute())
+        return self._total
+
+
+# --- worker side ------------------------------------------------------------------------
+def _block_pass(X, params, covariance_type, n_threads):
+    return GaussianPass(X.shape[0], X.shape[1], len(params.weights), X.dtype,
+                        get_covariance(covariance_type), n_threads)
+
+
+def _block_statistics(X, sample_weight, params, centres, covariance_type, n_threads):
+    """One row block's statistics (runs on a worker)."""
+    X = np.ascontiguousarray(X)
+    return _block_pass(X, params, covariance_type, n_threads).statistics(
+        X, sample_weight, params, centres=centres)
+
+
+def _block_score(X, params, covariance_type, n_threads, output, index):
+    """One of ``GaussianPass.score``'s outputs for a row block (runs on a worker)."""
+    X = np.ascontiguousarray(X)
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or infinity.")
+    return _block_pass(X, params, covariance_type, n_threads).score(
+        X, params, **{output: True})[index]
+
+
+# --- client side -----------------------------------------------------------------------
+def tree_sum(parts, width=TREE_WIDTH):
+    """A delayed sum of delayed statistics: ``width``-way sums, in order, until one."""
+    while len(parts) > 1:
+        parts = [dask.delayed(sum_statistics, pure=True)(*parts[i:i + width])
+                 for i in range(0, len(parts), width)]
+    return parts[0]
+
+
+class DaskPass:
+    """``GaussianPass``'s interface over dask arrays (``DaskRows``)."""
+
+    def __init__(self, X, n_components, covariance, n_threads):
+        self.covariance = covariance
+        self.n_components, self.n_features = n_components, X.shape[1]
+        self.n_threads = n_threads     # the client's, for the initialisation sample
+        self.dtype = X.dtype
+        probe = GaussianPass(1, self.n_features, n_components, X.dtype, covariance, 1)
+        self.use_blas = probe.use_blas
+
+    def statistics(self, X, sample_weight, params, centres=None):
+        """Statistics of all rows, one task per block, summed by a tree of tasks."""
+        centres = params.means if centres is None else centres
+        blocks = X.array.to_delayed().ravel()
+        weights = ([None] * len(blocks) if sample_weight is None
+                   else sample_weight.array.to_delayed().ravel())
+        parts = [dask.delayed(_block_statistics, pure=True)(
+                     block, w, params, centres, self.covariance.name, _TASK_THREADS)
+                 for block, w in zip(blocks, weights)]
+        return tree_sum(parts).compute()
+
+    def score(self, X, params, **outputs):
+        """``GaussianPass.score``'s outputs as lazy dask arrays (unrequested ones empty)."""
+        # each output's position, trailing shape and dtype: from the kernel, on one row
+        probe = np.zeros((1, self.n_features), dtype=self.dtype)
+        local = GaussianPass(1, self.n_features, self.n_components, self.dtype,
+                             self.covariance, 1)
+        result = list(local.score(probe, params))      # nothing asked for: all empty
+        array = X.array
+        for name, wanted in outputs.items():
+            if not wanted:
+                continue
+            index, like = next((i, out) for i, out in
+                               enumerate(local.score(probe, params, **{name: True})) if out.size)
+            trailing = like.shape[1:]
+            result[index] = array.map_blocks(
+                _block_score, params, self.covariance.name, _TASK_THREADS, name, index,
+                dtype=like.dtype, chunks=(array.chunks[0],) + tuple((t,) for t in trailing),
+                drop_axis=[] if trailing else [1], meta=np.empty((0,) * like.ndim, like.dtype))
+        return tuple(result)
+
+    def initial_sample(self, X, sample_weight, random_state):
+        """``(X_sample, w_sample, pass)``: as ``StreamedPass.initial_sample``, computed."""
+        rows = sample_rows(len(X), self.n_features * self.dtype.itemsize, self.n_components,
+                           random_state)
+        whole = len(rows) == len(X)
+        sample = X.array if whole else X.array[rows]
+        weights = None
+        if sample_weight is not None:
+            weights = sample_weight.array if whole else sample_weight.array[rows]
+        sample, weights = dask.compute(sample, weights)
+        return sample_pass(np.ascontiguousarray(sample), weights, self)
+

@@ -1,0 +1,799 @@
+"""emfast.GaussianHMM: hidden Markov models with Gaussian emissions, fitted by Baum-Welch.
+
+hmmlearn's ``GaussianHMM`` interface (parameters, attribute names, MAP
+priors) on emfast's kernels: the E-step is one compiled, OpenMP-parallel
+forward-backward pass over all sequences (``emfast/_hmm_pass.py``), and the
+emission M-step is the covariance strategy's M-step from the same statistics
+the Gaussian mixture uses, followed by hmmlearn's prior corrections.
+"""
+import numbers
+import sys
+import warnings
+from collections import deque
+
+import numpy as np
+
+from ._base import check_random_state
+from ._covariance import COVARIANCE_TYPES, CollapsedComponentError, get_covariance
+from ._exceptions import NotFittedError, interoperable
+from ._hmm_pass import HMMParams, HMMPass, check_lengths
+from ._initialization import kmeans_plusplus, lloyd
+from ._parallel import effective_n_threads, sequential_blas
+from ._params import ParamsMixin
+from ._passes import GaussianPass
+from ._sklearn_compat import SklearnCompatMixin
+from ._validation import check_data
+
+_CODES = "stmc"
+DECODER_ALGORITHMS = ("viterbi", "map")
+_NK_FLOOR = 10 * np.finfo(np.float64).eps      # as the covariance strategies
+
+
+class ConvergenceMonitor:
+    """Record of the log-likelihood per Baum-Welch iteration (hmmlearn's ``monitor_``).
+
+    Parameters
+    ----------
+    tol : float
+        Convergence threshold on the gain in total log-likelihood.
+    n_iter : int
+        Maximum number of iterations.
+    verbose : bool
+        Print one line per iteration to ``sys.stderr``.
+
+    Attributes
+    ----------
+    history : collections.deque of float
+        Total log-likelihood of the data under the parameters each iteration
+        started from.
+    iter : int
+        Iterations performed.
+    """
+
+    _template = "{iter:>10d} {log_prob:>16.8f} {delta:>+16.8f}"
+
+    def __init__(self, tol, n_iter, verbose):
+        self.tol = tol
+        self.n_iter = n_iter
+        self.verbose = verbose
+        self.history = deque()
+        self.iter = 0
+
+    def __repr__(self):
+        return (f"ConvergenceMonitor(tol={self.tol!r}, n_iter={self.n_iter!r}, "
+                f"verbose={self.verbose!r}, iter={self.iter!r}, history={list(self.history)!r})")
+
+    def report(self, log_prob):
+        """Record one iteration's log-likelihood (and print it when verbose).
+
+        A decrease by more than sqrt(eps) relative to the log-likelihood warns:
+        without priors EM never decreases it, so that is a bug or a prior at work.
+
+        Parameters
+        ----------
+        log_prob : float
+        """
+        previous = self.history[-1] if self.history else None
+        if self.verbose:
+            delta = np.nan if previous is None else log_prob - previous
+            print(self._template.format(iter=self.iter + 1, log_prob=log_prob, delta=delta),
+                  file=sys.stderr)
+        if previous is not None and \
+                log_prob - previous < -np.sqrt(np.finfo(float).eps) * max(1.0, abs(previous)):
+            warnings.warn(f"The log-likelihood decreased from {previous} to {log_prob} at "
+                          f"iteration {self.iter + 1}; with priors (covars_prior, "
+                          "means_weight, ...) Baum-Welch maximises the posterior, which may "
+                          "not increase the likelihood.", RuntimeWarning, stacklevel=4)
+        self.history.append(log_prob)
+        self.iter += 1
+
+    @property
+    def converged(self):
+        """True after ``n_iter`` iterations or a gain below ``tol`` (hmmlearn's rule)."""
+        return self.iter == self.n_iter or self.tol_reached
+
+    @property
+    def tol_reached(self):
+        """True when the last gain in log-likelihood was below ``tol``."""
+        return len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol
+
+
+def _check_real(name, value, low=None, low_closed=True, integer=False):
+    kind = numbers.Integral if integer else numbers.Real
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if ok and low is not None:
+        ok = value >= low if low_closed else value > low
+    if not ok or (not integer and np.isnan(value)):
+        noun = "an int" if integer else "a real number"
+        bound = "" if low is None else f" {'>=' if low_closed else '>'} {low}"
+        raise ValueError(f"The '{name}' parameter of GaussianHMM must be {noun}{bound}. "
+                         f"Got {value!r} instead.")
+
+
+def _check_codes(name, value):
+    if not isinstance(value, str) or set(value) - set(_CODES):
+        raise ValueError(f"The '{name}' parameter of GaussianHMM must be a string made of the "
+                         f"letters 's' (startprob), 't' (transmat), 'm' (means) and 'c' "
+                         f"(covars). Got {value!r} instead.")
+
+
+def _prior(name, value, shape, low=None):
+    """A finite prior broadcast to ``shape`` (float64), with a clear error."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+        out = np.broadcast_to(array, shape).copy()
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or an array broadcastable to {shape}; got "
+                         f"{np.shape(value)}.") from None
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} contains NaN or infinity.")
+    if low is not None and (out < low).any():
+        raise ValueError(f"{name} must be >= {low}.")
+    return out
+
+
+class GaussianHMM(SklearnCompatMixin, ParamsMixin):
+    """Hidden Markov model with Gaussian emissions, fitted by Baum-Welch (EM).
+
+    hmmlearn's :class:`hmmlearn.hmm.GaussianHMM` on emfast's compiled
+    kernels: parameters, defaults, fitted attributes and the MAP priors have
+    hmmlearn's meaning, so code switches by changing the import.  Each
+    iteration is one OpenMP-parallel pass over all sequences: emission
+    log-densities, scaled forward-backward (log-space for a sequence whose
+    scaling underflows) and float64 statistics, holding one sequence's
+    ``length x n_components`` arrays per thread, never ``n_samples x
+    n_components``.
+
+    Differences from hmmlearn, on purpose:
+
+    - ``covariances_`` holds the covariances in the layout of
+      ``covariance_type`` (spherical ``(n_components,)``); ``covars_``
+      returns full matrices as hmmlearn's does, and can be set in the
+      layout of ``covariance_type`` before ``fit``.
+    - A state that receives no posterior mass keeps its mean and covariance
+      (hmmlearn divides by zero), and a row of the transition matrix with no
+      expected transitions keeps its values (hmmlearn leaves a zero row).
+    - A covariance that stops being positive definite raises a
+      ``ValueError`` naming the state; a sequence impossible under the model
+      (log-likelihood ``-inf``) during ``fit`` raises a ``ValueError``.
+    - ``decode(algorithm='map')`` returns the sum over rows of the log of
+      the largest posterior (hmmlearn returns the sum of the posteriors).
+    - ``spherical`` initial variances are the mean of the data's variances
+      (hmmlearn averages every entry of the covariance matrix).
+    - float32 data stays float32 (no upcast copy); statistics and the
+      forward-backward recursions are float64.  ``n_threads`` sets the
+      kernels' threads; results are bitwise identical for any thread count.
+    - The log-space/scaling choice (hmmlearn's ``implementation``) is made
+      per sequence by the kernel, so there is no such parameter.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of hidden states.
+    covariance_type : {'spherical', 'diag', 'full', 'tied'}, default='diag'
+        One variance per state ('spherical'), a diagonal covariance per state
+        ('diag'), a full covariance per state ('full'), or one full
+        covariance shared by all states ('tied').
+    min_covar : float, default=1e-3
+        Added to the diagonal of the data's covariance when it initialises
+        ``covars_`` (as in hmmlearn; the M-step is regularised by
+        ``covars_prior``).
+    startprob_prior : float or array-like of shape (n_components,), default=1.0
+        Dirichlet prior on ``startprob_``; 1 adds nothing.
+    transmat_prior : float or array-like of shape (n_components, n_components), default=1.0
+        Dirichlet prior on each row of ``transmat_``; 1 adds nothing.
+    means_prior : float or array-like broadcastable to (n_components, n_features), default=0
+        Mean of the normal prior on ``means_``.
+    means_weight : float or array-like of shape (n_components,), default=0
+        Weight (pseudo-count) of the prior on ``means_``; 0 adds nothing.
+    covars_prior : float or array-like, default=1e-2
+        Scale of the inverse-gamma ('spherical', 'diag') or inverse-Wishart
+        ('full', 'tied') prior on the covariances, broadcastable to the
+        layout of ``covariance_type`` and added to each state's scatter.
+        For 'full' and 'tied' a number is added to every entry of the scatter
+        matrix, as hmmlearn does: that regularises the variances but can leave
+        a covariance singular; pass a matrix such as ``c * np.eye(n_features)``
+        for an isotropic scale.
+    covars_weight : float or array-like of shape (n_components,), default=1
+        Degrees of freedom of that prior.
+    algorithm : {'viterbi', 'map'}, default='viterbi'
+        Decoder used by ``predict`` and ``decode``: the most probable state
+        path (Viterbi) or the most probable state of each row (MAP).
+    random_state : int, RandomState instance or None, default=None
+        Seed for the initialisation.
+    n_iter : int, default=10
+        Maximum number of Baum-Welch iterations.
+    tol : float, default=1e-2
+        Stop when the total log-likelihood gains less than this in an iteration.
+    verbose : bool, default=False
+        Print the log-likelihood of every iteration to ``sys.stderr``.
+    params : str, default='stmc'
+        Parameters updated by ``fit``: 's' start probabilities,
+        't' transition matrix, 'm' means, 'c' covariances.
+    init_params : str, default='stmc'
+        Parameters initialised by ``fit``: random Dirichlet start and
+        transition probabilities ('s', 't'), k-means means ('m'), the data's
+        covariance ('c').  Parameters not listed keep the values set on the
+        estimator (so ``init_params=''`` starts from given parameters, or
+        continues a previous fit).
+    n_threads : int or None, default=None
+        Threads for the kernels (sequences are independent: one sequence
+        runs on one thread); None uses OpenMP's default (which honours
+        ``OMP_NUM_THREADS``), -1 all cores.
+
+    Attributes
+    ----------
+    startprob_ : ndarray of shape (n_components,)
+    transmat_ : ndarray of shape (n_components, n_components)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray
+        (n_components,) spherical, (n_components, n_features) diag,
+        (n_components, n_features, n_features) full, (n_features, n_features) tied.
+    covars_ : ndarray of shape (n_components, n_features, n_features)
+        The covariances as full matrices (hmmlearn's property).
+    monitor_ : ConvergenceMonitor
+        Log-likelihood history of the last fit.
+    lower_bounds_ : list of float
+        Total log-likelihood of the training data under the parameters each
+        iteration started from (``monitor_.history`` as a list).
+    lower_bound_ : float
+        The last of them.
+    n_iter_ : int
+    converged_ : bool
+        Whether the last fit stopped because the gain fell below ``tol``.
+    n_features_in_ : int
+    n_features : int
+        Same as ``n_features_in_`` (hmmlearn's name).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emfast import GaussianHMM
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(0, 1, (200, 1)), rng.normal(8, 1, (200, 1))])
+    >>> model = GaussianHMM(2, random_state=0, n_iter=20).fit(X, lengths=[150, 250])
+    >>> np.sort(model.means_.ravel()).round(0)
+    array([0., 8.])
+    """
+
+    def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
+                 startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
+                 covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
+                 n_iter=10, tol=1e-2, verbose=False, params=_CODES, init_params=_CODES,
+                 n_threads=None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.min_covar = min_covar
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.n_threads = n_threads
+
+    # --- covars_: hmmlearn's full-matrix view ---------------------------------------
+    @property
+    def covars_(self):
+        """Covariances as (n_components, n_features, n_features) matrices."""
+        if not hasattr(self, "covariances_"):
+            raise AttributeError("'GaussianHMM' object has no attribute 'covars_'")
+        covariance = get_covariance(self.covariance_type)
+        covs = np.asarray(self.covariances_, dtype=np.float64)
+        K = self.n_components
+        D = covs.shape[-1] if covariance.name != "spherical" else np.shape(self.means_)[1]
+        return np.array(covariance.covariance_matrices(covs, K, D))
+
+    @covars_.setter
+    def covars_(self, value):
+        self.covariances_ = np.array(value, dtype=np.float64)
+
+    # --- validation -------------------------------------------------------------------
+    def _check_parameters(self):
+        _check_real("n_components", self.n_components, 1, integer=True)
+        if not (isinstance(self.covariance_type, str)
+                and self.covariance_type in COVARIANCE_TYPES):
+            raise ValueError(f"The 'covariance_type' parameter of GaussianHMM must be one of "
+                             f"{sorted(COVARIANCE_TYPES)}. Got {self.covariance_type!r} instead.")
+        _check_real("min_covar", self.min_covar, 0)
+        _check_real("n_iter", self.n_iter, 0, integer=True)
+        _check_real("tol", self.tol)
+        if self.algorithm not in DECODER_ALGORITHMS:
+            raise ValueError(f"The 'algorithm' parameter of GaussianHMM must be one of "
+                             f"{list(DECODER_ALGORITHMS)}. Got {self.algorithm!r} instead.")
+        _check_codes("params", self.params)
+        _check_codes("init_params", self.init_params)
+        if self.verbose not in (True, False) and not isinstance(self.verbose, numbers.Integral):
+            raise ValueError(f"The 'verbose' parameter of GaussianHMM must be a bool. Got "
+                             f"{self.verbose!r} instead.")
+        return get_covariance(self.covariance_type), effective_n_threads(self.n_threads)
+
+    def _priors(self, covariance, n_features):
+        K, D = self.n_components, n_features
+        cov_shape = covariance.shape(K, D)
+        return {
+            "start": _prior("startprob_prior", self.startprob_prior, (K,), 0.0),
+            "trans": _prior("transmat_prior", self.transmat_prior, (K, K), 0.0),
+            "means": _prior("means_prior", self.means_prior, (K, D)),
+            "means_weight": _prior("means_weight", self.means_weight, (K,), 0.0),
+            "covars": _prior("covars_prior", self.covars_prior, cov_shape),
+            "covars_weight": _prior("covars_weight", self.covars_weight,
+                                    () if covariance.name == "tied" else (K,)),
+        }
+
+    def _checked_params(self, covariance, n_features):
+        """The set parameters as validated float64 HMMParams (errors name the attribute)."""
+        K, D = self.n_components, n_features
+        startprob = np.array(self.startprob_, dtype=np.float64)
+        transmat = np.array(self.transmat_, dtype=np.float64)
+        means = np.array(self.means_, dtype=np.float64)
+        covs = np.array(self.covariances_, dtype=np.float64)
+        for name, value, shape in (("startprob_", startprob, (K,)),
+                                   ("transmat_", transmat, (K, K)),
+                                   ("means_", means, (K, D)),
+                                   ("covars_", covs, covariance.shape(K, D))):
+            if value.shape != shape:
+                raise ValueError(f"{name} must have shape {shape} (n_components={K}, "
+                                 f"{D} features, covariance_type={covariance.name!r}); got "
+                                 f"{value.shape}.")
+            if not np.isfinite(value).all():
+                raise ValueError(f"{name} contains NaN or infinity.")
+        if (startprob < 0).any() or not np.isclose(startprob.sum(), 1.0):
+            raise ValueError(f"startprob_ must be non-negative and sum to 1; got sum "
+                             f"{startprob.sum():.6g}.")
+        row_sums = transmat.sum(axis=1)
+        bad = np.flatnonzero(~np.isclose(row_sums, 1.0))
+        if (transmat < 0).any() or bad.size:
+            which = f"row {bad[0]} sums to {row_sums[bad[0]]:.6g}" if bad.size else "negative entry"
+            raise ValueError(f"transmat_ rows must be non-negative and sum to 1; {which}.")
+        return HMMParams(startprob, transmat, means, self._precisions_cholesky(covariance, covs),
+                         covs)
+
+    def _precisions_cholesky(self, covariance, covs):
+        try:
+            return covariance.precisions_cholesky(covs)
+        except CollapsedComponentError:
+            if covariance.name == "tied":
+                bad = ["(tied)"]
+            else:
+                bad = []
+                for k in range(len(covs)):
+                    try:
+                        covariance.precisions_cholesky(covs[k:k + 1])
+                    except CollapsedComponentError:
+                        bad.append(str(k))
+            raise ValueError(
+                f"The covariance of state(s) {', '.join(bad)} is not positive definite (a "
+                "state collapsed onto too few distinct samples, or covars_ was set so). Try "
+                "fewer states, a larger covars_prior (for 'full' and 'tied' a matrix such as "
+                "c * np.eye(n_features)), or scaling the data.") from None
+
+    def _check_fitted(self):
+        missing = [name for name in ("startprob_", "transmat_", "means_", "covariances_")
+                   if not hasattr(self, name)]
+        if missing:
+            raise interoperable(NotFittedError)(
+                f"This GaussianHMM instance is not fitted yet (missing {', '.join(missing)}). "
+                "Call 'fit' with appropriate arguments, or set the parameters, before using "
+                "this estimator.")
+
+    def __sklearn_is_fitted__(self):
+        """Whether all model parameters are set (by ``fit`` or by hand).
+
+        Returns
+        -------
+        fitted : bool
+        """
+        return all(hasattr(self, name)
+                   for name in ("startprob_", "transmat_", "means_", "covariances_"))
+
+    # --- initialisation ------------------------------------------------------------------
+    def _needs_init(self, code, name):
+        return code in self.init_params or not hasattr(self, name)
+
+    def _initialise(self, X, covariance, n_threads, random_state):
+        K, (n_samples, D) = self.n_components, X.shape
+        uniform = np.full(K, 1.0 / K)
+        if self._needs_init("s", "startprob_"):
+            self.startprob_ = random_state.dirichlet(uniform)
+        if self._needs_init("t", "transmat_"):
+            self.transmat_ = random_state.dirichlet(uniform, size=K)
+        if self._needs_init("m", "means_"):
+            if n_samples < K:
+                raise ValueError(f"Initialising the means by k-means needs n_samples >= "
+                                 f"n_components; got n_samples={n_samples}, n_components={K}.")
+            gpass = GaussianPass(n_samples, D, K, X.dtype, covariance, n_threads)
+            centres = kmeans_plusplus(X, None, K, random_state)[0]
+            self.means_ = lloyd(X, None, centres, gpass)
+        if self._needs_init("c", "covariances_"):
+            data_cov = _data_covariance(X) + self.min_covar * np.eye(D)
+            if covariance.name == "full":
+                self.covariances_ = np.tile(data_cov, (K, 1, 1))
+            elif covariance.name == "tied":
+                self.covariances_ = data_cov
+            elif covariance.name == "diag":
+                self.covariances_ = np.tile(np.diag(data_cov), (K, 1))
+            else:
+                self.covariances_ = np.full(K, np.diag(data_cov).mean())
+
+    # --- M-step ---------------------------------------------------------------------------
+    def _m_step(self, stats, params, covariance, priors, restatistics):
+        """New parameters from one E-step's statistics (hmmlearn's MAP updates)."""
+        startprob, transmat = params.startprob, params.transmat
+        if "s" in self.params:
+            new = np.maximum(priors["start"] - 1.0 + stats.start, 0.0)
+            new = np.where(startprob == 0, 0.0, new)     # forbidden starts stay forbidden
+            if new.sum() > 0:
+                startprob = new / new.sum()
+        if "t" in self.params:
+            new = np.maximum(priors["trans"] - 1.0 + stats.trans, 0.0)
+            new = np.where(transmat == 0, 0.0, new)
+            sums = new.sum(axis=1)
+            seen = sums > 0                              # unseen states keep their row
+            transmat = transmat.copy()
+            transmat[seen] = new[seen] / sums[seen, None]
+        means, prec_chol, covs = params.means, params.precisions_cholesky, params.covariances
+        if "m" in self.params or "c" in self.params:
+            means, new_covs = self._emission_m_step(stats, params, covariance, priors,
+                                                    restatistics)
+            if new_covs is not None:
+                covs, prec_chol = new_covs, self._precisions_cholesky(covariance, new_covs)
+        return HMMParams(startprob, transmat, means, prec_chol, covs)
+
+    def _emission_m_step(self, stats, params, covariance, priors, restatistics):
+        """Means (and covariances when 'c' is fitted) from N_k, S1_k, S2_k about c_k."""
+        with_covs = "c" in self.params
+        if with_covs:
+            # The strategy's maximum-likelihood M-step (reg_covar 0: priors regularise).
+            _, ml_means, ml_covs = covariance.m_step(stats.nk, stats.s1, stats.s2,
+                                                     stats.centres, 0.0)
+            if covariance.moved_far(stats.centres, ml_means, ml_covs):
+                # far from the centres the M-step cancels: redo the statistics about ml_means
+                stats = restatistics(ml_means)
+                _, ml_means, ml_covs = covariance.m_step(stats.nk, stats.s1, stats.s2,
+                                                         stats.centres, 0.0)
+        else:
+            ml_means = stats.centres + stats.s1 / (stats.nk + _NK_FLOOR)[:, None]
+        nk = stats.nk
+        old_means = params.means
+        means = old_means
+        if "m" in self.params:
+            weight = priors["means_weight"]
+            denom = weight + nk
+            numer = (weight[:, None] * priors["means"] + nk[:, None] * stats.centres
+                     + stats.s1)
+            filled = denom > 0                            # an empty state keeps its mean
+            means = old_means.copy()
+            means[filled] = numer[filled] / denom[filled, None]
+        if not with_covs:
+            return means, None
+        return means, _map_covariances(covariance, nk, ml_means, ml_covs, means, priors,
+                                       params.covariances)
+
+    # --- fit --------------------------------------------------------------------------------
+    def fit(self, X, lengths=None):
+        """Estimate the model parameters with Baum-Welch.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The sequences, concatenated.  float32 and float64 are used as
+            they are; other numeric dtypes are converted to float64.
+        lengths : array-like of int of shape (n_sequences,), default=None
+            Length of each sequence in ``X`` (positive, summing to
+            ``n_samples``); None means one sequence.
+
+        Returns
+        -------
+        self : GaussianHMM
+            The fitted estimator.
+        """
+        # The M-step's small factorisations must not wake BLAS threads (on a busy
+        # machine one 4 x 4 triangular solve then takes milliseconds).
+        with sequential_blas():
+            return self._fit(X, lengths)
+
+    def _fit(self, X, lengths):
+        covariance, n_threads = self._check_parameters()
+        X = check_data(X, owner="GaussianHMM")
+        lengths = check_lengths(lengths, X.shape[0])
+        random_state = check_random_state(self.random_state)
+        priors = self._priors(covariance, X.shape[1])
+        self._initialise(X, covariance, n_threads, random_state)
+        params = self._checked_params(covariance, X.shape[1])
+        hpass = HMMPass(lengths, X.shape[1], self.n_components, X.dtype, covariance, n_threads)
+        emission_stats = "m" in self.params or "c" in self.params
+        second_moments = "c" in self.params
+        monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        for _ in range(self.n_iter):
+            stats = hpass.statistics(X, params, emission_stats=emission_stats,
+                                     second_moments=second_moments)
+            if not np.isfinite(stats.loglik):
+                raise ValueError(
+                    "The log-likelihood of the data is not finite: some sequence is impossible "
+                    "under the model (for instance a transition or start the model forbids, "
+                    "or data too far from every state for float64). Check startprob_ and "
+                    "transmat_ zeros, or scale the data.")
+            params = self._m_step(
+                stats, params, covariance, priors,
+                lambda centres, current=params: hpass.statistics(X, current, centres=centres))
+            monitor.report(stats.loglik)
+            if monitor.converged:
+                break
+        self._store(params, covariance)
+        self.monitor_ = monitor
+        self.lower_bounds_ = list(monitor.history)
+        self.lower_bound_ = self.lower_bounds_[-1] if self.lower_bounds_ else -np.inf
+        self.n_iter_ = monitor.iter
+        self.converged_ = monitor.tol_reached
+        self.n_features_in_ = self.n_features = X.shape[1]
+        return self
+
+    def _store(self, params, covariance):
+        self.startprob_ = params.startprob
+        self.transmat_ = params.transmat
+        self.means_ = params.means
+        self.covariances_ = params.covariances
+
+    # --- prediction -----------------------------------------------------------------------
+    def _prepared(self, X, lengths):
+        self._check_fitted()
+        covariance, n_threads = self._check_parameters()
+        n_features = np.shape(self.means_)[-1]
+        X = check_data(X, n_features=n_features, owner="GaussianHMM")
+        lengths = check_lengths(lengths, X.shape[0])
+        with sequential_blas():
+            params = self._checked_params(covariance, n_features)
+        hpass = HMMPass(lengths, n_features, self.n_components, X.dtype, covariance, n_threads)
+        return X, hpass, params
+
+    def score(self, X, lengths=None):
+        """Log-likelihood of ``X`` under the model (summed over sequences).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+
+        Returns
+        -------
+        log_prob : float
+        """
+        X, hpass, params = self._prepared(X, lengths)
+        return float(hpass.score(X, params)[0].sum())
+
+    def score_samples(self, X, lengths=None):
+        """Log-likelihood of ``X`` and the state posteriors of every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+
+        Returns
+        -------
+        log_prob : float
+        posteriors : ndarray of shape (n_samples, n_components)
+        """
+        X, hpass, params = self._prepared(X, lengths)
+        seq_loglik, posteriors = hpass.score(X, params, posteriors=True)
+        return float(seq_loglik.sum()), posteriors
+
+    def predict_proba(self, X, lengths=None):
+        """State posteriors of every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+
+        Returns
+        -------
+        posteriors : ndarray of shape (n_samples, n_components)
+        """
+        return self.score_samples(X, lengths)[1]
+
+    def decode(self, X, lengths=None, algorithm=None):
+        """Most likely states of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+        algorithm : {'viterbi', 'map'}, default=None
+            None uses the estimator's ``algorithm``.  'viterbi' finds the
+            most probable state path; 'map' the most probable state of each
+            row given all the data.
+
+        Returns
+        -------
+        log_prob : float
+            Viterbi: the log-probability of the best path (with the data),
+            summed over sequences.  MAP: the sum over rows of the log of the
+            largest posterior.
+        state_sequence : ndarray of shape (n_samples,)
+        """
+        algorithm = self.algorithm if algorithm is None else algorithm
+        if algorithm not in DECODER_ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {list(DECODER_ALGORITHMS)}; got "
+                             f"{algorithm!r}.")
+        X, hpass, params = self._prepared(X, lengths)
+        if algorithm == "viterbi":
+            seq_logprob, states = hpass.viterbi(X, params)
+            return float(seq_logprob.sum()), states
+        posteriors = hpass.score(X, params, posteriors=True)[1]
+        states = posteriors.argmax(axis=1)
+        with np.errstate(divide="ignore"):
+            log_prob = float(np.log(posteriors[np.arange(len(states)), states]).sum())
+        return log_prob, states
+
+    def predict(self, X, lengths=None):
+        """Most likely states of ``X`` by the estimator's ``algorithm``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+
+        Returns
+        -------
+        state_sequence : ndarray of shape (n_samples,)
+        """
+        return self.decode(X, lengths)[1]
+
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """Draw one sequence from the model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Length of the sequence.
+        random_state : int, RandomState instance or None, default=None
+            None uses the estimator's ``random_state``.
+        currstate : int, default=None
+            State of the first sample; None draws it from ``startprob_``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        state_sequence : ndarray of shape (n_samples,)
+        """
+        self._check_fitted()
+        covariance = get_covariance(self.covariance_type)
+        K = self.n_components
+        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
+                or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive int; got {n_samples!r}.")
+        if currstate is not None and (isinstance(currstate, bool)
+                                      or not isinstance(currstate, numbers.Integral)
+                                      or not 0 <= currstate < K):
+            raise ValueError(f"currstate must be a state index in [0, {K}); got {currstate!r}.")
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        with sequential_blas():
+            return self._sample(covariance, n_samples, rng, currstate)
+
+    def _sample(self, covariance, n_samples, rng, currstate):
+        K = self.n_components
+        params = self._checked_params(covariance, np.shape(self.means_)[-1])
+        start_cdf = np.cumsum(params.startprob)
+        trans_cdf = np.cumsum(params.transmat, axis=1)
+        draws = rng.uniform(size=n_samples)
+        states = np.empty(n_samples, dtype=int)
+        state = (min(int(np.searchsorted(start_cdf, draws[0], side="right")), K - 1)
+                 if currstate is None else int(currstate))
+        states[0] = state
+        for t in range(1, n_samples):
+            state = min(int(np.searchsorted(trans_cdf[state], draws[t], side="right")), K - 1)
+            states[t] = state
+        D = params.means.shape[1]
+        covs = params.covariances
+        X = np.empty((n_samples, D))
+        for k in range(K):
+            rows = np.flatnonzero(states == k)
+            if not rows.size:
+                continue
+            if covariance.has_outer_products:
+                cov_k = covs if covariance.name == "tied" else covs[k]
+                X[rows] = rng.multivariate_normal(params.means[k], cov_k, rows.size)
+            else:
+                scale = np.sqrt(covariance.variances(covs, K, D)[k])
+                X[rows] = params.means[k] + rng.standard_normal((rows.size, D)) * scale
+        return X, states
+
+    # --- model selection -------------------------------------------------------------
+    def _n_parameters(self):
+        K, D = self.n_components, np.shape(self.means_)[-1]
+        covariance = get_covariance(self.covariance_type)
+        return (K - 1) + K * (K - 1) + K * D + covariance.n_parameters(K, D)
+
+    def bic(self, X, lengths=None):
+        """Bayesian information criterion of the model on ``X`` (lower is better).
+
+        ``-2 log p(X) + n_parameters log(n_samples)``, counting every
+        parameter (start, transitions, means, covariances), as hmmlearn does.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+
+        Returns
+        -------
+        bic : float
+        """
+        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(np.shape(X)[0])
+
+    def aic(self, X, lengths=None):
+        """Akaike information criterion of the model on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+
+        Returns
+        -------
+        aic : float
+        """
+        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
+
+
+def _data_covariance(X, rows=1 << 16):
+    """Covariance of the rows of X (float64, about the mean, block by block)."""
+    n_samples = X.shape[0]
+    mean = np.zeros(X.shape[1])
+    for start in range(0, n_samples, rows):
+        mean += X[start:start + rows].sum(axis=0, dtype=np.float64)
+    mean /= n_samples
+    scatter = np.zeros((X.shape[1], X.shape[1]))
+    for start in range(0, n_samples, rows):
+        centred = X[start:start + rows].astype(np.float64) - mean
+        scatter += centred.T @ centred
+    return scatter / max(n_samples - 1, 1)
+
+
+def _map_covariances(covariance, nk, ml_means, ml_covs, means, priors, old_covs):
+    """hmmlearn's MAP covariances from the maximum-likelihood ones.
+
+    The scatter about the new means is nk (ml_cov + d d^T) with d = ml_mean -
+    mean; the mean prior adds w (mean - m0)(mean - m0)^T; covars_prior is added
+    and the sum divided by nk plus the prior's weight.  A state with neither
+    posterior mass nor prior weight (zero denominator) keeps its covariance.
+    """
+    name = covariance.name
+    weight = priors["means_weight"]
+    d = ml_means - means
+    p = means - priors["means"]
+    cw = priors["covars_weight"]
+    if name in ("full", "tied"):
+        D = means.shape[1]
+        outer = (nk[:, None, None] * d[:, :, None] * d[:, None, :]
+                 + weight[:, None, None] * p[:, :, None] * p[:, None, :])
+        if name == "full":
+            numer = priors["covars"] + nk[:, None, None] * ml_covs + outer
+            denom = np.maximum(cw - D, 0.0) + nk
+            covs = old_covs.copy()
+            filled = denom > 0
+            covs[filled] = numer[filled] / denom[filled, None, None]
+            return covs
+        denom = np.maximum(cw - D, 0.0) + nk.sum()
+        numer = priors["covars"] + nk.sum() * ml_covs + outer.sum(axis=0)
+        return numer / denom if denom > 0 else old_covs
+    denom = np.maximum(cw - 1.0, 0.0) + nk
+    if name == "diag":
+        numer = priors["covars"] + nk[:, None] * (ml_covs + d ** 2) + weight[:, None] * p ** 2
+        covs = numer / np.maximum(denom, 1e-5)[:, None]     # hmmlearn's floor
+    else:   # spherical: the mean over features of the diagonal formula
+        numer = (priors["covars"] + nk * (ml_covs + (d ** 2).mean(axis=1))
+                 + weight * (p ** 2).mean(axis=1))
+        covs = numer / np.maximum(denom, 1e-5)
+    empty = denom == 0
+    covs[empty] = old_covs[empty]
+    return covs

@@ -1,0 +1,177 @@
+"""Calls into the Baum-Welch kernels: sequence layout, blocks, buffers, ordered reduction.
+
+``HMMPass`` is built once per fit (or prediction) for one set of sequence
+lengths, one dtype, one covariance strategy and one thread count; it owns the
+per-thread scratch (two max_length x K arrays per thread) and the block slots.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._kernels import _gaussian, _hmm
+from ._passes import CHUNK_SIZE
+
+MAX_BLOCKS = 64              # accumulator slots: enough for load balance over threads
+_HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
+
+
+@dataclass
+class HMMParams:
+    """Hidden Markov model parameters in float64."""
+
+    startprob: np.ndarray               # (K,)
+    transmat: np.ndarray                # (K, K)
+    means: np.ndarray                   # (K, D)
+    precisions_cholesky: np.ndarray     # layout by covariance type
+    covariances: np.ndarray = None      # the same, as covariances (kept to avoid a round trip)
+
+
+@dataclass
+class HMMStatistics:
+    """Sufficient statistics of one E-step, reduced over blocks."""
+
+    loglik: float           # sum over sequences of log p(x)
+    start: np.ndarray       # (K,) posteriors of the first rows
+    trans: np.ndarray       # (K, K) expected transition counts
+    nk: np.ndarray          # (K,) sum of posteriors
+    s1: np.ndarray          # (K, D) sum of gamma (x - c_k)
+    s2: np.ndarray          # raveled second moments about c_k, layout by type
+    centres: np.ndarray     # (K, D) the c_k used, float64
+    n_log_space: int        # sequences whose scaled recursion underflowed
+
+
+def check_lengths(lengths, n_samples):
+    """Validate ``lengths`` against ``n_samples``; return it as an intp array."""
+    if lengths is None:
+        return np.array([n_samples], dtype=np.intp)
+    array = np.asarray(lengths)
+    if array.ndim != 1:
+        raise ValueError(f"lengths must be a 1-D sequence of sequence lengths; got "
+                         f"{lengths!r}." if array.ndim == 0 else
+                         f"lengths must be a 1-D sequence of sequence lengths; got shape "
+                         f"{array.shape}.")
+    if array.size == 0:
+        raise ValueError("lengths must be a non-empty 1-D sequence of sequence lengths; got "
+                         f"shape {array.shape}.")
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"lengths must hold integers; got dtype {array.dtype}.")
+    bad = np.flatnonzero(array <= 0)
+    if bad.size:
+        raise ValueError(f"lengths must be positive: lengths[{bad[0]}] is {array[bad[0]]}.")
+    total = int(array.sum(dtype=np.int64))
+    if total != n_samples:
+        raise ValueError(f"lengths sum to {total}, but X has {n_samples} samples; they must "
+                         "be equal.")
+    return array.astype(np.intp)
+
+
+def block_bounds_for(lengths, max_blocks=MAX_BLOCKS):
+    """Contiguous groups of sequences with similar row counts: a function of the lengths only."""
+    n_seq = len(lengths)
+    ends = np.cumsum(lengths)
+    n_blocks = min(n_seq, max_blocks)
+    targets = np.arange(1, n_blocks) * (ends[-1] / n_blocks)
+    cuts = np.searchsorted(ends, targets, side="left") + 1     # the block ends after this sequence
+    return np.unique(np.concatenate([[0], np.clip(cuts, 1, n_seq), [n_seq]])).astype(np.intp)
+
+
+class HMMPass:
+    """Forward-backward with statistics, scoring and Viterbi for one set of sequences."""
+
+    def __init__(self, lengths, n_features, n_components, dtype, covariance, n_threads,
+                 chunk_size=CHUNK_SIZE):
+        self.dtype = np.dtype(dtype)
+        self.covariance = covariance
+        self.n_features = n_features
+        self.n_components = n_components
+        self.chunk_size = chunk_size
+        self.lengths = lengths
+        self.seq_bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.intp)
+        self.block_bounds = block_bounds_for(lengths)
+        self.n_blocks = len(self.block_bounds) - 1
+        self.max_length = int(lengths.max())
+        self.n_threads = max(1, min(n_threads, self.n_blocks))
+        self._sizes = _hmm.scratch_sizes(self.max_length, chunk_size, n_features, n_components)
+        self._scratch_f64 = np.empty((self.n_threads, self._sizes[0]))
+        self._scratch_x = np.empty((self.n_threads, self._sizes[1]), dtype=self.dtype)
+        self._scratch_int = None
+        self._slots = {}
+
+    # --- parameters in the kernels' form ------------------------------------------------
+    def _emission(self, params):
+        cov = self.covariance
+        K, D = self.n_components, self.n_features
+        log_const = cov.log_det_cholesky(params.precisions_cholesky, K, D) - D * _HALF_LOG_2PI
+        means = np.ascontiguousarray(params.means, dtype=self.dtype)
+        prec = np.ascontiguousarray(params.precisions_cholesky, dtype=self.dtype).ravel()
+        return means, prec, np.ascontiguousarray(log_const, dtype=np.float64)
+
+    @staticmethod
+    def _chain(params):
+        startprob = np.asarray(params.startprob, dtype=np.float64)
+        transmat = np.asarray(params.transmat, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            log_start, log_trans = np.log(startprob), np.log(transmat)
+        start = np.ascontiguousarray(np.stack([startprob, log_start]))
+        transitions = np.ascontiguousarray(
+            np.stack([transmat, transmat.T, log_trans, log_trans.T]))
+        return start, transitions
+
+    def _block_slots(self, stats_kind):
+        if stats_kind not in self._slots:
+            K, D, n = self.n_components, self.n_features, self.n_blocks
+            s2_size = 0 if stats_kind == _gaussian.KIND_NONE else self.covariance.stats_size(K, D)
+            self._slots[stats_kind] = (np.empty(n), np.empty(n, dtype=np.intp), np.empty((n, K)),
+                                       np.empty((n, K * K)), np.empty((n, K)),
+                                       np.empty((n, K * D)), np.empty((n, s2_size)))
+        return self._slots[stats_kind]
+
+    def _run(self, X, params, centres, backward, emission_stats, second_moments, seq_loglik,
+             posteriors, force_log):
+        means, prec, log_const = self._emission(params)
+        centres = means if centres is None else np.ascontiguousarray(centres, dtype=self.dtype)
+        start, transitions = self._chain(params)
+        stats_kind = (self.covariance.kernel_kind if emission_stats and second_moments
+                      else _gaussian.KIND_NONE)
+        slots = self._block_slots(stats_kind)
+        _hmm.forward_backward_pass(
+            X, self.seq_bounds, self.block_bounds, means, prec, log_const, centres,
+            self.covariance.kernel_kind, stats_kind, start, transitions,
+            backward, emission_stats, force_log, *slots, seq_loglik, posteriors,
+            self._scratch_f64, self._scratch_x, self.max_length, self.chunk_size,
+            self.n_threads)
+        return slots, centres
+
+    def statistics(self, X, params, centres=None, emission_stats=True, second_moments=True,
+                   force_log=False):
+        """E-step on ``params``; emission statistics about ``centres`` (default: the means)."""
+        (loglik, n_log, start, trans, nk, s1, s2), centres = self._run(
+            X, params, centres, True, emission_stats, second_moments, np.empty(0),
+            np.empty((0, 0)), force_log)
+        # Sum the slots in block order: the same bits for any thread count.
+        K, D = self.n_components, self.n_features
+        return HMMStatistics(loglik=float(loglik.sum()), start=start.sum(axis=0),
+                             trans=trans.sum(axis=0).reshape(K, K), nk=nk.sum(axis=0),
+                             s1=s1.sum(axis=0).reshape(K, D), s2=s2.sum(axis=0),
+                             centres=centres.astype(np.float64), n_log_space=int(n_log.sum()))
+
+    def score(self, X, params, posteriors=False, force_log=False):
+        """log p(x) per sequence (n_sequences,) and, if asked, state posteriors (n_samples, K)."""
+        seq_loglik = np.empty(len(self.lengths))
+        post = np.empty((X.shape[0], self.n_components) if posteriors else (0, 0))
+        self._run(X, params, None, posteriors, False, False, seq_loglik, post, force_log)
+        return seq_loglik, (post if posteriors else None)
+
+    def viterbi(self, X, params):
+        """Best state path (n_samples,) and its log-probability per sequence (n_sequences,)."""
+        if self._scratch_int is None:
+            self._scratch_int = np.empty((self.n_threads, self._sizes[2]), dtype=np.intc)
+        means, prec, log_const = self._emission(params)
+        start, transitions = self._chain(params)
+        seq_logprob = np.empty(len(self.lengths))
+        states = np.empty(X.shape[0], dtype=np.intp)
+        _hmm.viterbi_pass(X, self.seq_bounds, means, prec, log_const,
+                          self.covariance.kernel_kind, start, transitions, seq_logprob, states,
+                          self._scratch_f64, self._scratch_x, self._scratch_int,
+                          self.max_length, self.chunk_size, self.n_threads)
+        return seq_logprob, states

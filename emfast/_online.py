@@ -1,0 +1,289 @@
+"""Online (stepwise) EM and incremental EM on the fused pass's statistics.
+
+Both keep sufficient statistics computed at different parameters and so about
+different centres.  ``recentre`` moves statistics to common centres exactly
+(a translation of the first and second moments), after which they add and
+blend like any others; the M-step is the estimator's own.
+
+- Stepwise EM (Cappé & Moulines 2009), ``GaussianMixture.partial_fit``: the
+  per-unit-weight statistics of each batch are blended into a running average,
+  ``s <- (1 - rho_t) s + rho_t s(batch)`` with ``rho_t = (t + t0) ** -kappa``,
+  followed by an M-step.
+- Incremental EM (Neal & Hinton 1999), :func:`incremental_fit`: the data are
+  split once into blocks; each step recomputes one block's statistics, swaps
+  them into the total and runs an M-step.  Its fixed points are batch EM's.
+"""
+from dataclasses import dataclass
+import numbers
+import warnings
+
+import numpy as np
+
+from ._base import check_random_state
+from ._exceptions import ConvergenceWarning, interoperable
+from ._feature_names import check_feature_names, feature_names
+from ._parallel import sequential_blas
+from ._passes import CHUNK_SIZE, GaussianPass, Statistics
+from ._sources import sum_statistics
+from ._validation import check_data, check_sample_weight
+
+STEP_OFFSET = 2.0       # t0 of rho_t = (t + t0) ** -kappa
+STEP_EXPONENT = 0.6     # kappa: in (0.5, 1]; smaller forgets the early batches faster
+
+
+def recentre(stats, centres, covariance):
+    """The same statistics about other ``centres`` (K, D).
+
+    With ``d = c - c'``: ``x - c' = (x - c) + d``, so
+    ``S1' = S1 + N d`` and ``S2' = S2 + S1 d^T + d S1^T + N d d^T`` per
+    component (summed over components for a tied covariance, reduced to the
+    diagonal or its sum for diag and spherical).  Exact up to rounding; the
+    rounding is that of the M-step's own ``S2/N - delta delta^T``.
+    """
+    centres = np.asarray(centres, dtype=np.float64)
+    d = stats.centres - centres
+    nk, s1 = stats.nk, stats.s1
+    K, D = d.shape
+    if covariance.has_outer_products:
+        # kernel layout: lower triangles of one (full: K) D x D matrix(ces)
+        lower = np.tril(stats.s2.reshape(-1, D, D))
+        second = lower + np.swapaxes(np.tril(lower, -1), 1, 2)
+        cross = s1[:, :, None] * d[:, None, :]
+        shift = cross + np.swapaxes(cross, 1, 2) + nk[:, None, None] * d[:, :, None] * d[:, None, :]
+        second += shift.reshape(len(second), -1, D, D).sum(axis=1)
+        s2 = np.tril(second).ravel()
+    else:
+        # diag: per feature; spherical: summed over the features
+        shift = 2 * d * s1 + nk[:, None] * d ** 2
+        s2 = (stats.s2.reshape(K, -1) + shift.reshape(K, stats.s2.size // K, -1).sum(axis=2)
+              ).ravel()
+    return Statistics(loglik=stats.loglik, nk=nk.copy(), s1=s1 + nk[:, None] * d, s2=s2,
+                      centres=centres.copy())
+
+
+def _scaled(stats, factor):
+    return Statistics(loglik=stats.loglik * factor, nk=stats.nk * factor, s1=stats.s1 * factor,
+                      s2=stats.s2 * factor, centres=stats.centres)
+
+
+def _blend(old, new, rho):
+    """(1 - rho) old + rho new, both about new's centres."""
+    return sum_statistics(_scaled(old, 1.0 - rho), _scaled(new, rho))
+
+
+# --- stepwise (online) EM -------------------------------------------------------------
+@dataclass
+class _StepwiseState:
+    stats: Statistics       # running statistics per unit weight, about stats.centres
+    n_batches: int          # batches seen, the first (initialising) one included
+    key: tuple              # (n_components, covariance_type, n_features)
+    means: np.ndarray       # the means_ this state produced: a later fit starts afresh
+
+
+def _check_schedule(step_offset, step_exponent):
+    if (isinstance(step_offset, bool) or not isinstance(step_offset, numbers.Real)
+            or not step_offset >= 0 or not np.isfinite(step_offset)):
+        raise ValueError(f"step_offset must be a finite real number >= 0; got {step_offset!r}.")
+    if (isinstance(step_exponent, bool) or not isinstance(step_exponent, numbers.Real)
+            or not 0.5 < step_exponent <= 1):
+        raise ValueError(f"step_exponent must be a real number in (0.5, 1]; got "
+                         f"{step_exponent!r}.")
+
+
+def step_size(n_updates, step_offset=STEP_OFFSET, step_exponent=STEP_EXPONENT):
+    """rho_t = (t + t0) ** -kappa for the t-th update after the initialising batch."""
+    return float((n_updates + step_offset) ** -step_exponent)
+
+
+def partial_fit(model, X, sample_weight, step_offset, step_exponent):
+    """One stepwise-EM update of ``model`` on the batch ``X`` (``GaussianMixture.partial_fit``)."""
+    _check_schedule(step_offset, step_exponent)
+    if getattr(model, "prior", None) is not None:
+        raise ValueError("partial_fit does not support a prior (MAP-EM): its running "
+                         "statistics are per unit weight. Use fit or emfast.incremental_fit.")
+    covariance, n_threads = model._check_parameters()
+    owner = type(model).__name__
+    fitted = hasattr(model, "converged_")
+    state = getattr(model, "_stepwise", None)
+    if state is not None and not (fitted and state.means is model.means_):
+        state = None        # fit, load or set attributes since: start again from them
+    if fitted:
+        check_feature_names(getattr(model, "feature_names_in_", None), X, owner)
+    else:
+        names = feature_names(X)
+    X = check_data(X, n_features=model.n_features_in_ if fitted else None, owner=owner)
+    n_samples, n_features = X.shape
+    if state is not None and state.key != (model.n_components, covariance.name, n_features):
+        raise ValueError(f"n_components or covariance_type changed since the last partial_fit "
+                         f"(was {state.key[:2]}); call fit, or use a new estimator.")
+    sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype)
+    batch_weight = float(n_samples if sample_weight is None else sample_weight.sum())
+    gpass = GaussianPass(n_samples, n_features, model.n_components, X.dtype, covariance,
+                         n_threads)
+    model._prior = None     # maximum likelihood (a prior was refused above)
+
+    with sequential_blas():
+        if state is not None:
+            params, previous = model._fitted_params(), state.stats
+            rho = step_size(state.n_batches, step_offset, step_exponent)
+        else:
+            previous, rho = None, 1.0     # the first batch's statistics start the average
+            if fitted:
+                model._check_warm_start(covariance, n_features)
+                params = model._fitted_params()
+            else:
+                if n_samples < model.n_components:
+                    raise ValueError(f"The first partial_fit batch initialises the model and "
+                                     f"needs n_samples >= n_components; got n_components = "
+                                     f"{model.n_components}, n_samples = {n_samples}.")
+                inits = model._check_inits(covariance, n_features)
+                params = model._initial_params(X, sample_weight, (gpass, inits),
+                                               check_random_state(model.random_state))
+
+        def batch_stats(centres=None):
+            return _scaled(gpass.statistics(X, sample_weight, current, centres=centres),
+                           1.0 / batch_weight)
+
+        def blended(batch):
+            if previous is None:
+                return batch
+            return _blend(recentre(previous, batch.centres, covariance), batch, rho)
+
+        current = params
+        batch = batch_stats()
+        lower_bound = batch.loglik     # the batch's mean log-likelihood before the update
+        if not np.isfinite(lower_bound):
+            raise ValueError("The log-likelihood of the batch is not finite: scale the data "
+                             "(e.g. standardise the features) or increase reg_covar.")
+        stats = blended(batch)
+        params = model._params_from_statistics(stats, covariance,
+                                               lambda centres: blended(batch_stats(centres)))
+
+    model._store_params(params)
+    n_batches = 1 if state is None else state.n_batches + 1
+    if not fitted:
+        model.n_features_in_ = n_features
+        if names is not None:
+            model.feature_names_in_ = names
+        elif hasattr(model, "feature_names_in_"):
+            del model.feature_names_in_
+    history = list(getattr(model, "lower_bounds_", [])) if state is not None else []
+    model.lower_bounds_ = history + [float(lower_bound)]
+    model.lower_bound_ = float(lower_bound)
+    model.n_iter_ = n_batches
+    model.converged_ = False        # stepwise EM has no stopping rule of its own
+    model._stepwise = _StepwiseState(stats, n_batches,
+                                     (model.n_components, covariance.name, n_features),
+                                     model.means_)
+
+
+# --- incremental EM -----------------------------------------------------------------
+def _rows(data, first, last):
+    if data is None:
+        return None
+    return data.rows(first, last) if hasattr(data, "rows") else data[first:last]
+
+
+def partition(n_samples, n_blocks):
+    """Row ranges of ``n_blocks`` blocks (whole kernel chunks each, the last shorter)."""
+    size = -(-n_samples // n_blocks)
+    size = -(-size // CHUNK_SIZE) * CHUNK_SIZE if size > CHUNK_SIZE else size
+    return [(a, min(a + size, n_samples)) for a in range(0, n_samples, size)]
+
+
+def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
+    """Fit a GaussianMixture by incremental EM (Neal & Hinton 1999).
+
+    The rows are split once into ``n_blocks`` contiguous blocks.  The first
+    sweep is a batch EM iteration (every block's statistics at the initial
+    parameters, one M-step); each later sweep visits the blocks in order and,
+    per block, recomputes its statistics at the current parameters, replaces
+    its old ones in the total and runs an M-step: ``n_blocks`` M-steps per
+    pass over the data.  It converges to the same fixed points as batch EM.
+
+    The model's own settings are used: the initialisation (``init_params``,
+    ``*_init``, ``random_state``, ``warm_start``), ``reg_covar``, ``prior``,
+    ``n_threads``, ``max_iter`` (sweeps) and ``tol`` (on the change of the
+    mean log-likelihood between sweeps; the mean here sums every block's most
+    recent log-likelihood, each at the parameters it was computed with).
+    ``n_init`` is not used: there is one run.  ``X`` may be anything ``fit``
+    accepts, including memmaps, row-sliceable array-likes and dask arrays.
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        The estimator to fit (in place).
+    X : array-like of shape (n_samples, n_features)
+    sample_weight : array-like of shape (n_samples,), default=None
+    n_blocks : int, default=10
+        Number of blocks (at most n_samples).  1 is batch EM.
+
+    Returns
+    -------
+    model : GaussianMixture
+        The fitted estimator, with ``n_iter_`` the number of sweeps.
+    """
+    from ._gaussian_mixture import GaussianMixture     # it imports this module
+
+    if not isinstance(model, GaussianMixture):
+        raise TypeError(f"model must be an emfast.GaussianMixture; got {type(model).__name__}.")
+    if isinstance(n_blocks, bool) or not isinstance(n_blocks, numbers.Integral) or n_blocks < 1:
+        raise ValueError(f"n_blocks must be an int >= 1; got {n_blocks!r}.")
+    names = feature_names(X)
+    X, sample_weight, gpass, inits = model._prepare(X, sample_weight)
+    covariance = gpass.covariance
+    blocks = partition(X.shape[0], min(int(n_blocks), X.shape[0]))
+    total_weight = float(X.shape[0] if sample_weight is None else sample_weight.sum())
+    warm = model.warm_start and hasattr(model, "converged_")
+
+    def block_stats(i, params, centres=None):
+        a, b = blocks[i]
+        return gpass.statistics(_rows(X, a, b), _rows(sample_weight, a, b), params,
+                                centres=centres)
+
+    def lower_bound_of(parts, params):
+        value = (sum(p.loglik for p in parts) + model._log_prior(params, covariance)) / total_weight
+        if not np.isfinite(value):
+            raise ValueError("The log-likelihood became non-finite: scale the data (e.g. "
+                             "standardise the features) or increase reg_covar.")
+        return value
+
+    with sequential_blas():
+        params = (model._fitted_params() if warm else
+                  model._initial_params(X, sample_weight, (gpass, inits),
+                                        check_random_state(model.random_state)))
+        history, converged, sweep = [], False, 0
+        lower_bound = -np.inf
+        for sweep in range(1, model.max_iter + 1):
+            previous = lower_bound
+            if sweep == 1:      # a batch iteration fills every block's statistics
+                parts = [block_stats(i, params) for i in range(len(blocks))]
+                params = model._params_from_statistics(
+                    sum_statistics(*parts), covariance,
+                    lambda c, at=params: sum_statistics(*(block_stats(i, at, c)
+                                                          for i in range(len(blocks)))))
+            else:
+                for i in range(len(blocks)):
+                    parts[i] = block_stats(i, params)
+                    total = sum_statistics(*(recentre(p, params.means, covariance)
+                                             for p in parts))
+                    params = model._params_from_statistics(total, covariance)
+            lower_bound = lower_bound_of(parts, params)
+            history.append(lower_bound)
+            if abs(lower_bound - previous) < model.tol:
+                converged = True
+                break
+    if not converged and model.max_iter > 0:
+        warnings.warn("Incremental EM did not converge. Increase max_iter or tol, or check "
+                      "for degenerate data.", interoperable(ConvergenceWarning), stacklevel=2)
+    model._store_params(params)
+    model.n_features_in_ = X.shape[1]
+    if names is not None:
+        model.feature_names_in_ = names
+    elif hasattr(model, "feature_names_in_"):
+        del model.feature_names_in_
+    model.n_iter_ = sweep
+    model.lower_bound_ = lower_bound
+    model.lower_bounds_ = history
+    model.converged_ = converged
+    return model

@@ -1,0 +1,374 @@
+"""Out of core: read data that is not one in-memory array in bounded row blocks.
+
+``fit``, ``predict``, ``predict_proba`` and ``score_samples`` stream their
+input when it is file-backed (an ``np.memmap``, ``np.load(..., mmap_mode=...)``
+or a view of one) or any other 2-D array-like that supports row slicing
+(``X[start:stop]``), e.g. an h5py dataset or a zarr array.  Dask arrays go to
+``emfast._dask`` instead.
+
+Each block holds at most ``STREAM_BLOCK_BYTES`` of rows (a constant, so streamed
+results do not depend on the thread count).  A block that is already a
+C-contiguous float32/float64 array in native byte order -- a slice of such a
+memmap -- reaches the kernel without a copy, so the file's pages stay in the
+page cache as file-backed memory; anything else is converted block by block.
+The first read of every row checks it for NaN and infinity.
+
+The statistics of each block are computed by the same fused kernel about the
+same centres and summed in block order.  The kernel sums its own blocks in a
+fixed order too, so a streamed fit equals the in-memory fit to about 1e-15
+relative (exactly, when the data fit in one block), and is itself reproducible.
+Initialisation runs on a bounded random sample of rows (``INIT_SAMPLE_ROWS``).
+"""
+import numbers
+import sys
+
+import numpy as np
+
+from ._passes import CHUNK_SIZE, GaussianPass, Statistics
+from ._validation import check_data
+
+STREAM_BLOCK_BYTES = 32 << 20    # rows read (and converted, if needed) at a time
+INIT_SAMPLE_ROWS = 1 << 18       # initialisation sees at most this many rows ...
+INIT_SAMPLE_BYTES = 64 << 20     # ... and at most this many bytes of them
+_CHECK_ROWS = 1 << 16            # rows per finiteness check: bounded temporaries
+
+
+def sum_statistics(*parts):
+    """The sum of statistics about the same centres, in the order given."""
+    first = parts[0]
+    loglik, nk, s1, s2 = first.loglik, first.nk.copy(), first.s1.copy(), first.s2.copy()
+    for part in parts[1:]:
+        loglik += part.loglik
+        nk += part.nk
+        s1 += part.s1
+        s2 += part.s2
+    return Statistics(loglik=loglik, nk=nk, s1=s1, s2=s2, centres=first.centres)
+
+
+# --- which inputs stream ------------------------------------------------------------
+def is_dask_array(X):
+    """True for a ``dask.array.Array`` (without importing dask)."""
+    array = sys.modules.get("dask.array")
+    return array is not None and isinstance(X, array.Array)
+
+
+def _file_backed(X):
+    """True when the ndarray's memory is a file mapping (memmap or a view of one)."""
+    while X is not None:
+        if isinstance(X, np.memmap) or type(X).__name__ == "mmap":
+            return True
+        X = getattr(X, "base", None)
+    return False
+
+
+def is_streamed(X):
+    """True for inputs read in row blocks rather than validated as one array."""
+    if isinstance(X, np.ndarray):
+        return _file_backed(X)
+    if is_dask_array(X) or hasattr(X, "columns") or hasattr(X, "iloc"):
+        return False    # dask goes to emfast._dask; dataframes are converted whole
+    sparse = sys.modules.get("scipy.sparse")
+    if sparse is not None and sparse.issparse(X):
+        return False
+    shape = getattr(X, "shape", None)
+    return isinstance(shape, tuple) and hasattr(X, "__getitem__")
+
+
+def open_streamed(X, sample_weight, n_components, covariance, n_threads, n_features=None,
+                  owner="the model"):
+    """``(X, sample_weight, pass)`` for inputs not handled as one array, else None.
+
+    ``pass`` offers the in-memory ``GaussianPass``'s ``statistics`` and
+    ``score`` over the returned ``X`` and ``sample_weight``, plus
+    ``initial_sample`` (the rows initialisation runs on).  ``n_features``
+    (prediction) is the feature count the model expects.
+    """
+    if is_dask_array(X):
+        from ._dask import open_dask
+
+        return open_dask(X, sample_weight, n_components, covariance, n_threads, n_features,
+                         owner)
+    if not is_streamed(X):
+        return None
+    source = RowSource(X, n_features=n_features, owner=owner)
+    if n_features is None and source.shape[0] < n_components:
+        raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                         f"{n_components}, n_samples = {source.shape[0]}.")
+    weights = None if sample_weight is None else WeightSource(sample_weight, source)
+    return source, weights, StreamedPass(source, n_components, covariance, n_threads)
+
+
+# --- readers --------------------------------------------------------------------------
+def _row_range(rows, n):
+    if not isinstance(rows, slice) or rows.step not in (None, 1):
+        raise TypeError("sources are read by contiguous row ranges (slices) only")
+    first, last, _ = rows.indices(n)
+    return first, max(first, last)
+
+
+def _float_dtype(dtype, name):
+    """float32/float64 keep their precision; other real numbers become float64."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" and dtype.itemsize in (4, 8):
+        return dtype.newbyteorder("=")
+    if dtype.kind in "iub":
+        return np.dtype(np.float64)
+    raise ValueError(f"{name} must hold real numbers of a numeric dtype to be streamed; got "
+                     f"dtype {dtype}.")
+
+
+class _Checked:
+    """Rows [0, upto) of a source have been checked for NaN and infinity."""
+
+    def __init__(self):
+        self.upto = 0
+
+
+class RowSource:
+    """Rows ``[start, stop)`` of a 2-D array-like, read as C-contiguous float blocks.
+
+    A source is itself a row-sliceable array-like: ``source[a:b]`` reads rows
+    (e.g. for the prior's data moments); ``source.rows(a, b)`` is the
+    sub-source of those rows (incremental EM's partition).
+    """
+
+    def __init__(self, X, name="X", n_features=None, owner="the model",
+                 _rows=None, _checked=None):
+        self._X, self.name = X, name
+        if _rows is not None:        # a sub-source: the parent validated everything else
+            self.dtype, self.n_features = _rows[2], X.shape[1]
+            self.start, self.stop, self.block_rows = _rows[0], _rows[1], _rows[3]
+            self._checked = _checked
+            return
+        shape = tuple(X.shape)
+        if len(shape) != 2:
+            raise ValueError(f"Expected a 2-D array for {name} (n_samples, n_features); got "
+                             f"{len(shape)}-D with shape {shape}.")
+        # The first rows go through the in-memory checks: dtype kind, empty arrays,
+        # feature count, with the same messages.
+        head = check_data(X[:min(shape[0], 1)], name=name, n_features=n_features, owner=owner)
+        dtype = getattr(X, "dtype", None)
+        self.dtype = head.dtype if dtype is None else _float_dtype(dtype, name)
+        self.n_features = shape[1]
+        self.start, self.stop = 0, shape[0]
+        row_bytes = self.n_features * self.dtype.itemsize
+        # whole chunks per block: block boundaries fall on kernel chunk boundaries
+        self.block_rows = max(1, STREAM_BLOCK_BYTES // (row_bytes * CHUNK_SIZE)) * CHUNK_SIZE
+        self._checked = _Checked()
+
+    @property
+    def shape(self):
+        return (self.stop - self.start, self.n_features)
+
+    def __len__(self):
+        return self.stop - self.start
+
+    def __getitem__(self, key):
+        """``source[a:b]`` (optionally ``source[a:b, cols]``) reads those rows as an ndarray."""
+        rows, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        first, last = _row_range(rows, len(self))
+        block = self.read(first, last)
+        return block[(slice(None),) + rest] if rest else block
+
+    def rows(self, first, last):
+        """The sub-source of rows [first, last): shares the record of checked rows."""
+        return RowSource(self._X, self.name, _rows=(self.start + first, self.start + last,
+                                                    self.dtype, self.block_rows),
+                         _checked=self._checked)
+
+    def bounds(self):
+        """Row ranges [a, b) of the blocks, relative to this source."""
+        n = len(self)
+        return [(a, min(a + self.block_rows, n)) for a in range(0, n, self.block_rows)]
+
+    def read(self, a, b):
+        """Rows [a, b) (relative) as a C-contiguous array; checked on first read."""
+        first, last = self.start + a, self.start + b
+        block = np.ascontiguousarray(self._X[first:last], dtype=self.dtype)
+        if block.shape != (b - a, self.n_features):
+            raise ValueError(f"{self.name}[{first}:{last}] returned shape {block.shape}; "
+                             f"expected {(b - a, self.n_features)}: {self.name} must support "
+                             "row slicing.")
+        checked = self._checked
+        if last > checked.upto:
+            lo = max(first, checked.upto) - first if first <= checked.upto else 0
+            for offset in range(lo, b - a, _CHECK_ROWS):
+                if not np.isfinite(block[offset:offset + _CHECK_ROWS]).all():
+                    raise ValueError(f"{self.name} contains NaN or infinity (first at or "
+                                     f"after row {first + offset}).")
+            if first <= checked.upto:
+                checked.upto = last
+        return block
+
+    def take(self, rows):
+        """The given sorted row indices (relative) as an in-memory array."""
+        if isinstance(self._X, np.ndarray):   # memmaps: read only the pages of these rows
+            sample = np.ascontiguousarray(self._X[self.start + rows], dtype=self.dtype)
+            finite = np.isfinite(sample).all(axis=1)
+            if not finite.all():
+                first = self.start + rows[np.argmin(finite)]
+                raise ValueError(f"{self.name} contains NaN or infinity (first at row {first}).")
+            return sample
+        # Other array-likes (chunked, compressed stores): one sequential pass.
+        out = np.empty((len(rows), self.n_features), dtype=self.dtype)
+        for a, b in self.bounds():
+            lo, hi = np.searchsorted(rows, [a, b])
+            if hi > lo:
+                out[lo:hi] = self.read(a, b)[rows[lo:hi] - a]
+        return out
+
+
+class WeightSource:
+    """Sample weights for a RowSource, read (and cast to X's dtype) block by block.
+
+    Checked once, in one pass, when created: finite, non-negative, positive sum.
+    """
+
+    def __init__(self, sample_weight, source):
+        self.dtype = source.dtype
+        n = len(source)
+        w = sample_weight
+        if isinstance(w, numbers.Number):
+            w = np.broadcast_to(np.asarray(w), (n,))
+        elif not hasattr(w, "shape") or not hasattr(w, "__getitem__"):
+            w = np.asarray(w)
+        kind = np.dtype(getattr(w, "dtype", np.float64)).kind
+        if kind not in "fiub":
+            raise ValueError(f"sample_weight must hold real numbers; got dtype {w.dtype}.")
+        if tuple(w.shape) != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},) to match X; "
+                             f"got {tuple(w.shape)}.")
+        self._w, self.start, self.stop = w, 0, n
+        self.block_rows = source.block_rows
+        total = 0.0
+        for a in range(0, n, self.block_rows):
+            block = self.read(a, min(a + self.block_rows, n))
+            if not np.isfinite(block).all():
+                raise ValueError("sample_weight contains NaN or infinity.")
+            if (block < 0).any():
+                raise ValueError("sample_weight must be non-negative; found negative values.")
+            total += float(block.sum(dtype=np.float64))
+        if not total > 0:
+            raise ValueError("sample_weight sums to zero: at least one sample needs "
+                             "positive weight.")
+        self._total = total
+
+    @property
+    def shape(self):
+        return (self.stop - self.start,)
+
+    def __len__(self):
+        return self.stop - self.start
+
+    def __getitem__(self, key):
+        """``weights[a:b]`` (optionally ``weights[a:b, None]``) reads those rows."""
+        rows, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        block = self.read(*_row_range(rows, len(self)))
+        return block[(slice(None),) + rest] if rest else block
+
+    def rows(self, first, last):
+        """The weights of rows [first, last)."""
+        sub = WeightSource.__new__(WeightSource)
+        sub.dtype, sub._w, sub.block_rows, sub._total = self.dtype, self._w, self.block_rows, None
+        sub.start, sub.stop = self.start + first, self.start + last
+        return sub
+
+    def sum(self, dtype=None):
+        """Total weight (a float; summed in float64 whatever ``dtype``)."""
+        if self._total is None:
+            self._total = sum(float(self.read(a, min(a + self.block_rows, len(self)))
+                                    .sum(dtype=np.float64))
+                              for a in range(0, len(self), self.block_rows))
+        return self._total
+
+    def read(self, a, b):
+        return np.ascontiguousarray(self._w[self.start + a:self.start + b], dtype=self.dtype)
+
+    def take(self, rows):
+        if isinstance(self._w, np.ndarray):
+            return np.ascontiguousarray(self._w[self.start + rows], dtype=self.dtype)
+        out = np.empty(len(rows), dtype=self.dtype)
+        for a in range(0, len(self), self.block_rows):
+            b = min(a + self.block_rows, len(self))
+            lo, hi = np.searchsorted(rows, [a, b])
+            if hi > lo:
+                out[lo:hi] = self.read(a, b)[rows[lo:hi] - a]
+        return out
+
+
+# --- the streamed pass --------------------------------------------------------------
+class StreamedPass:
+    """``GaussianPass``'s interface over a RowSource: one kernel call per block."""
+
+    def __init__(self, source, n_components, covariance, n_threads):
+        self.covariance = covariance
+        self.n_components, self.n_features = n_components, source.n_features
+        self.n_threads, self.dtype = n_threads, source.dtype
+        self.block_rows = source.block_rows
+        self._full = self._new_pass()      # full blocks ...
+        self._tail = self._new_pass()      # ... and the others: no reallocation per iteration
+        self.use_blas = self._full.use_blas
+
+    def _new_pass(self):
+        return GaussianPass(self.block_rows, self.n_features, self.n_components, self.dtype,
+                            self.covariance, self.n_threads)
+
+    def _pass(self, n_rows):
+        return self._full if n_rows == self.block_rows else self._tail
+
+    def statistics(self, X, sample_weight, params, centres=None):
+        """Statistics of all rows of the source ``X``, summed in block order."""
+        centres = params.means if centres is None else centres
+        total = None
+        for a, b in X.bounds():
+            w = None if sample_weight is None else sample_weight.read(a, b)
+            part = self._pass(b - a).statistics(X.read(a, b), w, params, centres=centres)
+            total = part if total is None else sum_statistics(total, part)
+        return total
+
+    def score(self, X, params, **outputs):
+        """``GaussianPass.score`` outputs for all rows, filled block by block."""
+        n = len(X)
+        result = None
+        for a, b in X.bounds():
+            parts = self._pass(b - a).score(X.read(a, b), params, **outputs)
+            if result is None:   # outputs not asked for come back empty: keep them so
+                result = [np.empty((n,) + p.shape[1:], p.dtype) if len(p) == b - a and p.size
+                          else p for p in parts]
+            for out, part in zip(result, parts):
+                if out.size:
+                    out[a:b] = part
+        return tuple(result)
+
+    def initial_sample(self, X, sample_weight, random_state):
+        """``(X_sample, w_sample, pass)``: the rows initialisation runs on.
+
+        All rows when there are at most ``INIT_SAMPLE_ROWS`` of them (and they
+        fit in ``INIT_SAMPLE_BYTES``); otherwise a uniform random sample of
+        about that many distinct rows, in file order.
+        """
+        rows = sample_rows(len(X), self.n_features * self.dtype.itemsize, self.n_components,
+                           random_state)
+        sample = X.take(rows)
+        weights = None if sample_weight is None else sample_weight.take(rows)
+        return sample_pass(sample, weights, self)
+
+
+def sample_rows(n_samples, row_bytes, n_components, random_state):
+    """Sorted row indices initialisation runs on (see ``StreamedPass.initial_sample``)."""
+    cap = max(n_components, min(INIT_SAMPLE_ROWS, INIT_SAMPLE_BYTES // row_bytes))
+    if n_samples <= cap:
+        return np.arange(n_samples)
+    # with replacement and deduplicated: O(cap) memory, unlike a permutation
+    return np.unique(random_state.randint(0, n_samples, size=cap))
+
+
+def sample_pass(sample, weights, owner):
+    """``(sample, weights, GaussianPass)`` for initialising on an in-memory sample."""
+    if weights is not None and not weights.sum() > 0:
+        raise ValueError("The random sample of rows used for initialisation has zero total "
+                         "sample_weight; pass weights_init, means_init and precisions_init, "
+                         "or give fewer rows zero weight.")
+    gpass = GaussianPass(len(sample), owner.n_features, owner.n_components, sample.dtype,
+                         owner.covariance, owner.n_threads)
+    return sample, weights, gpass

@@ -1,0 +1,236 @@
+"""Pure-numpy reference for Gaussian hidden Markov models (test oracle).
+
+Written for clarity, not speed: log-space forward-backward with scipy's
+``logsumexp`` one row at a time, Viterbi by dynamic programming, and a
+Baum-Welch M-step computed from the posteriors and the data directly, with
+hmmlearn's MAP priors.  ``brute_force`` enumerates every state path of a tiny
+problem and is the check on the recursions themselves.
+
+Conventions follow hmmlearn: ``covariances`` are in the layout of the
+covariance type (spherical (K,), diag (K, D), full (K, D, D), tied (D, D)),
+and the log-likelihood history of ``baum_welch`` is the total log-likelihood
+under the parameters each iteration started from.
+"""
+import itertools
+
+import numpy as np
+from _reference import compute_precision_cholesky, estimate_log_gaussian_prob
+from scipy.special import logsumexp
+
+PRIOR_DEFAULTS = {"startprob_prior": 1.0, "transmat_prior": 1.0, "means_prior": 0.0,
+                  "means_weight": 0.0, "covars_prior": 1e-2, "covars_weight": 1.0}
+
+
+def emission_log_prob(X, means, covariances, covariance_type):
+    """log N(x_t | k) for every row and state, shape (N, K)."""
+    prec_chol = compute_precision_cholesky(covariances, covariance_type)
+    return estimate_log_gaussian_prob(X, means, prec_chol, covariance_type)
+
+
+def split(array, lengths):
+    """The sequences of a concatenated array."""
+    return np.split(array, np.cumsum(lengths)[:-1])
+
+
+def _log(a):
+    with np.errstate(divide="ignore"):
+        return np.log(np.asarray(a, dtype=np.float64))
+
+
+def forward_backward(startprob, transmat, log_b):
+    """One sequence in log-space.
+
+    Returns
+    -------
+    loglik : float
+    posteriors : ndarray of shape (T, K)
+    xi : ndarray of shape (K, K)
+        Expected transition counts, summed over t.
+    """
+    T, K = log_b.shape
+    log_start, log_trans = _log(startprob), _log(transmat)
+    log_alpha = np.empty((T, K))
+    log_alpha[0] = log_start + log_b[0]
+    for t in range(1, T):
+        log_alpha[t] = logsumexp(log_alpha[t - 1][:, None] + log_trans, axis=0) + log_b[t]
+    log_beta = np.zeros((T, K))
+    for t in range(T - 2, -1, -1):
+        log_beta[t] = logsumexp(log_trans + log_b[t + 1] + log_beta[t + 1], axis=1)
+    loglik = logsumexp(log_alpha[-1])
+    posteriors = np.exp(log_alpha + log_beta - loglik)
+    xi = np.zeros((K, K))
+    for t in range(T - 1):
+        xi += np.exp(log_alpha[t][:, None] + log_trans + log_b[t + 1] + log_beta[t + 1]
+                     - loglik)
+    return loglik, posteriors, xi
+
+
+def viterbi(startprob, transmat, log_b):
+    """Most probable path of one sequence (first state on ties) and its log-probability."""
+    T, K = log_b.shape
+    log_trans = _log(transmat)
+    delta = _log(startprob) + log_b[0]
+    back = np.zeros((T, K), dtype=int)
+    for t in range(1, T):
+        scores = delta[:, None] + log_trans          # (from, to)
+        back[t] = scores.argmax(axis=0)
+        delta = scores.max(axis=0) + log_b[t]
+    path = np.empty(T, dtype=int)
+    path[-1] = delta.argmax()
+    for t in range(T - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return float(delta.max()), path
+
+
+def brute_force(startprob, transmat, log_b):
+    """Forward-backward and Viterbi by enumerating all K**T state paths.
+
+    Returns
+    -------
+    loglik, posteriors (T, K), xi (K, K), best_logprob, best_path (T,)
+    """
+    T, K = log_b.shape
+    paths = np.array(list(itertools.product(range(K), repeat=T)))
+    log_p = _log(startprob)[paths[:, 0]] + log_b[0, paths[:, 0]]
+    for t in range(1, T):
+        log_p = (log_p + _log(transmat)[paths[:, t - 1], paths[:, t]]
+                 + log_b[t, paths[:, t]])
+    loglik = logsumexp(log_p)
+    weights = np.exp(log_p - loglik)
+    posteriors = np.zeros((T, K))
+    xi = np.zeros((K, K))
+    for t in range(T):
+        np.add.at(posteriors[t], paths[:, t], weights)
+        if t + 1 < T:
+            np.add.at(xi, (paths[:, t], paths[:, t + 1]), weights)
+    best = int(np.argmax(log_p))
+    return loglik, posteriors, xi, float(log_p[best]), paths[best]
+
+
+def e_step(X, lengths, startprob, transmat, means, covariances, covariance_type):
+    """Forward-backward over all sequences.
+
+    Returns
+    -------
+    loglik : float
+        Summed over sequences.
+    posteriors : ndarray of shape (N, K)
+    start : ndarray of shape (K,)
+        Posteriors of the first rows, summed.
+    trans : ndarray of shape (K, K)
+        Expected transition counts.
+    """
+    log_b = emission_log_prob(X, means, covariances, covariance_type)
+    K = len(startprob)
+    loglik, start, trans, posteriors = 0.0, np.zeros(K), np.zeros((K, K)), []
+    for lb in split(log_b, lengths):
+        ll, post, xi = forward_backward(startprob, transmat, lb)
+        loglik += ll
+        start += post[0]
+        trans += xi
+        posteriors.append(post)
+    return loglik, np.concatenate(posteriors), start, trans
+
+
+def m_step(X, posteriors, start, trans, startprob, transmat, means, covariances,
+           covariance_type, params="stmc", **priors):
+    """hmmlearn's MAP updates, from the posteriors and the data directly."""
+    p = dict(PRIOR_DEFAULTS, **priors)
+    X = np.asarray(X, dtype=np.float64)
+    K, D = means.shape
+    if "s" in params:
+        new = np.maximum(p["startprob_prior"] - 1 + start, 0)
+        new = np.where(startprob == 0, 0, new)
+        startprob = new / new.sum()
+    if "t" in params:
+        new = np.maximum(p["transmat_prior"] - 1 + trans, 0)
+        new = np.where(transmat == 0, 0, new)
+        transmat = new / new.sum(axis=1, keepdims=True)
+    post = posteriors.sum(axis=0)
+    mw = np.broadcast_to(np.asarray(p["means_weight"], dtype=float), (K,))
+    mp = np.broadcast_to(np.asarray(p["means_prior"], dtype=float), (K, D))
+    if "m" in params:
+        means = (mw[:, None] * mp + posteriors.T @ X) / (mw + post)[:, None]
+    if "c" in params:
+        c_n = np.empty((K, D, D))
+        for k in range(K):
+            diff = X - means[k]
+            c_n[k] = ((posteriors[:, k, None] * diff).T @ diff
+                      + mw[k] * np.outer(means[k] - mp[k], means[k] - mp[k]))
+        cp, cw = p["covars_prior"], p["covars_weight"]
+        if covariance_type == "full":
+            covariances = (cp + c_n) / (np.maximum(cw - D, 0) + post)[:, None, None]
+        elif covariance_type == "tied":
+            covariances = (cp + c_n.sum(axis=0)) / (max(cw - D, 0) + post.sum())
+        else:
+            diag = np.diagonal(c_n, axis1=1, axis2=2)
+            denom = np.maximum(np.maximum(np.asarray(cw) - 1, 0) + post, 1e-5)
+            if covariance_type == "diag":
+                covariances = (cp + diag) / denom[:, None]
+            else:
+                covariances = ((np.asarray(cp, dtype=float) + diag.mean(axis=1)) / denom)
+    return startprob, transmat, means, covariances
+
+
+def baum_welch(X, lengths, startprob, transmat, means, covariances, covariance_type, n_iter,
+               params="stmc", **priors):
+    """A fixed number of Baum-Welch iterations from the given start.
+
+    Returns
+    -------
+    dict with 'startprob', 'transmat', 'means', 'covariances' after the last
+    M-step and 'history', the total log-likelihood before each M-step.
+    """
+    history = []
+    for _ in range(n_iter):
+        loglik, posteriors, start, trans = e_step(X, lengths, startprob, transmat, means,
+                                                  covariances, covariance_type)
+        history.append(loglik)
+        startprob, transmat, means, covariances = m_step(
+            X, posteriors, start, trans, startprob, transmat, means, covariances,
+            covariance_type, params, **priors)
+    return {"startprob": startprob, "transmat": transmat, "means": means,
+            "covariances": covariances, "history": history}
+
+
+def random_hmm(rng, n_components, n_features, covariance_type, separation=3.0):
+    """Random, well-conditioned HMM parameters (all probabilities positive)."""
+    K, D = n_components, n_features
+    startprob = rng.dirichlet(np.full(K, 2.0))
+    transmat = rng.dirichlet(np.full(K, 2.0), size=K) + 2.0 * np.eye(K)
+    transmat /= transmat.sum(axis=1, keepdims=True)
+    means = rng.normal(scale=separation, size=(K, D))
+    if covariance_type == "full":
+        a = rng.normal(size=(K, D, D))
+        covariances = a @ np.swapaxes(a, 1, 2) / D + 0.5 * np.eye(D)
+    elif covariance_type == "tied":
+        a = rng.normal(size=(D, D))
+        covariances = a @ a.T / D + 0.5 * np.eye(D)
+    elif covariance_type == "diag":
+        covariances = rng.uniform(0.5, 2.0, size=(K, D))
+    else:
+        covariances = rng.uniform(0.5, 2.0, size=K)
+    return startprob, transmat, means, covariances
+
+
+def sample_sequences(rng, lengths, startprob, transmat, means, covariances, covariance_type):
+    """Concatenated sequences drawn from the model, and their states."""
+    K, D = means.shape
+    if covariance_type == "full":
+        full = covariances
+    elif covariance_type == "tied":
+        full = np.broadcast_to(covariances, (K, D, D))
+    elif covariance_type == "diag":
+        full = np.stack([np.diag(c) for c in covariances])
+    else:
+        full = covariances[:, None, None] * np.eye(D)
+    chol = np.linalg.cholesky(full)
+    states = []
+    for length in lengths:
+        state = rng.choice(K, p=startprob)
+        for _ in range(length):
+            states.append(state)
+            state = rng.choice(K, p=transmat[state])
+    states = np.array(states)
+    X = means[states] + np.einsum("nij,nj->ni", chol[states], rng.standard_normal((len(states), D)))
+    return X, states

@@ -1,0 +1,253 @@
+"""Out-of-core input (emfast/_sources.py): memmaps and row-sliceable array-likes.
+
+Streamed fits are compared with in-memory fits from the same start.  The block
+size is shrunk so that every test streams many blocks; block boundaries only
+change the order in which float64 statistics are summed, hence rtol 1e-10.
+"""
+import os
+import sys
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _reference as ref  # noqa: E402
+
+import emfast._sources as sources  # noqa: E402
+from emfast import ConvergenceWarning, GaussianMixture  # noqa: E402
+from emfast._passes import CHUNK_SIZE  # noqa: E402
+
+COV_TYPES = ref.COVARIANCE_TYPES
+ATTRIBUTES = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch):
+    """Blocks of 3 kernel chunks for 3 float64 features: 768 rows."""
+    monkeypatch.setattr(sources, "STREAM_BLOCK_BYTES", 3 * CHUNK_SIZE * 3 * 8)
+
+
+@pytest.fixture(autouse=True)
+def _no_convergence_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+class RowSliced:
+    """The smallest array-like streaming accepts: shape, dtype and row slices."""
+
+    def __init__(self, array):
+        self._array = array
+        self.shape, self.dtype = array.shape, array.dtype
+        self.reads = []
+
+    def __getitem__(self, rows):
+        if isinstance(rows, slice):
+            self.reads.append((rows.start, rows.stop))
+            return self._array[rows].copy()
+        raise TypeError("row slices only")
+
+
+def memmap_of(array, path):
+    np.save(path, array)
+    return np.load(path, mmap_mode="r")
+
+
+def start(problem, covariance_type, n_iter, **kw):
+    u = problem["precisions_cholesky"]
+    precisions = (u @ np.swapaxes(u, -1, -2) if covariance_type in ("full", "tied")
+                  else u ** 2)
+    return GaussianMixture(len(problem["weights"]), covariance_type=covariance_type,
+                           weights_init=problem["weights"], means_init=problem["means"],
+                           precisions_init=precisions, tol=0, max_iter=n_iter, **kw)
+
+
+def assert_same_fit(a, b, rtol, bound_rtol=None):
+    """Same parameters; same lower bounds (``bound_rtol``: the in-memory fit sums float32
+    weights in float32, streaming sums them in float64)."""
+    for name in ATTRIBUTES:
+        assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=1e-300,
+                        err_msg=name)
+    assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=bound_rtol or rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_memmap_fit_and_predictions_equal_in_memory(covariance_type, dtype, tmp_path):
+    problem = ref.sample_problem(1, 5000, 3, 3, covariance_type, dtype=dtype, weighted=True)
+    X, w = problem["X"], problem["sample_weight"]
+    mapped = memmap_of(X, tmp_path / "X.npy")
+    weights = memmap_of(w, tmp_path / "w.npy")
+    clean = start(problem, covariance_type, 6, n_threads=2).fit(X, sample_weight=w)
+    streamed = start(problem, covariance_type, 6, n_threads=2).fit(mapped, sample_weight=weights)
+    assert_same_fit(streamed, clean, 1e-10, 1e-6 if dtype == np.float32 else None)
+    X_new = X[:1000] + np.asarray(0.25, dtype)
+    mapped_new = memmap_of(X_new, tmp_path / "X_new.npy")
+    assert_allclose(streamed.predict_proba(mapped_new), clean.predict_proba(X_new),
+                    rtol=1e-9, atol=1e-12)
+    assert_allclose(streamed.score_samples(mapped_new), clean.score_samples(X_new), rtol=1e-10)
+    assert_array_equal(clean.predict(mapped_new), clean.predict(X_new))
+    assert_array_equal(streamed.fit_predict(mapped, sample_weight=weights),
+                       clean.predict(X))
+
+
+def test_streamed_result_is_reproducible_and_thread_independent(tmp_path):
+    problem = ref.sample_problem(2, 4000, 4, 3, "full", weighted=True)
+    mapped = memmap_of(problem["X"], tmp_path / "X.npy")
+    fits = [start(problem, "full", 4, n_threads=t).fit(mapped,
+                                                       sample_weight=problem["sample_weight"])
+            for t in (1, 2, 3)]
+    for other in fits[1:]:
+        for name in ATTRIBUTES:
+            assert_array_equal(getattr(other, name), getattr(fits[0], name))
+
+
+def test_one_block_memmap_is_bitwise_the_in_memory_fit(tmp_path, monkeypatch):
+    # default initialisation included: a memmap of one block starts from all rows
+    monkeypatch.setattr(sources, "STREAM_BLOCK_BYTES", 32 << 20)
+    problem = ref.sample_problem(3, 3000, 2, 3, "diag")
+    mapped = memmap_of(problem["X"], tmp_path / "X.npy")
+    clean = GaussianMixture(3, covariance_type="diag", random_state=0).fit(problem["X"])
+    streamed = GaussianMixture(3, covariance_type="diag", random_state=0).fit(mapped)
+    for name in ATTRIBUTES:
+        assert_array_equal(getattr(streamed, name), getattr(clean, name))
+
+
+def test_memmap_blocks_reach_the_kernel_without_a_copy(tmp_path):
+    mapped = memmap_of(np.random.default_rng(0).normal(size=(3000, 3)), tmp_path / "X.npy")
+    source = sources.RowSource(mapped)
+    assert source.bounds()[:2] == [(0, 768), (768, 1536)]
+    block = source.read(768, 1536)
+    assert np.shares_memory(block, mapped) and block.flags.c_contiguous
+    # a big-endian file is converted, block by block
+    swapped = memmap_of(np.asarray(mapped, dtype=">f8"), tmp_path / "swapped.npy")
+    block = sources.RowSource(swapped).read(0, 768)
+    assert not np.shares_memory(block, swapped) and block.dtype == np.float64
+    assert_array_equal(block, mapped[:768])
+
+
+def test_streamed_fit_allocates_a_bounded_amount(tmp_path, monkeypatch):
+    # 12 MB of float32 rows, streamed in 256 kB blocks; the initialisation sample is
+    # capped too.  Whatever the fit allocates (tracemalloc sees numpy's buffers) stays
+    # a small fraction of X: nothing copies X whole.
+    monkeypatch.setattr(sources, "STREAM_BLOCK_BYTES", 256 << 10)
+    monkeypatch.setattr(sources, "INIT_SAMPLE_ROWS", 5000)
+    rng = np.random.default_rng(4)
+    X = np.concatenate([rng.normal(0, 1, (200_000, 8)), rng.normal(4, 1, (200_000, 8))])
+    mapped = memmap_of(X.astype(np.float32), tmp_path / "X.npy")
+    del X
+    weights = memmap_of(rng.uniform(0.5, 2, 400_000), tmp_path / "w.npy")
+    gm = GaussianMixture(2, covariance_type="full", max_iter=3, tol=0, random_state=0)
+    tracemalloc.start()
+    try:
+        gm.fit(mapped, sample_weight=weights)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < mapped.nbytes / 8, peak
+    assert_allclose(np.sort(gm.means_[:, 0]), [0, 4], atol=0.05)
+
+
+def test_row_sliceable_array_likes_are_streamed(tmp_path):
+    problem = ref.sample_problem(5, 3000, 3, 2, "tied", weighted=True)
+    X, w = problem["X"], problem["sample_weight"]
+    clean = start(problem, "tied", 5).fit(X, sample_weight=w)
+    source = RowSliced(X)
+    streamed = start(problem, "tied", 5).fit(source, sample_weight=RowSliced(w))
+    assert_same_fit(streamed, clean, 1e-10)
+    assert source.reads[:2] == [(None, 1), (0, 768)]   # the dtype probe, then whole blocks
+    assert_allclose(streamed.score_samples(RowSliced(X[:900])), clean.score_samples(X[:900]),
+                    rtol=1e-10)
+    # integers become float64, as for in-memory input
+    counts = np.rint(X * 10).astype(np.int32)
+    a = start(problem, "tied", 3).fit(counts)
+    b = start(problem, "tied", 3).fit(RowSliced(counts))
+    assert_same_fit(b, a, 1e-10)
+
+
+def test_h5py_and_zarr(tmp_path):
+    problem = ref.sample_problem(6, 2500, 3, 2, "diag", weighted=True)
+    X32 = problem["X"].astype(np.float32)
+    clean = start(problem, "diag", 5).fit(X32, sample_weight=problem["sample_weight"])
+    stores = []
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "data.h5", "w") as f:
+        f["X"], f["w"] = X32, problem["sample_weight"]
+    stores.append(h5py.File(tmp_path / "data.h5", "r"))
+    try:
+        import zarr
+        group = zarr.open_group(str(tmp_path / "data.zarr"), mode="w")
+        group.create_array("X", data=X32, chunks=(500, 3))
+        group.create_array("w", data=problem["sample_weight"], chunks=(700,))
+        stores.append(group)
+    except ImportError:
+        pass
+    for store in stores:
+        streamed = start(problem, "diag", 5).fit(store["X"], sample_weight=store["w"])
+        assert_same_fit(streamed, clean, 1e-10, 1e-6)
+        assert_array_equal(streamed.predict(store["X"]), clean.predict(X32))
+    stores[0].close()
+
+
+def test_initialisation_runs_on_a_random_sample_of_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "INIT_SAMPLE_ROWS", 1000)
+    problem = ref.sample_problem(7, 6000, 2, 3, "full")
+    X = problem["X"]
+    mapped = memmap_of(X, tmp_path / "X.npy")
+    streamed = GaussianMixture(3, max_iter=0, random_state=11).fit(mapped)
+    # the same draws by hand: the rows first, then k-means on them
+    rng = np.random.RandomState(11)
+    rows = np.unique(rng.randint(0, len(X), size=1000))
+    by_hand = GaussianMixture(3, max_iter=0, random_state=rng).fit(X[rows])
+    for name in ATTRIBUTES:
+        assert_allclose(getattr(streamed, name), getattr(by_hand, name), rtol=1e-10,
+                        err_msg=name)
+    full_data = GaussianMixture(3, max_iter=0, random_state=11).fit(X)
+    assert not np.allclose(full_data.means_, streamed.means_, rtol=1e-6)
+
+
+def test_bad_streamed_input_is_named(tmp_path):
+    X = np.random.default_rng(8).normal(size=(2000, 3))
+    X[1500, 2] = np.nan
+    mapped = memmap_of(X, tmp_path / "X.npy")
+    given = dict(weights_init=[0.5, 0.5], means_init=[[0, 0, 0], [1, 1, 1]],
+                 precisions_init=[np.eye(3)] * 2)
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at or after "
+                                         r"row 768\)"):      # the block of rows 768-1535
+        GaussianMixture(2, max_iter=2, **given).fit(mapped)
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at row 1500\)"):
+        GaussianMixture(2, max_iter=2).fit(mapped)             # the initialisation sample
+    good = memmap_of(X[:1000], tmp_path / "good.npy")
+    for weights, message in [(-np.ones(1000), "non-negative"),
+                             (np.ones(999), r"shape \(1000,\)"),
+                             (np.full(1000, np.inf), "NaN or infinity"),
+                             (np.zeros(1000), "sums to zero"),
+                             (np.array(["a"] * 1000), "real numbers")]:
+        with pytest.raises(ValueError, match=message):
+            GaussianMixture(2).fit(good, sample_weight=memmap_of(weights, tmp_path / "w.npy"))
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        GaussianMixture(3).fit(memmap_of(X[:2], tmp_path / "two.npy"))
+    with pytest.raises(ValueError, match="minimum of 1 is required"):
+        GaussianMixture(1).fit(memmap_of(X[:0], tmp_path / "none.npy"))
+    with pytest.raises(ValueError, match="Expected a 2-D array"):
+        GaussianMixture(1).fit(RowSliced(np.zeros((4, 2, 2))))
+    with pytest.raises(ValueError, match="real numbers"):
+        GaussianMixture(1).fit(RowSliced(np.array([["a", "b"]] * 4)))
+    fitted = GaussianMixture(2, random_state=0).fit(good)
+    with pytest.raises(ValueError, match="X has 2 features, but GaussianMixture is expecting "
+                                         "3 features as input"):
+        fitted.predict(memmap_of(X[:10, :2], tmp_path / "narrow.npy"))
+
+
+def test_which_inputs_stream(tmp_path):
+    mapped = memmap_of(np.zeros((10, 2)), tmp_path / "X.npy")
+    assert sources.is_streamed(mapped) and sources.is_streamed(np.asarray(mapped))
+    assert sources.is_streamed(mapped[::2]) and sources.is_streamed(RowSliced(np.zeros((3, 2))))
+    assert not sources.is_streamed(np.zeros((10, 2)))
+    assert not sources.is_streamed([[1.0, 2.0]])
+    pd = pytest.importorskip("pandas")
+    assert not sources.is_streamed(pd.DataFrame(np.zeros((3, 2))))
