@@ -244,7 +244,8 @@ class GaussianMixture(BaseEM):
         covariance, n_threads = self._check_parameters()
         # Out of core and Dask (issue #6, emfast/_sources.py): memmaps, row-sliceable
         # array-likes and dask arrays are read in blocks, never validated or copied whole.
-        streamed = open_streamed(X, sample_weight, self.n_components, covariance, n_threads)
+        streamed = open_streamed(X, sample_weight, self.n_components, covariance, n_threads,
+                                 allow_nan=self.missing_values == "marginalize")
         if streamed is not None:
             X, sample_weight, gpass = streamed
         else:
@@ -434,7 +435,8 @@ class GaussianMixture(BaseEM):
         owner = type(self).__name__
         check_feature_names(getattr(self, "feature_names_in_", None), X, owner)
         streamed = open_streamed(X, None, self.n_components, get_covariance(self.covariance_type),
-                                 effective_n_threads(self.n_threads), self.n_features_in_, owner)
+                                 effective_n_threads(self.n_threads), self.n_features_in_, owner,
+                                 allow_nan=self.missing_values == "marginalize")
         if streamed is not None:    # out of core / Dask (issue #6)
             X, gpass = streamed[0], streamed[2]
         else:

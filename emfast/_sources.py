@@ -75,14 +75,22 @@ def is_streamed(X):
 
 
 def open_streamed(X, sample_weight, n_components, covariance, n_threads, n_features=None,
-                  owner="the model"):
+                  owner="the model", allow_nan=False):
     """``(X, sample_weight, pass)`` for inputs not handled as one array, else None.
 
     ``pass`` offers the in-memory ``GaussianPass``'s ``statistics`` and
     ``score`` over the returned ``X`` and ``sample_weight``, plus
     ``initial_sample`` (the rows initialisation runs on).  ``n_features``
-    (prediction) is the feature count the model expects.
+    (prediction) is the feature count the model expects.  ``allow_nan``
+    (missing values to marginalise) keeps memmaps on the in-memory path,
+    which maps them without a copy; other streamed inputs are refused.
     """
+    if allow_nan and (is_dask_array(X) or is_streamed(X)):
+        if isinstance(X, np.ndarray):
+            return None
+        raise ValueError(f"missing_values='marginalize' needs X as a numpy array (a memmap "
+                         f"works); got {type(X).__name__}. Streamed and Dask input must be "
+                         "free of NaN (missing_values='error').")
     if is_dask_array(X):
         from ._dask import open_dask
 

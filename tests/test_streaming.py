@@ -243,6 +243,30 @@ def test_bad_streamed_input_is_named(tmp_path):
         fitted.predict(memmap_of(X[:10, :2], tmp_path / "narrow.npy"))
 
 
+def test_prior_data_moments_from_a_streamed_source(tmp_path):
+    from emfast import GaussianPrior
+
+    problem = ref.sample_problem(10, 3000, 3, 2, "full", weighted=True)
+    kw = dict(random_state=0, tol=0, max_iter=4, prior=GaussianPrior())
+    clean = GaussianMixture(2, **kw).fit(problem["X"], sample_weight=problem["sample_weight"])
+    streamed = GaussianMixture(2, **kw).fit(memmap_of(problem["X"], tmp_path / "X.npy"),
+                                            sample_weight=RowSliced(problem["sample_weight"]))
+    assert_same_fit(streamed, clean, 1e-10)
+
+
+def test_missing_values_keep_memmaps_in_memory_and_refuse_other_streams(tmp_path):
+    X = np.random.default_rng(9).normal(size=(600, 2))
+    X[5, 1] = np.nan
+    mapped = memmap_of(X, tmp_path / "X.npy")
+    kw = dict(missing_values="marginalize", random_state=0, max_iter=5)
+    a = GaussianMixture(2, **kw).fit(mapped)       # the in-memory path maps it, no copy
+    b = GaussianMixture(2, **kw).fit(X)
+    assert_array_equal(a.means_, b.means_)
+    with pytest.raises(ValueError, match="missing_values='marginalize' needs X as a numpy "
+                                         "array .* got RowSliced"):
+        GaussianMixture(2, **kw).fit(RowSliced(X))
+
+
 def test_which_inputs_stream(tmp_path):
     mapped = memmap_of(np.zeros((10, 2)), tmp_path / "X.npy")
     assert sources.is_streamed(mapped) and sources.is_streamed(np.asarray(mapped))
