@@ -39,46 +39,7 @@ from libc.string cimport memset
 from ._blas cimport trmm_right_upper, syrk_rows
 
 
-cdef extern from "emfast_omp.h" nogil:
-    int omp_get_thread_num()
-
-cdef extern from "emfast_lse.h" nogil:
-    void emfast_exp_nonpos_array(const double *x, double *out, Py_ssize_t n)
-
-cdef extern from "emfast_columns.h" nogil:
-    enum:
-        EMFAST_NONE
-        EMFAST_FULL
-        EMFAST_TIED
-        EMFAST_DIAG
-        EMFAST_SPHERICAL
-    Py_ssize_t emfast_padded(Py_ssize_t n_rows)
-    double emfast_weighted_loglik_f64(const double *log_norm, const double *w, Py_ssize_t n_pad)
-    double emfast_weighted_loglik_f32(const double *log_norm, const float *w, Py_ssize_t n_pad)
-    void emfast_transpose_f64(const double *x, const double *weights, Py_ssize_t n_rows,
-                              Py_ssize_t D, Py_ssize_t n_pad, double *xt)
-    void emfast_transpose_f32(const float *x, const float *weights, Py_ssize_t n_rows,
-                              Py_ssize_t D, Py_ssize_t n_pad, float *xt)
-    void emfast_log_prob_columns_f64(int kind, const double *xt, Py_ssize_t n_pad, Py_ssize_t D,
-                                     Py_ssize_t K, const double *means, const double *prec,
-                                     const double *log_const, double *zt, double *logpt)
-    void emfast_log_prob_columns_f32(int kind, const float *xt, Py_ssize_t n_pad, Py_ssize_t D,
-                                     Py_ssize_t K, const float *means, const float *prec,
-                                     const double *log_const, float *zt, double *logpt)
-    void emfast_accumulate_columns_f64(int kind, const double *xt, Py_ssize_t n_pad,
-                                       Py_ssize_t D, Py_ssize_t K, const double *centres,
-                                       const double *respt, double *zt, double *rz, double *rw,
-                                       double *nk, double *s1, double *s2)
-    void emfast_accumulate_columns_f32(int kind, const float *xt, Py_ssize_t n_pad,
-                                       Py_ssize_t D, Py_ssize_t K, const float *centres,
-                                       const double *respt, float *zt, float *rz, float *rw,
-                                       double *nk, double *s1, double *s2)
-    void emfast_softmax_columns(double *logpt, Py_ssize_t n_pad, Py_ssize_t K,
-                                double *log_norm, double *row_max)
-    void emfast_argmax_columns(const double *logpt, Py_ssize_t n_pad, Py_ssize_t K,
-                               double *max_out, double *best)
-    void emfast_onehot_columns(double *logpt, Py_ssize_t n_pad, Py_ssize_t K,
-                               double *log_norm, double *best)
+from ._columns cimport *
 
 
 KIND_NONE = EMFAST_NONE

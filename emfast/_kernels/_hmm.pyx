@@ -29,33 +29,7 @@ from libc.math cimport INFINITY, NAN
 from libc.string cimport memset
 
 
-cdef extern from "emfast_omp.h" nogil:
-    int omp_get_thread_num()
-
-cdef extern from "emfast_columns.h" nogil:
-    enum:
-        EMFAST_NONE
-    Py_ssize_t emfast_padded(Py_ssize_t n_rows)
-    void emfast_transpose_f64(const double *x, const double *weights, Py_ssize_t n_rows,
-                              Py_ssize_t D, Py_ssize_t n_pad, double *xt)
-    void emfast_transpose_f32(const float *x, const float *weights, Py_ssize_t n_rows,
-                              Py_ssize_t D, Py_ssize_t n_pad, float *xt)
-    void emfast_log_prob_columns_f64(int kind, const double *xt, Py_ssize_t n_pad, Py_ssize_t D,
-                                     Py_ssize_t K, const double *means, const double *prec,
-                                     const double *log_const, double *zt, double *logpt)
-    void emfast_log_prob_columns_f32(int kind, const float *xt, Py_ssize_t n_pad, Py_ssize_t D,
-                                     Py_ssize_t K, const float *means, const float *prec,
-                                     const double *log_const, float *zt, double *logpt)
-    void emfast_accumulate_columns_f64(int kind, const double *xt, Py_ssize_t n_pad,
-                                       Py_ssize_t D, Py_ssize_t K, const double *centres,
-                                       const double *respt, double *zt, double *rz, double *rw,
-                                       double *nk, double *s1, double *s2)
-    void emfast_accumulate_columns_f32(int kind, const float *xt, Py_ssize_t n_pad,
-                                       Py_ssize_t D, Py_ssize_t K, const float *centres,
-                                       const double *respt, float *zt, float *rz, float *rw,
-                                       double *nk, double *s1, double *s2)
-    void emfast_softmax_columns(double *logpt, Py_ssize_t n_pad, Py_ssize_t K,
-                                double *log_norm, double *row_max)
+from ._columns cimport *
 
 cdef extern from "emfast_hmm.h" nogil:
     Py_ssize_t emfast_hmm_forward_scaled(const double *A, const double *init, const double *b,
