@@ -27,8 +27,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-# Machine-level OpenBLAS overrides: kept for the implementations (that is what
-# users get), removed only when measuring the GEMM peak.
+# Machine-level OpenBLAS overrides (an older CPU's kernel): removed for every
+# worker unless --keep-openblas-env, so the peak and the implementations use the
+# same, current BLAS kernel.
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 KEEP_OPENBLAS_ENV = False   # set from --keep-openblas-env
 ALL_IMPLS = ("emfast", "sklearn", "reference")
@@ -217,6 +218,8 @@ def work_fit(a, X, start, res):
         fit_s = min(fit_s, best_time(lambda: est().fit(X), 1))
     res.update(n_iter=int(model.n_iter_), loglik=float(model.lower_bound_),
                s_per_iter=fit_s / model.n_iter_)
+    if a.fit_only:
+        return
     res["predict_proba_s"] = best_time(lambda: model.predict_proba(X), a.repeat)
     res["score_samples_s"] = best_time(lambda: model.score_samples(X), a.repeat)
     if a.init:  # kmeans init = fit(max_iter=1) minus one EM iteration
@@ -382,16 +385,18 @@ def table_row(shape, run, r, results, gemm):
                               *cells]) + " |"
 
 
-def derived_lines(shape, get):
+def derived_lines(shape, get, speedups=()):
     """Shape-specific comparisons (f32 ratio, thread speed-up, init, loglik agreement)."""
     t = lambda r: r and r.get("s_per_iter")
     out = []
     rs = [get(run) for run in shape.runs]
     if shape.name.endswith("-f32") and t(rs[0]) and t(rs[1]):
         out.append(f"emfast float64/float32 time ratio = {t(rs[1]) / t(rs[0]):.2f}")
-    if shape.name.endswith("-1thread") and t(rs[0]) and t(rs[1]):
+    if speedups:
+        ordered = sorted(speedups)
         out.append(f"emfast speed-up {shape.runs[1].threads} threads vs 1 = "
-                   f"{t(rs[0]) / t(rs[1]):.2f}")
+                   f"{ordered[len(ordered) // 2]:.2f} (median of {len(speedups)} alternating "
+                   f"rounds: {', '.join(f'{x:.2f}' for x in speedups)})")
     if shape.init and all(r and "init_s" in r for r in rs):
         out.append(f"k-means init: emfast {rs[0]['init_s']:.3g} s, sklearn "
                    f"{rs[1]['init_s']:.3g} s (sklearn/emfast = "
@@ -402,6 +407,26 @@ def derived_lines(shape, get):
         if "emfast" in ll and other in ll:
             out.append(f"|loglik(emfast) - loglik({other})| = {abs(ll['emfast'] - ll[other]):.2e}")
     return [f"- {shape.name}: {s}" for s in out]
+
+
+def run_impl(a, shape, run, npz, fit_only=False):
+    return spawn("impl", run.threads, clean_openblas=not KEEP_OPENBLAS_ENV, extra_args=
+                 ["--npz", npz, "--impl", run.impl, "--dtype", run.dtype, "--cov", shape.cov,
+                  "--iters", shape.iters, "--repeat", a.repeat]
+                 + (["--init"] if shape.init else []) + (["--fit-only"] if fit_only else []),
+                 timeout=a.timeout)
+
+
+def thread_speedups(a, shape, npz):
+    """1-thread / N-thread time ratios of --rounds rounds, each a 1-thread fit
+    right followed by an N-thread fit (fresh processes, fit timing only)."""
+    ratios = []
+    for i in range(a.rounds):
+        print(f"  running {shape.name} speed-up round {i + 1}/{a.rounds}", flush=True)
+        pair = [run_impl(a, shape, run, npz, fit_only=True) for run in shape.runs]
+        if all(r and "s_per_iter" in r for r in pair):
+            ratios.append(pair[0]["s_per_iter"] / pair[1]["s_per_iter"])
+    return ratios
 
 
 def main_parent(a):
@@ -421,7 +446,7 @@ def main_parent(a):
     print(header + "\n", flush=True)
 
     tmpdir = tempfile.mkdtemp(prefix="emfast-bench-")
-    results = {}
+    results, speedups = {}, {}
     try:
         for shape in (shapes[s] for s in names):
             npz = write_dataset(shape, tmpdir, a.seed)
@@ -434,19 +459,19 @@ def main_parent(a):
                     continue
                 print(f"  running {shape.name} {run.impl} {run.dtype} threads={run.threads}",
                       flush=True)
-                r = spawn("impl", run.threads, clean_openblas=not KEEP_OPENBLAS_ENV, extra_args=
-                          ["--npz", npz, "--impl", run.impl, "--dtype", run.dtype, "--cov",
-                           shape.cov, "--iters", shape.iters, "--repeat", a.repeat]
-                          + (["--init"] if shape.init else []), timeout=a.timeout)
+                r = run_impl(a, shape, run, npz)
                 results[key] = r
                 if r and "unavailable" in r:
                     print(f"  {run.impl} unavailable: {r['unavailable']}", flush=True)
                 for w in (r or {}).get("warnings", []):
                     print(f"  WARNING {shape.name} {run.impl}: {w}", flush=True)
+            if shape.name.endswith("-1thread") and "emfast" in impls:
+                speedups[shape.name] = thread_speedups(a, shape, npz)
         get = lambda sh, run: results.get(sh.key(run))
         rows = [table_row(sh, run, get(sh, run), results, gemm)
                 for sh in (shapes[s] for s in names) for run in sh.runs if run.impl in impls]
-        derived = [l for s in names for l in derived_lines(shapes[s], lambda r, s=s: get(shapes[s], r))]
+        derived = [l for s in names for l in derived_lines(
+            shapes[s], lambda r, s=s: get(shapes[s], r), speedups.get(s, ()))]
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS), *rows]
@@ -474,11 +499,16 @@ def parse_args(argv=None):
     p.add_argument("--keep-openblas-env", action="store_true",
                    help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the implementation workers")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per worker")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="thread-scaling shape: this many rounds of a 1-thread fit right\n"
+                        "followed by an N-thread fit; the median ratio is reported (drift\n"
+                        "on a shared machine hits both sides of a round alike)")
     # worker-only arguments
     p.add_argument("--worker", choices=("info", "gemm", "impl"), help=argparse.SUPPRESS)
     for name in ("--npz", "--impl", "--dtype", "--cov"):
         p.add_argument(name, help=argparse.SUPPRESS)
     p.add_argument("--init", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--fit-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--gemm-n", type=int, default=4096, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 

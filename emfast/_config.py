@@ -3,7 +3,7 @@ import platform
 
 
 def show_config():
-    """Print emfast's version, OpenMP status, default thread count and BLAS.
+    """Print emfast's version, OpenMP status, default thread count, SIMD build and BLAS.
 
     Returns
     -------
@@ -13,13 +13,14 @@ def show_config():
     import scipy
 
     from . import __version__
-    from ._kernels import _openmp
+    from ._kernels import _gaussian, _openmp
 
     print(f"emfast {__version__}")
     print(f"python {platform.python_version()} ({platform.machine()}), "
           f"numpy {numpy.__version__}, scipy {scipy.__version__}")
     print(f"OpenMP enabled: {_openmp.openmp_enabled()}")
     print(f"default threads: {_openmp.openmp_max_threads()}")
+    print(f"SIMD kernels: {_gaussian.simd_build()}")
     try:
         from threadpoolctl import threadpool_info
     except ImportError:  # pragma: no cover

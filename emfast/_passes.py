@@ -16,7 +16,9 @@ CHUNKS_PER_BLOCK = 64            # a block (one accumulator slot) is at most 16k
 MIN_BLOCKS = 32                  # ... and there are enough blocks to balance the threads,
 BLOCK_BUDGET_BYTES = 16 << 20    # ... unless the slots would outgrow this (or X / 16)
 SLICE_SECONDS = 0.1              # one kernel call's target length: Ctrl-C lands between calls
-BLAS_MIN_FEATURES = 40           # full/tied: below this the column kernels beat TRMM/SYRK (measured)
+# full/tied: below these D the register-tiled column kernels beat TRMM/SYRK
+# (measured crossovers, AVX-512: 112 float64, 80 float32; AVX2: 100, 120)
+BLAS_MIN_FEATURES = {np.dtype(np.float64): 112, np.dtype(np.float32): 96}
 _HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
 
 
@@ -67,7 +69,8 @@ class GaussianPass:
         self.n_threads = n_threads
         self.chunk_size = chunk_size
         if use_blas is None:
-            use_blas = covariance.has_outer_products and n_features >= BLAS_MIN_FEATURES
+            use_blas = (covariance.has_outer_products
+                        and n_features >= BLAS_MIN_FEATURES[self.dtype])
         self.use_blas = bool(use_blas)
         f64_size, x_size = _gaussian.scratch_sizes(chunk_size, n_features, n_components)
         self._scratch_f64 = np.empty((n_threads, f64_size))

@@ -13,13 +13,19 @@
  * the same bits for every thread count.  Log-probabilities and everything
  * after them are float64 for both dtypes.
  *
- * The hot functions are EMFAST_CLONES (AVX-512 / AVX2 / baseline, chosen at
- * load time); the Cython kernels in emfast/_kernels call them per chunk. */
+ * The kernels written with explicit vectors are built once per instruction set
+ * (AVX-512, AVX2, baseline) with that set's register width, and every call
+ * goes to the best build the CPU runs (emfast_isa).  A single 64-byte build
+ * cloned for narrower sets would be split by the compiler into pieces spilled
+ * through memory, 10-15x slower than a native-width build.  The
+ * auto-vectorised loops below are EMFAST_CLONES instead.  The Cython kernels in
+ * emfast/_kernels call these per chunk. */
 #ifndef EMFAST_COLUMNS_H
 #define EMFAST_COLUMNS_H
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "emfast_lse.h"
@@ -36,17 +42,71 @@ static inline ptrdiff_t emfast_padded(ptrdiff_t n_rows)
     return (n_rows + EMFAST_PAD - 1) / EMFAST_PAD * EMFAST_PAD;
 }
 
+/* Instruction sets with their own build of the vector kernels. */
+enum { EMFAST_ISA_BASELINE = 0, EMFAST_ISA_AVX2 = 1, EMFAST_ISA_AVX512 = 2 };
+
+#if defined(__GNUC__)
+#define EMFAST_FORCE_INLINE __attribute__((always_inline))
+#else
+#define EMFAST_FORCE_INLINE
+#endif
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define EMFAST_X86_BUILDS 1
+#define EMFAST_TARGET_AVX512 \
+    __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi,bmi2")))
+#define EMFAST_TARGET_AVX2 __attribute__((target("avx2,fma,bmi,bmi2")))
+#endif
+
+/* The best instruction set this CPU and OS support, lowered by the environment
+ * variable EMFAST_SIMD=avx2|baseline (to test every build on one machine).
+ * Found once; the kernel modules call this at import, before any thread. */
+static int emfast_isa(void)
+{
+#if defined(EMFAST_X86_BUILDS)
+    static int isa = -1;
+    int found = __atomic_load_n(&isa, __ATOMIC_RELAXED);
+    if (found >= 0)
+        return found;
+    found = EMFAST_ISA_BASELINE;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        found = EMFAST_ISA_AVX2;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+            && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+            found = EMFAST_ISA_AVX512;
+    }
+    const char *cap = getenv("EMFAST_SIMD");
+    if (cap && strcmp(cap, "baseline") == 0)
+        found = EMFAST_ISA_BASELINE;
+    else if (cap && strcmp(cap, "avx2") == 0 && found > EMFAST_ISA_AVX2)
+        found = EMFAST_ISA_AVX2;
+    __atomic_store_n(&isa, found, __ATOMIC_RELAXED);
+    return found;
+#else
+    return EMFAST_ISA_BASELINE;
+#endif
+}
+
 #define EMFAST_T double
-#define EMFAST_NAME(x) x##_f64
-#include "emfast_columns_impl.h"
+#define EMFAST_TBYTES 8
+#define EMFAST_TYPE_NAME(x) x##_f64
+#define EMFAST_SQRT sqrt
+#include "emfast_columns_type.h"
 #undef EMFAST_T
-#undef EMFAST_NAME
+#undef EMFAST_TBYTES
+#undef EMFAST_TYPE_NAME
+#undef EMFAST_SQRT
 
 #define EMFAST_T float
-#define EMFAST_NAME(x) x##_f32
-#include "emfast_columns_impl.h"
+#define EMFAST_TBYTES 4
+#define EMFAST_TYPE_NAME(x) x##_f32
+#define EMFAST_SQRT sqrtf
+#include "emfast_columns_type.h"
 #undef EMFAST_T
-#undef EMFAST_NAME
+#undef EMFAST_TBYTES
+#undef EMFAST_TYPE_NAME
+#undef EMFAST_SQRT
 
 
 /* Soft assignment, in place: logpt (K, n_pad) IN log-probabilities, OUT

@@ -1,30 +1,39 @@
-/* Column kernels for one element type: included by emfast_columns.h once per
- * type with EMFAST_T (float or double) and EMFAST_NAME(x) (adds the type
- * suffix).  No include guard on purpose. */
+/* Column kernels for one element type and one instruction set: included by
+ * emfast_columns_type.h once per (type, instruction set) with
+ *   EMFAST_T          float or double
+ *   EMFAST_NAME(x)    x plus the type and instruction-set suffixes
+ *   EMFAST_VBYTES     the vector register width in bytes (64, 32 or 16)
+ *   EMFAST_TARGET     the function attribute enabling that instruction set
+ *   EMFAST_GRAM_TILE  the register tile of emfast_lower_gram (fits the register file)
+ * No include guard on purpose. */
 
-/* One vector register of EMFAST_T (64 bytes: AVX-512 width; the compiler
- * splits it on narrower targets).  Written with GCC/Clang vector extensions so
- * that float32 vectorises as reliably as float64; other compilers get a
+/* One vector register of EMFAST_T.  Written with GCC/Clang vector extensions
+ * so that float32 vectorises as reliably as float64; other compilers get a
  * struct of lanes and plain loops. */
 #if defined(__GNUC__)
-typedef EMFAST_T EMFAST_NAME(emfast_vec) __attribute__((vector_size(64)));
+typedef EMFAST_T EMFAST_NAME(emfast_vec) __attribute__((vector_size(EMFAST_VBYTES)));
 #define EMFAST_V EMFAST_NAME(emfast_vec)
 #define EMFAST_VLANE(v, t) ((v)[t])
 #else
-typedef struct { EMFAST_T lane[64 / sizeof(EMFAST_T)]; } EMFAST_NAME(emfast_vec);
+typedef struct { EMFAST_T lane[EMFAST_VBYTES / sizeof(EMFAST_T)]; } EMFAST_NAME(emfast_vec);
 #define EMFAST_V EMFAST_NAME(emfast_vec)
 #define EMFAST_VLANE(v, t) ((v).lane[t])
 #endif
-#define EMFAST_VLEN ((ptrdiff_t) (64 / sizeof(EMFAST_T)))
+#define EMFAST_VLEN ((ptrdiff_t) (EMFAST_VBYTES / sizeof(EMFAST_T)))
 
-static inline EMFAST_V EMFAST_NAME(emfast_vload)(const EMFAST_T *p)
+/* Helpers are inlined into every kernel of their instruction set; a call
+ * across instruction sets would pass vectors through memory. */
+#define EMFAST_HELPER static inline EMFAST_FORCE_INLINE EMFAST_TARGET
+#define EMFAST_KERNEL static EMFAST_TARGET
+
+EMFAST_HELPER EMFAST_V EMFAST_NAME(emfast_vload)(const EMFAST_T *p)
 {
     EMFAST_V v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-static inline EMFAST_V EMFAST_NAME(emfast_vzero)(void)
+EMFAST_HELPER EMFAST_V EMFAST_NAME(emfast_vzero)(void)
 {
     EMFAST_V v;
     memset(&v, 0, sizeof v);
@@ -32,7 +41,7 @@ static inline EMFAST_V EMFAST_NAME(emfast_vzero)(void)
 }
 
 /* acc + a * b, lane by lane */
-static inline EMFAST_V EMFAST_NAME(emfast_vfma)(EMFAST_V acc, EMFAST_V a, EMFAST_V b)
+EMFAST_HELPER EMFAST_V EMFAST_NAME(emfast_vfma)(EMFAST_V acc, EMFAST_V a, EMFAST_V b)
 {
 #if defined(__GNUC__)
     return acc + a * b;
@@ -43,7 +52,7 @@ static inline EMFAST_V EMFAST_NAME(emfast_vfma)(EMFAST_V acc, EMFAST_V a, EMFAST
 #endif
 }
 
-static inline EMFAST_V EMFAST_NAME(emfast_vfma_scalar)(EMFAST_V acc, EMFAST_V a, EMFAST_T b)
+EMFAST_HELPER EMFAST_V EMFAST_NAME(emfast_vfma_scalar)(EMFAST_V acc, EMFAST_V a, EMFAST_T b)
 {
 #if defined(__GNUC__)
     return acc + a * b;
@@ -54,10 +63,26 @@ static inline EMFAST_V EMFAST_NAME(emfast_vfma_scalar)(EMFAST_V acc, EMFAST_V a,
 #endif
 }
 
-/* Lanes summed in a fixed order, in float64. */
-static inline double EMFAST_NAME(emfast_vsum)(EMFAST_V v)
+/* Lanes summed in a fixed order, in float64; 16 lanes (float32 on AVX-512)
+ * are first folded twice in registers, which halves the gram's cost there. */
+EMFAST_HELPER double EMFAST_NAME(emfast_vsum)(EMFAST_V v)
 {
     double total = 0.0;
+#if defined(__GNUC__) && EMFAST_VBYTES / EMFAST_TBYTES >= 16
+    {
+        typedef EMFAST_T half_v __attribute__((vector_size(EMFAST_VBYTES / 2)));
+        typedef EMFAST_T quarter_v __attribute__((vector_size(EMFAST_VBYTES / 4)));
+        half_v h[2];
+        quarter_v q[2];
+        memcpy(h, &v, sizeof h);
+        h[0] += h[1];
+        memcpy(q, &h[0], sizeof q);
+        q[0] += q[1];
+        for (ptrdiff_t t = 0; t < EMFAST_VLEN / 4; ++t)
+            total += q[0][t];
+        return total;
+    }
+#endif
     for (ptrdiff_t t = 0; t < EMFAST_VLEN; ++t)
         total += EMFAST_VLANE(v, t);
     return total;
@@ -70,8 +95,8 @@ static inline double EMFAST_NAME(emfast_vsum)(EMFAST_V v)
 #define VSUM EMFAST_NAME(emfast_vsum)
 
 /* sum_i a[i] * b[i] over n_pad rows (a multiple of EMFAST_PAD). */
-static inline double EMFAST_NAME(emfast_dot)(const EMFAST_T *restrict a,
-                                             const EMFAST_T *restrict b, ptrdiff_t n_pad)
+EMFAST_HELPER double EMFAST_NAME(emfast_dot)(const EMFAST_T *restrict a,
+                                            const EMFAST_T *restrict b, ptrdiff_t n_pad)
 {
     EMFAST_V acc = VZERO();
     for (ptrdiff_t i = 0; i < n_pad; i += EMFAST_VLEN)
@@ -80,7 +105,7 @@ static inline double EMFAST_NAME(emfast_dot)(const EMFAST_T *restrict a,
 }
 
 /* sum_i a[i] over n_pad rows. */
-static inline double EMFAST_NAME(emfast_sum)(const EMFAST_T *restrict a, ptrdiff_t n_pad)
+EMFAST_HELPER double EMFAST_NAME(emfast_sum)(const EMFAST_T *restrict a, ptrdiff_t n_pad)
 {
     EMFAST_V acc = VZERO();
     for (ptrdiff_t i = 0; i < n_pad; i += EMFAST_VLEN)
@@ -88,53 +113,61 @@ static inline double EMFAST_NAME(emfast_sum)(const EMFAST_T *restrict a, ptrdiff
     return VSUM(acc);
 }
 
-/* sum of w log p(x) over a chunk; rows of zero weight add nothing, even at -inf. */
-static inline double EMFAST_NAME(emfast_weighted_loglik)(const double *restrict log_norm,
-                                                         const EMFAST_T *restrict w,
-                                                         ptrdiff_t n_pad)
-{
-    double lane[8] = {0};
-    for (ptrdiff_t i = 0; i < n_pad; i += 8)
-        for (int t = 0; t < 8; ++t)
-            lane[t] += w[i + t] > 0 ? (double) w[i + t] * log_norm[i + t] : 0.0;
-    double total = 0.0;
-    for (int t = 0; t < 8; ++t)
-        total += lane[t];
-    return total;
-}
+/* The entry points in emfast_columns_type.h document the kernels' arguments. */
 
-/* Rows to columns, plus a last column of weights (1 without).
- *   x       IN  (n_rows, D) row-major
- *   weights IN  (n_rows,) or NULL
- *   xt      OUT (D + 1, n_pad); padding rows get 0 */
-static void EMFAST_NAME(emfast_transpose)(const EMFAST_T *restrict x,
-                                          const EMFAST_T *restrict weights, ptrdiff_t n_rows,
-                                          ptrdiff_t D, ptrdiff_t n_pad, EMFAST_T *restrict xt)
+/* out = c - ||y||^2 / 2 with y_j = sum_{l <= j} z_l U_lj, for the n_vec row
+ * vectors from row i0 (n_vec a constant after inlining, at most LOGP_ROWS).
+ * Register tiles of n_vec row vectors x LOGP_COLS columns j: each loaded z_l
+ * feeds LOGP_COLS multiply-adds and each U_lj n_vec of them (one y_j at a
+ * time is bound by loads).  The sums run in the order of the plain loops. */
+#define LOGP_ROWS EMFAST_LOGP_ROWS
+#define LOGP_COLS EMFAST_LOGP_COLS
+EMFAST_HELPER void EMFAST_NAME(emfast_half_mahalanobis)(const EMFAST_T *restrict zt,
+                                                        ptrdiff_t n_pad, ptrdiff_t i0,
+                                                        const int n_vec, ptrdiff_t D,
+                                                        const EMFAST_T *restrict u, double c,
+                                                        double *restrict out)
 {
-    for (ptrdiff_t j = 0; j < D; ++j) {
-        EMFAST_T *col = xt + j * n_pad;
-        for (ptrdiff_t i = 0; i < n_rows; ++i)
-            col[i] = x[i * D + j];
-        for (ptrdiff_t i = n_rows; i < n_pad; ++i)
-            col[i] = 0;
+    EMFAST_V sq[LOGP_ROWS];
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < n_vec; ++r)
+        sq[r] = VZERO();
+    for (ptrdiff_t j0 = 0; j0 < D; j0 += LOGP_COLS) {
+        EMFAST_V y[LOGP_ROWS][LOGP_COLS];
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < n_vec; ++r)
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < LOGP_COLS; ++t)
+                y[r][t] = VZERO();
+        const ptrdiff_t l_end = j0 + LOGP_COLS < D ? j0 + LOGP_COLS : D;
+        for (ptrdiff_t l = 0; l < l_end; ++l) {
+            EMFAST_V z[LOGP_ROWS];
+            _Pragma("GCC unroll 8")
+            for (int r = 0; r < n_vec; ++r)
+                z[r] = VLOAD(zt + l * n_pad + i0 + r * EMFAST_VLEN);
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < LOGP_COLS; ++t) {
+                const ptrdiff_t j = j0 + t;
+                /* past the triangle or the last column: add zeros */
+                const EMFAST_T ulj = j < D && l <= j ? u[l * D + j] : (EMFAST_T) 0;
+                _Pragma("GCC unroll 8")
+                for (int r = 0; r < n_vec; ++r)
+                    y[r][t] = VFMAS(y[r][t], z[r], ulj);
+            }
+        }
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < LOGP_COLS; ++t)
+            _Pragma("GCC unroll 8")
+            for (int r = 0; r < n_vec; ++r)
+                sq[r] = VFMA(sq[r], y[r][t], y[r][t]);
     }
-    EMFAST_T *w = xt + D * n_pad;
-    for (ptrdiff_t i = 0; i < n_rows; ++i)
-        w[i] = weights ? weights[i] : 1;
-    for (ptrdiff_t i = n_rows; i < n_pad; ++i)
-        w[i] = 0;
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < n_vec; ++r)
+        for (ptrdiff_t t = 0; t < EMFAST_VLEN; ++t)
+            out[i0 + r * EMFAST_VLEN + t] = c - 0.5 * (double) EMFAST_VLANE(sq[r], t);
 }
 
-/* Weighted log-densities log pi_k + log N(x | k) of a chunk.
- *   xt        IN  (D + 1, n_pad) columns
- *   means     IN  (K, D)
- *   prec      IN  precision Cholesky factors, layout by kind (full: K x D x D
- *                 upper triangular, tied: D x D, diag: K x D, spherical: K)
- *   log_const IN  (K,) log pi_k + log det U_k - D/2 log 2pi
- *   zt        SCRATCH (D, n_pad)
- *   logpt     OUT (K, n_pad), float64 */
-EMFAST_CLONES
-static void EMFAST_NAME(emfast_log_prob_columns)(
+EMFAST_KERNEL void EMFAST_NAME(emfast_log_prob_columns)(
     int kind, const EMFAST_T *restrict xt, ptrdiff_t n_pad, ptrdiff_t D, ptrdiff_t K,
     const EMFAST_T *restrict means, const EMFAST_T *restrict prec,
     const double *restrict log_const, EMFAST_T *restrict zt, double *restrict logpt)
@@ -148,18 +181,12 @@ static void EMFAST_NAME(emfast_log_prob_columns)(
             for (ptrdiff_t l = 0; l < D; ++l)
                 for (ptrdiff_t i = 0; i < n_pad; ++i)
                     zt[l * n_pad + i] = xt[l * n_pad + i] - mu[l];
-            /* one vector of rows at a time, so y_j and ||y||^2 stay in registers */
-            for (ptrdiff_t i0 = 0; i0 < n_pad; i0 += EMFAST_VLEN) {
-                EMFAST_V sq = VZERO();
-                for (ptrdiff_t j = 0; j < D; ++j) {      /* y_j = sum_{l <= j} z_l U_lj */
-                    EMFAST_V y = VZERO();
-                    for (ptrdiff_t l = 0; l <= j; ++l)
-                        y = VFMAS(y, VLOAD(zt + l * n_pad + i0), u[l * D + j]);
-                    sq = VFMA(sq, y, y);
-                }
-                for (ptrdiff_t t = 0; t < EMFAST_VLEN; ++t)
-                    out[i0 + t] = c - 0.5 * (double) EMFAST_VLANE(sq, t);
-            }
+            const ptrdiff_t step = LOGP_ROWS * EMFAST_VLEN;
+            ptrdiff_t i0 = 0;
+            for (; i0 + step <= n_pad; i0 += step)
+                EMFAST_NAME(emfast_half_mahalanobis)(zt, n_pad, i0, LOGP_ROWS, D, u, c, out);
+            for (; i0 < n_pad; i0 += EMFAST_VLEN)
+                EMFAST_NAME(emfast_half_mahalanobis)(zt, n_pad, i0, 1, D, u, c, out);
         } else {
             EMFAST_T *sq = zt;          /* one scratch column suffices */
             for (ptrdiff_t i = 0; i < n_pad; ++i)
@@ -178,17 +205,52 @@ static void EMFAST_NAME(emfast_log_prob_columns)(
     }
 }
 
-/* Sufficient statistics of a chunk about the centres c_k (sums in EMFAST_T
- * within the chunk, added to float64 accumulators).
- *   xt      IN  (D + 1, n_pad) columns, the last one the weights
- *   centres IN  (K, D)
- *   respt   IN  (K, n_pad) responsibilities, float64
- *   zt, rz  SCRATCH (D, n_pad) each; rw SCRATCH (n_pad,)
- *   nk, s1  INOUT (K,), (K, D)
- *   s2      INOUT layout by kind (full: K x D x D lower triangle, tied: D x D
- *           lower triangle, diag: K x D, spherical: K, none: unused) */
-EMFAST_CLONES
-static void EMFAST_NAME(emfast_accumulate_columns)(
+/* s2[a][b] += sum_i p_a[i] q_b[i] for b <= a, the sums as in emfast_dot.
+ * Tiles of GRAM_TILE x GRAM_TILE column pairs: each loaded vector feeds
+ * GRAM_TILE multiply-adds (one dot product at a time is bound by loads).
+ *   p, q IN (D, n_pad) columns;  s2 INOUT (D, D) row-major, lower triangle */
+#define GRAM_TILE EMFAST_GRAM_TILE
+EMFAST_HELPER void EMFAST_NAME(emfast_lower_gram)(const EMFAST_T *restrict p,
+                                                 const EMFAST_T *restrict q, ptrdiff_t n_pad,
+                                                 ptrdiff_t D, double *restrict s2)
+{
+    for (ptrdiff_t a0 = 0; a0 < D; a0 += GRAM_TILE)
+        for (ptrdiff_t b0 = 0; b0 <= a0; b0 += GRAM_TILE) {
+            /* past the last column: repeat it, and drop those sums below */
+            const EMFAST_T *pa[GRAM_TILE], *qb[GRAM_TILE];
+            for (int t = 0; t < GRAM_TILE; ++t) {
+                pa[t] = p + (a0 + t < D ? a0 + t : D - 1) * n_pad;
+                qb[t] = q + (b0 + t < D ? b0 + t : D - 1) * n_pad;
+            }
+            EMFAST_V acc[GRAM_TILE][GRAM_TILE];
+            _Pragma("GCC unroll 8")
+            for (int u = 0; u < GRAM_TILE; ++u)
+                for (int v = 0; v < GRAM_TILE; ++v)
+                    acc[u][v] = VZERO();
+            for (ptrdiff_t i = 0; i < n_pad; i += EMFAST_VLEN) {
+                EMFAST_V x[GRAM_TILE], y[GRAM_TILE];
+                _Pragma("GCC unroll 8")
+                for (int t = 0; t < GRAM_TILE; ++t) {
+                    x[t] = VLOAD(pa[t] + i);
+                    y[t] = VLOAD(qb[t] + i);
+                }
+                _Pragma("GCC unroll 8")
+            for (int u = 0; u < GRAM_TILE; ++u)
+                    for (int v = 0; v < GRAM_TILE; ++v)
+                        acc[u][v] = VFMA(acc[u][v], x[u], y[v]);
+            }
+            _Pragma("GCC unroll 8")
+            for (int u = 0; u < GRAM_TILE; ++u)
+                for (int v = 0; v < GRAM_TILE; ++v)
+                    if (a0 + u < D && b0 + v <= a0 + u)
+                        s2[(a0 + u) * D + b0 + v] += VSUM(acc[u][v]);
+        }
+}
+#undef GRAM_TILE
+#undef LOGP_ROWS
+#undef LOGP_COLS
+
+EMFAST_KERNEL void EMFAST_NAME(emfast_accumulate_columns)(
     int kind, const EMFAST_T *restrict xt, ptrdiff_t n_pad, ptrdiff_t D, ptrdiff_t K,
     const EMFAST_T *restrict centres, const double *restrict respt, EMFAST_T *restrict zt,
     EMFAST_T *restrict rz, EMFAST_T *restrict rw, double *restrict nk, double *restrict s1,
@@ -221,10 +283,8 @@ static void EMFAST_NAME(emfast_accumulate_columns)(
             s1[k * D + l] += EMFAST_NAME(emfast_sum)(q, n_pad);
         }
         if (outer) {
-            double *s2k = s2 + (kind == EMFAST_FULL ? k * D * D : 0);
-            for (ptrdiff_t a = 0; a < D; ++a)
-                for (ptrdiff_t b = 0; b <= a; ++b)
-                    s2k[a * D + b] += EMFAST_NAME(emfast_dot)(rz + a * n_pad, zt + b * n_pad, n_pad);
+            EMFAST_NAME(emfast_lower_gram)(rz, zt, n_pad, D,
+                                           s2 + (kind == EMFAST_FULL ? k * D * D : 0));
         } else {
             for (ptrdiff_t a = 0; a < D; ++a) {
                 const double sq = EMFAST_NAME(emfast_dot)(rz + a * n_pad, zt + a * n_pad, n_pad);
@@ -237,6 +297,77 @@ static void EMFAST_NAME(emfast_accumulate_columns)(
     }
 }
 
+EMFAST_KERNEL void EMFAST_NAME(emfast_centre_columns)(const EMFAST_T *restrict xt,
+                                                      ptrdiff_t n_pad, ptrdiff_t D,
+                                                      const EMFAST_T *restrict mu,
+                                                      EMFAST_T *restrict zt)
+{
+    for (ptrdiff_t l = 0; l < D; ++l)
+        for (ptrdiff_t i = 0; i < n_pad; ++i)
+            zt[l * n_pad + i] = xt[l * n_pad + i] - mu[l];
+}
+
+EMFAST_KERNEL void EMFAST_NAME(emfast_half_sq_columns)(const EMFAST_T *restrict yt,
+                                                       ptrdiff_t n_pad, ptrdiff_t D, double c,
+                                                       double *restrict out)
+{
+    for (ptrdiff_t i0 = 0; i0 < n_pad; i0 += EMFAST_VLEN) {
+        EMFAST_V sq = VZERO();
+        for (ptrdiff_t j = 0; j < D; ++j) {
+            const EMFAST_V y = VLOAD(yt + j * n_pad + i0);
+            sq = VFMA(sq, y, y);
+        }
+        for (ptrdiff_t t = 0; t < EMFAST_VLEN; ++t)
+            out[i0 + t] = c - 0.5 * (double) EMFAST_VLANE(sq, t);
+    }
+}
+
+/* dense unless fewer than half the rows count (see the entry point) */
+EMFAST_KERNEL ptrdiff_t EMFAST_NAME(emfast_scaled_rows)(
+    const EMFAST_T *restrict x, const EMFAST_T *restrict xt, ptrdiff_t n_rows, ptrdiff_t n_pad,
+    ptrdiff_t D, const EMFAST_T *restrict c, const double *restrict r, EMFAST_T *restrict rw,
+    EMFAST_T *restrict sroot, EMFAST_T *restrict pt, double *restrict nk, double *restrict s1)
+{
+    const EMFAST_T *w = xt + D * n_pad;
+    ptrdiff_t m = 0;
+    for (ptrdiff_t i = 0; i < n_pad; ++i) {
+        rw[i] = (EMFAST_T) r[i] * w[i];
+        m += rw[i] > 0;
+    }
+    *nk += EMFAST_NAME(emfast_sum)(rw, n_pad);
+    if (m == 0)
+        return 0;
+    ptrdiff_t m_pad;
+    if (2 * m >= n_rows) {      /* dense: rows of zero weight add zeros */
+        m_pad = n_pad;
+        for (ptrdiff_t i = 0; i < n_pad; ++i)
+            sroot[i] = EMFAST_SQRT(rw[i]);
+        for (ptrdiff_t l = 0; l < D; ++l)
+            for (ptrdiff_t i = 0; i < n_pad; ++i)
+                pt[l * n_pad + i] = sroot[i] * (xt[l * n_pad + i] - c[l]);
+    } else {
+        m = 0;
+        for (ptrdiff_t i = 0; i < n_rows; ++i) {
+            if (!(rw[i] > 0))
+                continue;
+            const EMFAST_T s = EMFAST_SQRT(rw[i]);
+            sroot[m] = s;
+            for (ptrdiff_t l = 0; l < D; ++l)
+                pt[l * n_pad + m] = s * (x[i * D + l] - c[l]);
+            ++m;
+        }
+        m_pad = emfast_padded(m);
+        for (ptrdiff_t t = m; t < m_pad; ++t) {
+            sroot[t] = 0;
+            for (ptrdiff_t l = 0; l < D; ++l)
+                pt[l * n_pad + t] = 0;
+        }
+    }
+    for (ptrdiff_t l = 0; l < D; ++l)
+        s1[l] += EMFAST_NAME(emfast_dot)(sroot, pt + l * n_pad, m_pad);
+    return m_pad;
+}
+
 #undef VLOAD
 #undef VZERO
 #undef VFMA
@@ -245,3 +376,5 @@ static void EMFAST_NAME(emfast_accumulate_columns)(
 #undef EMFAST_V
 #undef EMFAST_VLANE
 #undef EMFAST_VLEN
+#undef EMFAST_HELPER
+#undef EMFAST_KERNEL

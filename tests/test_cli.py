@@ -13,6 +13,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import emfast
 from emfast import GaussianMixture, select_model
 from emfast._cli import main
+from emfast._kernels import _gaussian
 from emfast._datasets import make_demo
 from emfast._io import DataError, read_data, with_names
 from emfast._progress import ProgressLine
@@ -188,6 +189,7 @@ def test_config_and_version(capsys):
     status, out, _ = run(capsys, "config")
     assert status == 0 and out.startswith(f"emfast {emfast.__version__}\n")
     assert "OpenMP enabled: " in out and "default threads: " in out
+    assert f"SIMD kernels: {_gaussian.simd_build()}\n" in out
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0

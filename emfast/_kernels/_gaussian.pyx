@@ -21,7 +21,7 @@ catastrophic cancellation when |mean| >> std.
 
 Each chunk is transposed into feature-major columns and all per-row work
 runs along rows in the C helpers of ``src/emfast_columns.h``
-(vectorised for any D, cloned per instruction set), except the D x D
+(vectorised for any D, built per instruction set), except the D x D
 products of full and tied covariances with ``use_blas``: those go through
 TRMM / SYRK in X's dtype.
 
@@ -33,13 +33,21 @@ bitwise identical for any number of threads.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport sqrt
 from libc.string cimport memset
 
-from ._blas cimport trmm_right_upper, syrk_rows
+from ._blas cimport trmm_columns_upper, syrk_columns
 
 
 from ._columns cimport *
+
+
+def simd_build():
+    """The instruction-set build of the vector kernels in use: 'avx512', 'avx2'
+    or 'baseline' (the best the CPU runs, or lower with EMFAST_SIMD set)."""
+    return ("baseline", "avx2", "avx512")[emfast_isa()]
+
+
+simd_build()    # decided at import, before any OpenMP thread asks
 
 
 KIND_NONE = EMFAST_NONE
@@ -62,7 +70,7 @@ def scratch_sizes(Py_ssize_t chunk_size, Py_ssize_t n_features, Py_ssize_t n_com
     """Per-thread scratch lengths (float64, X's dtype) the passes need."""
     cdef Py_ssize_t n_pad = emfast_padded(chunk_size), D = n_features
     return (n_pad * (n_components + 2),
-            n_pad * (3 * D + 2) + chunk_size * D + D * D)
+            n_pad * (3 * D + 2) + D * D)
 
 
 cdef struct Scratch64:
@@ -81,7 +89,7 @@ cdef inline Scratch64 _scratch64(double *base, Py_ssize_t n_pad, Py_ssize_t K) n
 
 # X-typed scratch, from the start of a thread's row: xt (D + 1, n_pad) columns
 # with the weights last, zt and rz (D, n_pad), rw (n_pad,), then the BLAS path's
-# centred rows (chunk_size, D) and gram (D, D).
+# float32 gram (D, D).
 cdef inline floating *_xt(floating *base) noexcept nogil:
     return base
 
@@ -94,7 +102,7 @@ cdef inline floating *_rz(floating *base, Py_ssize_t n_pad, Py_ssize_t D) noexce
 cdef inline floating *_rw(floating *base, Py_ssize_t n_pad, Py_ssize_t D) noexcept nogil:
     return base + (3 * D + 1) * n_pad
 
-cdef inline floating *_centred(floating *base, Py_ssize_t n_pad, Py_ssize_t D) noexcept nogil:
+cdef inline floating *_gram(floating *base, Py_ssize_t n_pad, Py_ssize_t D) noexcept nogil:
     return base + (3 * D + 2) * n_pad
 
 
@@ -120,78 +128,65 @@ cdef inline double _weighted_loglik(const double *log_norm, const floating *w,
 
 cdef void _log_prob_blas(
     int kind,
-    const floating *x,              # IN (n_rows, D)
-    Py_ssize_t n_rows,
+    const floating *xt,             # IN (D + 1, n_pad) columns
     Py_ssize_t n_pad,
     Py_ssize_t D,
     Py_ssize_t K,
     const floating *means,          # IN (K, D)
     const floating *prec,           # IN (K, D, D) or (D, D) upper triangular
     const double *log_const,        # IN (K,)
-    floating *centred,              # SCRATCH (n_rows, D)
-    double *logpt,                  # OUT (K, n_pad); padding rows 0
+    floating *zt,                   # SCRATCH (D, n_pad)
+    double *logpt,                  # OUT (K, n_pad)
 ) noexcept nogil:
-    cdef Py_ssize_t i, j, k
-    cdef const floating *mu
-    cdef double sq
+    cdef Py_ssize_t k
     for k in range(K):
-        mu = means + k * D
-        for i in range(n_rows):
-            for j in range(D):
-                centred[i * D + j] = x[i * D + j] - mu[j]
-        trmm_right_upper(centred, prec + (k * D * D if kind == EMFAST_FULL else 0),
-                         <int> n_rows, <int> D)
-        for i in range(n_rows):
-            sq = 0.0
-            for j in range(D):
-                sq += centred[i * D + j] * centred[i * D + j]
-            logpt[k * n_pad + i] = log_const[k] - 0.5 * sq
-        for i in range(n_rows, n_pad):
-            logpt[k * n_pad + i] = 0.0
+        if floating is double:
+            emfast_centre_columns_f64(xt, n_pad, D, means + k * D, zt)
+        else:
+            emfast_centre_columns_f32(xt, n_pad, D, means + k * D, zt)
+        trmm_columns_upper(zt, prec + (k * D * D if kind == EMFAST_FULL else 0),
+                           <int> n_pad, <int> D, <int> n_pad)
+        if floating is double:
+            emfast_half_sq_columns_f64(zt, n_pad, D, log_const[k], logpt + k * n_pad)
+        else:
+            emfast_half_sq_columns_f32(zt, n_pad, D, log_const[k], logpt + k * n_pad)
 
 
 cdef void _accumulate_blas(
     int kind,
     const floating *x,              # IN (n_rows, D)
-    const floating *w,              # IN (n_pad,) weights column
+    const floating *xt,             # IN (D + 1, n_pad) columns, the weights last
     Py_ssize_t n_rows,
     Py_ssize_t n_pad,
     Py_ssize_t D,
     Py_ssize_t K,
     const floating *centres,        # IN (K, D)
     const double *respt,            # IN (K, n_pad)
-    floating *packed,               # SCRATCH (n_rows, D)
+    floating *pt,                   # SCRATCH (D, n_pad)
+    floating *rw,                   # SCRATCH (n_pad,)
+    floating *sroot,                # SCRATCH (n_pad,)
     floating *gram,                 # SCRATCH (D, D)
     double *nk,                     # INOUT (K,)
     double *s1,                     # INOUT (K, D)
     double *s2,                     # INOUT (K, D, D) or (D, D), lower triangle
 ) noexcept nogil:
-    cdef Py_ssize_t i, j, a, b, k, m
-    cdef const floating *c
-    cdef double r, z, root_r
+    cdef Py_ssize_t a, b, k, m_pad
     cdef double *s2k
     for k in range(K):
-        c = centres + k * D
-        m = 0           # rows with r > 0, packed as sqrt(r) (x - c)
-        for i in range(n_rows):
-            r = respt[k * n_pad + i] * w[i]
-            if r == 0.0:
-                continue    # hard assignments and zero weights cost nothing
-            nk[k] += r
-            root_r = sqrt(r)
-            for j in range(D):
-                z = x[i * D + j] - c[j]
-                s1[k * D + j] += r * z
-                packed[m * D + j] = <floating> (root_r * z)
-            m += 1
-        if m == 0:
+        if floating is double:
+            m_pad = emfast_scaled_rows_f64(x, xt, n_rows, n_pad, D, centres + k * D,
+                                           respt + k * n_pad, rw, sroot, pt, nk + k, s1 + k * D)
+        else:
+            m_pad = emfast_scaled_rows_f32(x, xt, n_rows, n_pad, D, centres + k * D,
+                                           respt + k * n_pad, rw, sroot, pt, nk + k, s1 + k * D)
+        if m_pad == 0:
             continue
         s2k = s2 + (k * D * D if kind == EMFAST_FULL else 0)
         if floating is double:
-            syrk_rows(packed, s2k, <int> m, <int> D, 1.0)
+            syrk_columns(pt, s2k, <int> m_pad, <int> D, <int> n_pad, 1.0)
         else:
             # float32 products within a chunk, float64 across chunks
-            syrk_rows(packed, gram, <int> m, <int> D, 0.0)
+            syrk_columns(pt, gram, <int> m_pad, <int> D, <int> n_pad, 0.0)
             for a in range(D):
                 for b in range(a + 1):
                     s2k[a * D + b] += gram[a * D + b]
@@ -214,8 +209,8 @@ cdef void _log_prob_chunk(
     cdef Py_ssize_t n_pad = emfast_padded(n_rows)
     _transpose(x, weights, n_rows, D, n_pad, _xt(scratch))
     if _blas_kind(kind, use_blas):
-        _log_prob_blas(kind, x, n_rows, n_pad, D, K, means, prec, log_const,
-                       _centred(scratch, n_pad, D), logpt)
+        _log_prob_blas(kind, _xt(scratch), n_pad, D, K, means, prec, log_const,
+                       _zt(scratch, n_pad, D), logpt)
     elif floating is double:
         emfast_log_prob_columns_f64(kind, _xt(scratch), n_pad, D, K, means, prec, log_const,
                                     _zt(scratch, n_pad, D), logpt)
@@ -240,10 +235,11 @@ cdef void _accumulate_chunk(
 ) noexcept nogil:
     cdef Py_ssize_t n_pad = emfast_padded(n_rows)
     cdef floating *xt = _xt(scratch)
-    cdef floating *centred = _centred(scratch, n_pad, D)
     if _blas_kind(kind, use_blas):
-        _accumulate_blas(kind, x, xt + D * n_pad, n_rows, n_pad, D, K, centres, respt,
-                         centred, centred + n_rows * D, nk, s1, s2)
+        # zt holds the scaled rows, rz's first column their square-root weights
+        _accumulate_blas(kind, x, xt, n_rows, n_pad, D, K, centres, respt,
+                         _zt(scratch, n_pad, D), _rw(scratch, n_pad, D), _rz(scratch, n_pad, D),
+                         _gram(scratch, n_pad, D), nk, s1, s2)
     elif floating is double:
         emfast_accumulate_columns_f64(kind, xt, n_pad, D, K, centres, respt,
                                       _zt(scratch, n_pad, D), _rz(scratch, n_pad, D),

@@ -82,10 +82,12 @@ def test_statistics_match_reference(covariance_type, dtype, weighted, use_blas, 
 
 @pytest.mark.parametrize("n_samples", [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1,
                                        64 * CHUNK_SIZE + 1])
-@pytest.mark.parametrize("covariance_type", ["full", "diag"])
-def test_boundary_sizes(n_samples, covariance_type):
+@pytest.mark.parametrize("covariance_type, use_blas", [("full", False), ("diag", False),
+                                                       ("full", True)])
+def test_boundary_sizes(n_samples, covariance_type, use_blas):
     X, w, params = make_problem(n_samples, n_samples, 3, 2, covariance_type, np.float64, True)
-    gpass = GaussianPass(n_samples, 3, 2, np.float64, COVARIANCE_TYPES[covariance_type], 2)
+    gpass = GaussianPass(n_samples, 3, 2, np.float64, COVARIANCE_TYPES[covariance_type], 2,
+                         use_blas=use_blas)
     stats = gpass.statistics(X, w, params)
     if n_samples == 0:
         assert stats.loglik == 0.0 and not stats.nk.any() and not stats.s2.any()
@@ -144,23 +146,29 @@ def test_slices_cover_every_block_once():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_hard_assignment_is_nearest_centre(dtype):
+@pytest.mark.parametrize("covariance_type, use_blas", [("diag", False), ("full", False),
+                                                       ("full", True), ("tied", True)])
+@pytest.mark.parametrize("n_components", [2, 5])
+def test_hard_assignment_is_nearest_centre(dtype, covariance_type, use_blas, n_components):
+    # With 5 centres most rows of a chunk have zero responsibility for a given
+    # component: the BLAS path packs only the others (2 centres: all rows).
     rng = np.random.default_rng(3)
     X = rng.standard_normal((1000, 4)).astype(dtype)
     w = rng.uniform(0.5, 2, 1000).astype(dtype)
-    centres = rng.standard_normal((5, 4))
-    gpass = GaussianPass(1000, 4, 5, dtype, COVARIANCE_TYPES["diag"], 2)
+    centres = rng.standard_normal((n_components, 4))
+    gpass = GaussianPass(1000, 4, n_components, dtype, COVARIANCE_TYPES[covariance_type], 2,
+                         use_blas=use_blas)
     c = centres.astype(dtype).astype(np.float64)
     dist = ((X.astype(np.float64)[:, None] - c[None]) ** 2).sum(-1)
     labels = dist.argmin(1)
-    onehot = np.eye(5)[labels]
-    for stats_covariance, name in ((None, None), (COVARIANCE_TYPES["diag"], "diag")):
+    onehot = np.eye(n_components)[labels]
+    for stats_covariance in (None, COVARIANCE_TYPES[covariance_type]):
         stats = gpass.hard_statistics(X, w, centres, stats_covariance)
-        nk, s1, s2 = reference_statistics(X, w, onehot, c, "diag")
+        nk, s1, s2 = reference_statistics(X, w, onehot, c, covariance_type)
         rtol = RTOL[dtype]
         assert_close(stats.nk, nk, rtol)
         assert_close(stats.s1, s1, rtol)
-        if name:
+        if stats_covariance is not None:
             assert_close(stats.s2, s2, rtol)
         assert stats.loglik == pytest.approx(-0.5 * (w * dist.min(1)).sum(), rel=rtol)
 
@@ -182,9 +190,11 @@ def test_given_responsibilities():
 @pytest.mark.parametrize("covariance_type", list(COVARIANCE_TYPES))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_samples", [0, 1, CHUNK_SIZE + 1, 2000])
-def test_score_pass_outputs(covariance_type, dtype, n_samples):
+@pytest.mark.parametrize("use_blas", [False, True])
+def test_score_pass_outputs(covariance_type, dtype, n_samples, use_blas):
     X, _, params = make_problem(9, n_samples, 9, 4, covariance_type, dtype, False)
-    gpass = GaussianPass(n_samples, 9, 4, dtype, COVARIANCE_TYPES[covariance_type], 3)
+    gpass = GaussianPass(n_samples, 9, 4, dtype, COVARIANCE_TYPES[covariance_type], 3,
+                         use_blas=use_blas)
     log_norm, resp, labels, log_prob = gpass.score(X, params, log_norm=True, resp=True,
                                                    labels=True, log_prob=True)
     means = params.means.astype(dtype).astype(np.float64)
@@ -204,10 +214,11 @@ def test_score_pass_outputs(covariance_type, dtype, n_samples):
     assert only_labels[0].size == 0 and only_labels[1].size == 0 and only_labels[3].size == 0
 
 
-def test_far_point_gives_minus_infinity_not_nan():
+@pytest.mark.parametrize("use_blas", [False, True])
+def test_far_point_gives_minus_infinity_not_nan(use_blas):
     X = np.array([[0.0], [1e200]])
     params = GaussianParams(np.array([1.0]), np.array([[0.0]]), np.array([[[1.0]]]))
-    gpass = GaussianPass(2, 1, 1, np.float64, COVARIANCE_TYPES["full"], 1)
+    gpass = GaussianPass(2, 1, 1, np.float64, COVARIANCE_TYPES["full"], 1, use_blas=use_blas)
     log_norm, resp, _, _ = gpass.score(X, params, log_norm=True, resp=True)
     assert log_norm[1] == -np.inf and np.isfinite(log_norm[0])
     assert not np.isnan(resp).any()
