@@ -1,10 +1,11 @@
 /* Column kernels for one element type and one instruction set: included by
  * emfast_columns_type.h once per (type, instruction set) with
- *   EMFAST_T          float or double
+ *   EMFAST_T, EMFAST_TBYTES, EMFAST_SQRT   float or double, its size, its sqrt
  *   EMFAST_NAME(x)    x plus the type and instruction-set suffixes
  *   EMFAST_VBYTES     the vector register width in bytes (64, 32 or 16)
  *   EMFAST_TARGET     the function attribute enabling that instruction set
- *   EMFAST_GRAM_TILE  the register tile of emfast_lower_gram (fits the register file)
+ *   EMFAST_GRAM_TILE, EMFAST_LOGP_ROWS, EMFAST_LOGP_COLS
+ *                     register tiles sized to that set's register file
  * No include guard on purpose. */
 
 /* One vector register of EMFAST_T.  Written with GCC/Clang vector extensions
@@ -63,8 +64,9 @@ EMFAST_HELPER EMFAST_V EMFAST_NAME(emfast_vfma_scalar)(EMFAST_V acc, EMFAST_V a,
 #endif
 }
 
-/* Lanes summed in a fixed order, in float64; 16 lanes (float32 on AVX-512)
- * are first folded twice in registers, which halves the gram's cost there. */
+/* Lanes summed in a fixed order, in float64.  16 lanes (float32 on AVX-512)
+ * are first folded twice in registers, in float32: one reduction per tile
+ * accumulator and chunk otherwise costs as much as the tile's arithmetic. */
 EMFAST_HELPER double EMFAST_NAME(emfast_vsum)(EMFAST_V v)
 {
     double total = 0.0;
@@ -147,9 +149,11 @@ EMFAST_HELPER void EMFAST_NAME(emfast_half_mahalanobis)(const EMFAST_T *restrict
                 z[r] = VLOAD(zt + l * n_pad + i0 + r * EMFAST_VLEN);
             _Pragma("GCC unroll 8")
             for (int t = 0; t < LOGP_COLS; ++t) {
-                const ptrdiff_t j = j0 + t;
-                /* past the triangle or the last column: add zeros */
-                const EMFAST_T ulj = j < D && l <= j ? u[l * D + j] : (EMFAST_T) 0;
+                /* skipped, not multiplied by 0, past the triangle or the last
+                 * column: 0 * an overflowed z would be NaN */
+                if (l > j0 + t || j0 + t >= D)
+                    continue;
+                const EMFAST_T ulj = u[l * D + j0 + t];
                 _Pragma("GCC unroll 8")
                 for (int r = 0; r < n_vec; ++r)
                     y[r][t] = VFMAS(y[r][t], z[r], ulj);
@@ -159,7 +163,7 @@ EMFAST_HELPER void EMFAST_NAME(emfast_half_mahalanobis)(const EMFAST_T *restrict
         for (int t = 0; t < LOGP_COLS; ++t)
             _Pragma("GCC unroll 8")
             for (int r = 0; r < n_vec; ++r)
-                sq[r] = VFMA(sq[r], y[r][t], y[r][t]);
+                sq[r] = VFMA(sq[r], y[r][t], y[r][t]);   /* y = 0 past the last column */
     }
     _Pragma("GCC unroll 8")
     for (int r = 0; r < n_vec; ++r)
@@ -204,6 +208,8 @@ EMFAST_KERNEL void EMFAST_NAME(emfast_log_prob_columns)(
         }
     }
 }
+#undef LOGP_ROWS
+#undef LOGP_COLS
 
 /* s2[a][b] += sum_i p_a[i] q_b[i] for b <= a, the sums as in emfast_dot.
  * Tiles of GRAM_TILE x GRAM_TILE column pairs: each loaded vector feeds
@@ -235,7 +241,7 @@ EMFAST_HELPER void EMFAST_NAME(emfast_lower_gram)(const EMFAST_T *restrict p,
                     y[t] = VLOAD(qb[t] + i);
                 }
                 _Pragma("GCC unroll 8")
-            for (int u = 0; u < GRAM_TILE; ++u)
+                for (int u = 0; u < GRAM_TILE; ++u)
                     for (int v = 0; v < GRAM_TILE; ++v)
                         acc[u][v] = VFMA(acc[u][v], x[u], y[v]);
             }
@@ -247,8 +253,6 @@ EMFAST_HELPER void EMFAST_NAME(emfast_lower_gram)(const EMFAST_T *restrict p,
         }
 }
 #undef GRAM_TILE
-#undef LOGP_ROWS
-#undef LOGP_COLS
 
 EMFAST_KERNEL void EMFAST_NAME(emfast_accumulate_columns)(
     int kind, const EMFAST_T *restrict xt, ptrdiff_t n_pad, ptrdiff_t D, ptrdiff_t K,
