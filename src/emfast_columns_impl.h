@@ -64,6 +64,30 @@ EMFAST_HELPER EMFAST_V EMFAST_NAME(emfast_vfma_scalar)(EMFAST_V acc, EMFAST_V a,
 #endif
 }
 
+/* a - b, lane by lane, b scalar */
+EMFAST_HELPER EMFAST_V EMFAST_NAME(emfast_vsub_scalar)(EMFAST_V a, EMFAST_T b)
+{
+#if defined(__GNUC__)
+    return a - b;
+#else
+    for (ptrdiff_t t = 0; t < EMFAST_VLEN; ++t)
+        a.lane[t] -= b;
+    return a;
+#endif
+}
+
+/* a * b, lane by lane */
+EMFAST_HELPER EMFAST_V EMFAST_NAME(emfast_vmul)(EMFAST_V a, EMFAST_V b)
+{
+#if defined(__GNUC__)
+    return a * b;
+#else
+    for (ptrdiff_t t = 0; t < EMFAST_VLEN; ++t)
+        a.lane[t] *= b.lane[t];
+    return a;
+#endif
+}
+
 /* Lanes summed in a fixed order, in float64.  16 lanes (float32 on AVX-512)
  * are first folded twice in registers, in float32: one reduction per tile
  * accumulator and chunk otherwise costs as much as the tile's arithmetic. */
@@ -95,6 +119,8 @@ EMFAST_HELPER double EMFAST_NAME(emfast_vsum)(EMFAST_V v)
 #define VFMA EMFAST_NAME(emfast_vfma)
 #define VFMAS EMFAST_NAME(emfast_vfma_scalar)
 #define VSUM EMFAST_NAME(emfast_vsum)
+#define VSUBS EMFAST_NAME(emfast_vsub_scalar)
+#define VMUL EMFAST_NAME(emfast_vmul)
 
 /* sum_i a[i] * b[i] over n_pad rows (a multiple of EMFAST_PAD). */
 EMFAST_HELPER double EMFAST_NAME(emfast_dot)(const EMFAST_T *restrict a,
@@ -191,20 +217,18 @@ EMFAST_KERNEL void EMFAST_NAME(emfast_log_prob_columns)(
                 EMFAST_NAME(emfast_half_mahalanobis)(zt, n_pad, i0, LOGP_ROWS, D, u, c, out);
             for (; i0 < n_pad; i0 += EMFAST_VLEN)
                 EMFAST_NAME(emfast_half_mahalanobis)(zt, n_pad, i0, 1, D, u, c, out);
-        } else {
-            EMFAST_T *sq = zt;          /* one scratch column suffices */
-            for (ptrdiff_t i = 0; i < n_pad; ++i)
-                sq[i] = 0;
-            for (ptrdiff_t j = 0; j < D; ++j) {
-                const EMFAST_T m = mu[j];
-                const EMFAST_T p = kind == EMFAST_DIAG ? prec[k * D + j] : prec[k];
-                for (ptrdiff_t i = 0; i < n_pad; ++i) {
-                    const EMFAST_T z = (xt[j * n_pad + i] - m) * p;
-                    sq[i] += z * z;
+        } else {        /* one row vector at a time, its sum in a register */
+            for (ptrdiff_t i0 = 0; i0 < n_pad; i0 += EMFAST_VLEN) {
+                EMFAST_V sq = VZERO();
+                for (ptrdiff_t j = 0; j < D; ++j) {
+                    const EMFAST_T p = kind == EMFAST_DIAG ? prec[k * D + j] : prec[k];
+                    const EMFAST_V z = VSUBS(VLOAD(xt + j * n_pad + i0), mu[j]);
+                    const EMFAST_V zp = VFMAS(VZERO(), z, p);
+                    sq = VFMA(sq, zp, zp);
                 }
+                for (ptrdiff_t t = 0; t < EMFAST_VLEN; ++t)
+                    out[i0 + t] = c - 0.5 * (double) EMFAST_VLANE(sq, t);
             }
-            for (ptrdiff_t i = 0; i < n_pad; ++i)
-                out[i] = c - 0.5 * (double) sq[i];
         }
     }
 }
@@ -267,13 +291,25 @@ EMFAST_KERNEL void EMFAST_NAME(emfast_accumulate_columns)(
         for (ptrdiff_t i = 0; i < n_pad; ++i)
             rw[i] = (EMFAST_T) r[i] * w[i];
         nk[k] += EMFAST_NAME(emfast_sum)(rw, n_pad);
-        if (kind == EMFAST_NONE) {
+        if (!outer) {   /* one sweep per feature, the sums in registers */
             for (ptrdiff_t l = 0; l < D; ++l) {
                 const EMFAST_T c = centres[k * D + l];
-                EMFAST_T *z = zt + l * n_pad;
-                for (ptrdiff_t i = 0; i < n_pad; ++i)
-                    z[i] = xt[l * n_pad + i] - c;
-                s1[k * D + l] += EMFAST_NAME(emfast_dot)(rw, z, n_pad);
+                EMFAST_V sum_rz = VZERO(), sum_rzz = VZERO();
+                for (ptrdiff_t i = 0; i < n_pad; i += EMFAST_VLEN) {
+                    const EMFAST_V z = VSUBS(VLOAD(xt + l * n_pad + i), c);
+                    if (kind == EMFAST_NONE) {
+                        sum_rz = VFMA(sum_rz, VLOAD(rw + i), z);
+                    } else {
+                        const EMFAST_V q = VMUL(VLOAD(rw + i), z);
+                        sum_rz = VFMAS(sum_rz, q, (EMFAST_T) 1);
+                        sum_rzz = VFMA(sum_rzz, q, z);
+                    }
+                }
+                s1[k * D + l] += VSUM(sum_rz);
+                if (kind == EMFAST_DIAG)
+                    s2[k * D + l] += VSUM(sum_rzz);
+                else if (kind == EMFAST_SPHERICAL)
+                    s2[k] += VSUM(sum_rzz);
             }
             continue;
         }
@@ -286,18 +322,8 @@ EMFAST_KERNEL void EMFAST_NAME(emfast_accumulate_columns)(
             }
             s1[k * D + l] += EMFAST_NAME(emfast_sum)(q, n_pad);
         }
-        if (outer) {
-            EMFAST_NAME(emfast_lower_gram)(rz, zt, n_pad, D,
-                                           s2 + (kind == EMFAST_FULL ? k * D * D : 0));
-        } else {
-            for (ptrdiff_t a = 0; a < D; ++a) {
-                const double sq = EMFAST_NAME(emfast_dot)(rz + a * n_pad, zt + a * n_pad, n_pad);
-                if (kind == EMFAST_DIAG)
-                    s2[k * D + a] += sq;
-                else
-                    s2[k] += sq;
-            }
-        }
+        EMFAST_NAME(emfast_lower_gram)(rz, zt, n_pad, D,
+                                       s2 + (kind == EMFAST_FULL ? k * D * D : 0));
     }
 }
 
@@ -377,6 +403,8 @@ EMFAST_KERNEL ptrdiff_t EMFAST_NAME(emfast_scaled_rows)(
 #undef VFMA
 #undef VFMAS
 #undef VSUM
+#undef VSUBS
+#undef VMUL
 #undef EMFAST_V
 #undef EMFAST_VLANE
 #undef EMFAST_VLEN
