@@ -385,18 +385,16 @@ def table_row(shape, run, r, results, gemm):
                               *cells]) + " |"
 
 
-def derived_lines(shape, get, speedups=()):
+def derived_lines(shape, get, paired=()):
     """Shape-specific comparisons (f32 ratio, thread speed-up, init, loglik agreement)."""
-    t = lambda r: r and r.get("s_per_iter")
     out = []
     rs = [get(run) for run in shape.runs]
-    if shape.name.endswith("-f32") and t(rs[0]) and t(rs[1]):
-        out.append(f"emfast float64/float32 time ratio = {t(rs[1]) / t(rs[0]):.2f}")
-    if speedups:
-        ordered = sorted(speedups)
-        out.append(f"emfast speed-up {shape.runs[1].threads} threads vs 1 = "
-                   f"{ordered[len(ordered) // 2]:.2f} (median of {len(speedups)} alternating "
-                   f"rounds: {', '.join(f'{x:.2f}' for x in speedups)})")
+    if paired:
+        what = ("float64/float32 time ratio" if shape.name.endswith("-f32") else
+                f"speed-up {shape.runs[1].threads} threads vs 1")
+        ordered = sorted(paired)
+        out.append(f"emfast {what} = {ordered[len(ordered) // 2]:.2f} (median of {len(paired)} "
+                   f"paired rounds: {', '.join(f'{x:.2f}' for x in paired)})")
     if shape.init and all(r and "init_s" in r for r in rs):
         out.append(f"k-means init: emfast {rs[0]['init_s']:.3g} s, sklearn "
                    f"{rs[1]['init_s']:.3g} s (sklearn/emfast = "
@@ -417,15 +415,17 @@ def run_impl(a, shape, run, npz, fit_only=False):
                  timeout=a.timeout)
 
 
-def thread_speedups(a, shape, npz):
-    """1-thread / N-thread time ratios of --rounds rounds, each a 1-thread fit
-    right followed by an N-thread fit (fresh processes, fit timing only)."""
+def paired_ratios(a, shape, npz):
+    """--rounds time ratios of a shape's two runs, each round running them right
+    one after the other in fresh processes (fit timing only): slower / faster,
+    i.e. 1 thread / N threads, or float64 / float32."""
     ratios = []
     for i in range(a.rounds):
-        print(f"  running {shape.name} speed-up round {i + 1}/{a.rounds}", flush=True)
+        print(f"  running {shape.name} paired round {i + 1}/{a.rounds}", flush=True)
         pair = [run_impl(a, shape, run, npz, fit_only=True) for run in shape.runs]
         if all(r and "s_per_iter" in r for r in pair):
-            ratios.append(pair[0]["s_per_iter"] / pair[1]["s_per_iter"])
+            slow, fast = pair if shape.name.endswith("-1thread") else pair[::-1]
+            ratios.append(slow["s_per_iter"] / fast["s_per_iter"])
     return ratios
 
 
@@ -446,7 +446,7 @@ def main_parent(a):
     print(header + "\n", flush=True)
 
     tmpdir = tempfile.mkdtemp(prefix="emfast-bench-")
-    results, speedups = {}, {}
+    results, paired = {}, {}
     try:
         for shape in (shapes[s] for s in names):
             npz = write_dataset(shape, tmpdir, a.seed)
@@ -465,13 +465,13 @@ def main_parent(a):
                     print(f"  {run.impl} unavailable: {r['unavailable']}", flush=True)
                 for w in (r or {}).get("warnings", []):
                     print(f"  WARNING {shape.name} {run.impl}: {w}", flush=True)
-            if shape.name.endswith("-1thread") and "emfast" in impls:
-                speedups[shape.name] = thread_speedups(a, shape, npz)
+            if shape.name.endswith(("-1thread", "-f32")) and "emfast" in impls:
+                paired[shape.name] = paired_ratios(a, shape, npz)
         get = lambda sh, run: results.get(sh.key(run))
         rows = [table_row(sh, run, get(sh, run), results, gemm)
                 for sh in (shapes[s] for s in names) for run in sh.runs if run.impl in impls]
         derived = [l for s in names for l in derived_lines(
-            shapes[s], lambda r, s=s: get(shapes[s], r), speedups.get(s, ()))]
+            shapes[s], lambda r, s=s: get(shapes[s], r), paired.get(s, ()))]
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS), *rows]
@@ -500,8 +500,8 @@ def parse_args(argv=None):
                    help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the implementation workers")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per worker")
     p.add_argument("--rounds", type=int, default=3,
-                   help="thread-scaling shape: this many rounds of a 1-thread fit right\n"
-                        "followed by an N-thread fit; the median ratio is reported (drift\n"
+                   help="ratio shapes (-f32, -1thread): this many rounds of their two fits\n"
+                        "run right one after the other; the median ratio is reported (drift\n"
                         "on a shared machine hits both sides of a round alike)")
     # worker-only arguments
     p.add_argument("--worker", choices=("info", "gemm", "impl"), help=argparse.SUPPRESS)

@@ -235,7 +235,52 @@ EMFAST_KERNEL void EMFAST_NAME(emfast_log_prob_columns)(
 #undef LOGP_ROWS
 #undef LOGP_COLS
 
-/* s2[a][b] += sum_i p_a[i] q_b[i] for b <= a, the sums as in emfast_dot.
+/* sums[t] = the lanes of acc[t] summed, for the GRAM_TILE^2 accumulators of a
+ * gram tile.  With 16 of 16 lanes (float32 on AVX-512) a transposing tree
+ * of shuffles and adds gives all 16 sums in 15 vector steps, in float32;
+ * one reduction per accumulator would cost about as much as the tile's
+ * arithmetic.  Otherwise each is VSUM'd. */
+#if defined(__GNUC__) && defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector) && EMFAST_VBYTES / EMFAST_TBYTES == 16 \
+    && EMFAST_GRAM_TILE == 4
+#define EMFAST_TREE_SUMS 1
+#endif
+#endif
+EMFAST_HELPER void EMFAST_NAME(emfast_tile_sums)(const EMFAST_V *restrict acc,
+                                                double *restrict sums)
+{
+#if defined(EMFAST_TREE_SUMS)
+    /* level by level each vector holds the partial sums of 2, 4, 8, 16 accumulators */
+    EMFAST_V c[8], e[4], f[2];
+    for (int t = 0; t < 8; ++t)
+        c[t] = __builtin_shufflevector(acc[2 * t], acc[2 * t + 1], 0, 1, 2, 3, 4, 5, 6, 7,
+                                       16, 17, 18, 19, 20, 21, 22, 23)
+             + __builtin_shufflevector(acc[2 * t], acc[2 * t + 1], 8, 9, 10, 11, 12, 13, 14, 15,
+                                       24, 25, 26, 27, 28, 29, 30, 31);
+    for (int t = 0; t < 4; ++t)
+        e[t] = __builtin_shufflevector(c[2 * t], c[2 * t + 1], 0, 1, 2, 3, 8, 9, 10, 11,
+                                       16, 17, 18, 19, 24, 25, 26, 27)
+             + __builtin_shufflevector(c[2 * t], c[2 * t + 1], 4, 5, 6, 7, 12, 13, 14, 15,
+                                       20, 21, 22, 23, 28, 29, 30, 31);
+    for (int t = 0; t < 2; ++t)
+        f[t] = __builtin_shufflevector(e[2 * t], e[2 * t + 1], 0, 1, 4, 5, 8, 9, 12, 13,
+                                       16, 17, 20, 21, 24, 25, 28, 29)
+             + __builtin_shufflevector(e[2 * t], e[2 * t + 1], 2, 3, 6, 7, 10, 11, 14, 15,
+                                       18, 19, 22, 23, 26, 27, 30, 31);
+    const EMFAST_V g = __builtin_shufflevector(f[0], f[1], 0, 2, 4, 6, 8, 10, 12, 14,
+                                               16, 18, 20, 22, 24, 26, 28, 30)
+                     + __builtin_shufflevector(f[0], f[1], 1, 3, 5, 7, 9, 11, 13, 15,
+                                               17, 19, 21, 23, 25, 27, 29, 31);
+    for (int t = 0; t < 16; ++t)
+        sums[t] = (double) g[t];
+#else
+    for (int t = 0; t < EMFAST_GRAM_TILE * EMFAST_GRAM_TILE; ++t)
+        sums[t] = VSUM(acc[t]);
+#endif
+}
+#undef EMFAST_TREE_SUMS
+
+/* s2[a][b] += sum_i p_a[i] q_b[i] for b <= a.
  * Tiles of GRAM_TILE x GRAM_TILE column pairs: each loaded vector feeds
  * GRAM_TILE multiply-adds (one dot product at a time is bound by loads).
  *   p, q IN (D, n_pad) columns;  s2 INOUT (D, D) row-major, lower triangle */
@@ -269,11 +314,13 @@ EMFAST_HELPER void EMFAST_NAME(emfast_lower_gram)(const EMFAST_T *restrict p,
                     for (int v = 0; v < GRAM_TILE; ++v)
                         acc[u][v] = VFMA(acc[u][v], x[u], y[v]);
             }
+            double sums[GRAM_TILE * GRAM_TILE];
+            EMFAST_NAME(emfast_tile_sums)(&acc[0][0], sums);
             _Pragma("GCC unroll 8")
             for (int u = 0; u < GRAM_TILE; ++u)
                 for (int v = 0; v < GRAM_TILE; ++v)
                     if (a0 + u < D && b0 + v <= a0 + u)
-                        s2[(a0 + u) * D + b0 + v] += VSUM(acc[u][v]);
+                        s2[(a0 + u) * D + b0 + v] += sums[u * GRAM_TILE + v];
         }
 }
 #undef GRAM_TILE
