@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._kernels import _gaussian, _hmm
-from ._passes import CHUNK_SIZE
+from ._passes import CHUNK_SIZE, cache_aligned_rows
 
 MAX_BLOCKS = 64              # accumulator slots: enough for load balance over threads
 _HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
@@ -92,8 +92,8 @@ class HMMPass:
         self.max_length = int(lengths.max())
         self.n_threads = max(1, min(n_threads, self.n_blocks))
         self._sizes = _hmm.scratch_sizes(self.max_length, chunk_size, n_features, n_components)
-        self._scratch_f64 = np.empty((self.n_threads, self._sizes[0]))
-        self._scratch_x = np.empty((self.n_threads, self._sizes[1]), dtype=self.dtype)
+        self._scratch_f64 = cache_aligned_rows(self.n_threads, self._sizes[0], np.float64)
+        self._scratch_x = cache_aligned_rows(self.n_threads, self._sizes[1], self.dtype)
         self._scratch_int = None
         self._slots = {}
 

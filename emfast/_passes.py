@@ -45,6 +45,21 @@ class Statistics:
     centres: np.ndarray     # (K, D) float64 values of the c_k the kernel used
 
 
+def cache_aligned_rows(n_rows, row_length, dtype, alignment=64):
+    """An empty C-contiguous array of n_rows rows, each at least row_length long
+    and starting on a cache line.
+
+    The kernels' scratch columns are whole vectors long; at numpy's default
+    16-byte alignment every 64-byte vector load would straddle two lines.
+    """
+    dtype = np.dtype(dtype)
+    per_line = alignment // dtype.itemsize
+    stride = -(-row_length // per_line) * per_line
+    raw = np.empty(n_rows * stride * dtype.itemsize + alignment, dtype=np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start:start + n_rows * stride * dtype.itemsize].view(dtype).reshape(n_rows, stride)
+
+
 def block_layout(n_samples, stats_bytes, data_bytes=0, chunk_size=CHUNK_SIZE):
     """(n_blocks, chunks_per_block): a function of the problem only, never of threads."""
     n_chunks = -(-n_samples // chunk_size)
@@ -73,8 +88,8 @@ class GaussianPass:
                         and n_features >= BLAS_MIN_FEATURES[self.dtype])
         self.use_blas = bool(use_blas)
         f64_size, x_size = _gaussian.scratch_sizes(chunk_size, n_features, n_components)
-        self._scratch_f64 = np.empty((n_threads, f64_size))
-        self._scratch_x = np.empty((n_threads, x_size), dtype=self.dtype)
+        self._scratch_f64 = cache_aligned_rows(n_threads, f64_size, np.float64)
+        self._scratch_x = cache_aligned_rows(n_threads, x_size, self.dtype)
         self._n_samples = None
 
     def _blocks(self, n_samples, stats_covariance):

@@ -6,7 +6,7 @@ import _reference as ref
 from emfast._covariance import COVARIANCE_TYPES
 from emfast._kernels import _gaussian
 from emfast._passes import (CHUNK_SIZE, CHUNKS_PER_BLOCK, GaussianParams, GaussianPass,
-                             block_layout)
+                             block_layout, cache_aligned_rows)
 
 RTOL = {np.float64: 1e-11, np.float32: 2e-4}
 
@@ -222,3 +222,13 @@ def test_far_point_gives_minus_infinity_not_nan(use_blas):
     log_norm, resp, _, _ = gpass.score(X, params, log_norm=True, resp=True)
     assert log_norm[1] == -np.inf and np.isfinite(log_norm[0])
     assert not np.isnan(resp).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("row_length", [1, 15, 16, 17, 1000])
+def test_scratch_rows_start_on_cache_lines(dtype, row_length):
+    rows = cache_aligned_rows(3, row_length, dtype)
+    assert rows.flags.c_contiguous and rows.dtype == dtype
+    assert rows.shape[0] == 3 and rows.shape[1] >= row_length
+    for r in range(3):
+        assert rows[r].ctypes.data % 64 == 0
