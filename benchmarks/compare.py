@@ -510,7 +510,10 @@ def parse_args(argv=None):
     p.add_argument("--init", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--fit-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--gemm-n", type=int, default=4096, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1 (got {args.rounds})")
+    return args
 
 
 if __name__ == "__main__":

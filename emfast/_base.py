@@ -13,6 +13,8 @@ import warnings
 import numpy as np
 
 from ._exceptions import ConvergenceWarning, NotFittedError, interoperable
+from ._feature_names import feature_names
+from ._parallel import sequential_blas
 from ._params import ParamsMixin
 from ._sklearn_compat import SklearnCompatMixin
 
@@ -57,6 +59,25 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
         from ._persistence import save_estimator
 
         save_estimator(self, file)
+
+    def _fit(self, X, sample_weight, labels):
+        """Validate (``self._prepare``: X, weights, the pass and the EM context), run
+        EM and store the fitted attributes; the labels of X when ``labels``."""
+        names = feature_names(X)
+        X, sample_weight, gpass, context = self._prepare(X, sample_weight)
+        random_state = check_random_state(self.random_state)
+        # always: the M-step's LAPACK calls must not wake BLAS threads that fight the
+        # OpenMP threads for the cores (the limiter's cost is nothing next to a fit)
+        with sequential_blas():
+            params = self._run_em(X, sample_weight, (gpass, context), random_state)
+            self.n_features_in_ = X.shape[1]
+            if names is not None:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            if labels:
+                return gpass.score(X, params, labels=True)[2]
+        return None
 
     def _run_em(self, X, sample_weight, context, random_state):
         """Run ``n_init`` EM runs (one on a warm start) and store the best."""

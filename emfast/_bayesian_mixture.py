@@ -5,7 +5,7 @@ import numpy as np
 
 from ._base import BaseEM, check_random_state
 from ._covariance import COVARIANCE_TYPES, get_covariance
-from ._feature_names import check_feature_names, feature_names
+from ._feature_names import check_feature_names
 from ._gaussian_mixture import GaussianMixture
 from ._initialization import INIT_METHODS, initial_statistics
 from ._parallel import effective_n_threads, sequential_blas
@@ -292,21 +292,6 @@ default='dirichlet_process'
         labels : ndarray of shape (n_samples,)
         """
         return self._fit(X, sample_weight, labels=True)
-
-    def _fit(self, X, sample_weight, labels):
-        names = feature_names(X)
-        X, sample_weight, gpass, prior = self._prepare(X, sample_weight)
-        random_state = check_random_state(self.random_state)
-        with sequential_blas():
-            params = self._run_em(X, sample_weight, (gpass, prior), random_state)
-            self.n_features_in_ = X.shape[1]
-            if names is not None:
-                self.feature_names_in_ = names
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-            if labels:
-                return gpass.score(X, params, labels=True)[2]
-        return None
 
     def _score(self, X, **outputs):
         """The pass's per-sample outputs on the fitted variational log-densities."""

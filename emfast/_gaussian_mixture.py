@@ -5,7 +5,7 @@ import numpy as np
 
 from ._base import BaseEM, check_random_state
 from ._covariance import COVARIANCE_TYPES, get_covariance
-from ._feature_names import check_feature_names, feature_names
+from ._feature_names import check_feature_names
 from ._initialization import INIT_METHODS, initial_statistics
 from ._missing import MissingDataPass, check_missing_values, make_pass   # missing data (issue #8)
 from ._parallel import effective_n_threads, sequential_blas
@@ -412,23 +412,6 @@ class GaussianMixture(BaseEM):
         online_partial_fit(self, X, sample_weight, step_offset, step_exponent)
         return self
     # --- end online EM ----------------------------------------------------------------------
-
-    def _fit(self, X, sample_weight, labels):
-        names = feature_names(X)
-        X, sample_weight, gpass, inits = self._prepare(X, sample_weight)
-        random_state = check_random_state(self.random_state)
-        # always: the M-step's LAPACK calls must not wake BLAS threads that fight the
-        # OpenMP threads for the cores (the limiter's cost is nothing next to a fit)
-        with sequential_blas():
-            params = self._run_em(X, sample_weight, (gpass, inits), random_state)
-            self.n_features_in_ = X.shape[1]
-            if names is not None:
-                self.feature_names_in_ = names
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-            if labels:
-                return gpass.score(X, params, labels=True)[2]
-        return None
 
     def _score(self, X, **outputs):
         self._check_fitted()

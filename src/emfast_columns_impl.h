@@ -6,6 +6,7 @@
  *   EMFAST_TARGET     the function attribute enabling that instruction set
  *   EMFAST_GRAM_TILE, EMFAST_LOGP_ROWS, EMFAST_LOGP_COLS
  *                     register tiles sized to that set's register file
+ * and undefines those per-build parameters at its end (the type's stay).
  * No include guard on purpose. */
 
 /* One vector register of EMFAST_T.  Written with GCC/Clang vector extensions
@@ -457,3 +458,9 @@ EMFAST_KERNEL ptrdiff_t EMFAST_NAME(emfast_scaled_rows)(
 #undef EMFAST_VLEN
 #undef EMFAST_HELPER
 #undef EMFAST_KERNEL
+#undef EMFAST_NAME
+#undef EMFAST_VBYTES
+#undef EMFAST_TARGET
+#undef EMFAST_GRAM_TILE
+#undef EMFAST_LOGP_ROWS
+#undef EMFAST_LOGP_COLS

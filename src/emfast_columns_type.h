@@ -2,7 +2,8 @@
  * per type with EMFAST_T, EMFAST_TYPE_NAME(x) (adds the type suffix) and
  * EMFAST_SQRT.  Builds the vector kernels once per instruction set
  * (emfast_columns_impl.h) and defines the entry points, which call the build
- * emfast_isa() picks.  No include guard on purpose. */
+ * emfast_isa() picks; each include of emfast_columns_impl.h undefines the
+ * per-build parameters it was given.  No include guard on purpose. */
 
 #if defined(EMFAST_X86_BUILDS)
 #define EMFAST_NAME(x) EMFAST_TYPE_NAME(x##_avx512)
@@ -12,12 +13,6 @@
 #define EMFAST_LOGP_ROWS 2      /* 8 accumulators + 2 rows of z + 2 of sq */
 #define EMFAST_LOGP_COLS 4
 #include "emfast_columns_impl.h"
-#undef EMFAST_NAME
-#undef EMFAST_VBYTES
-#undef EMFAST_TARGET
-#undef EMFAST_GRAM_TILE
-#undef EMFAST_LOGP_ROWS
-#undef EMFAST_LOGP_COLS
 
 #define EMFAST_NAME(x) EMFAST_TYPE_NAME(x##_avx2)
 #define EMFAST_VBYTES 32
@@ -26,12 +21,6 @@
 #define EMFAST_LOGP_ROWS 2      /* 6 + 2 + 2 of 16 */
 #define EMFAST_LOGP_COLS 3
 #include "emfast_columns_impl.h"
-#undef EMFAST_NAME
-#undef EMFAST_VBYTES
-#undef EMFAST_TARGET
-#undef EMFAST_GRAM_TILE
-#undef EMFAST_LOGP_ROWS
-#undef EMFAST_LOGP_COLS
 
 #define EMFAST_PICK(fn) (emfast_isa() == EMFAST_ISA_AVX512 ? EMFAST_TYPE_NAME(fn##_avx512)     \
                          : emfast_isa() == EMFAST_ISA_AVX2 ? EMFAST_TYPE_NAME(fn##_avx2)       \
@@ -48,12 +37,6 @@
 #define EMFAST_LOGP_ROWS 2
 #define EMFAST_LOGP_COLS 3
 #include "emfast_columns_impl.h"
-#undef EMFAST_NAME
-#undef EMFAST_VBYTES
-#undef EMFAST_TARGET
-#undef EMFAST_GRAM_TILE
-#undef EMFAST_LOGP_ROWS
-#undef EMFAST_LOGP_COLS
 
 /* sum of w log p(x) over a chunk; rows of zero weight add nothing, even at -inf. */
 static inline double EMFAST_TYPE_NAME(emfast_weighted_loglik)(const double *restrict log_norm,

@@ -1,5 +1,8 @@
-# Declarations of the C helpers in src/ shared by the kernel modules.  Only
-# extern declarations: cimporting this needs no runtime import.
+# Declarations of the C helpers in src/ shared by the kernel modules, and
+# inline wrappers that pick the float32 or float64 helper for the `floating`
+# fused type.  Externs and inline functions only: cimporting this needs no
+# runtime import.
+from cython cimport floating
 
 cdef extern from "emfast_omp.h" nogil:
     int omp_get_thread_num()
@@ -58,3 +61,71 @@ cdef extern from "emfast_columns.h" nogil:
                                double *max_out, double *best)
     void emfast_onehot_columns(double *logpt, Py_ssize_t n_pad, Py_ssize_t K,
                                double *log_norm, double *best)
+
+
+# --- one name per helper for both dtypes (arguments as in src/emfast_columns_type.h)
+
+cdef inline void transpose_columns(const floating *x, const floating *weights,
+                                   Py_ssize_t n_rows, Py_ssize_t D, Py_ssize_t n_pad,
+                                   floating *xt) noexcept nogil:
+    if floating is double:
+        emfast_transpose_f64(x, weights, n_rows, D, n_pad, xt)
+    else:
+        emfast_transpose_f32(x, weights, n_rows, D, n_pad, xt)
+
+
+cdef inline double weighted_loglik(const double *log_norm, const floating *w,
+                                   Py_ssize_t n_pad) noexcept nogil:
+    if floating is double:
+        return emfast_weighted_loglik_f64(log_norm, w, n_pad)
+    else:
+        return emfast_weighted_loglik_f32(log_norm, w, n_pad)
+
+
+cdef inline void log_prob_columns(int kind, const floating *xt, Py_ssize_t n_pad, Py_ssize_t D,
+                                  Py_ssize_t K, const floating *means, const floating *prec,
+                                  const double *log_const, floating *zt,
+                                  double *logpt) noexcept nogil:
+    if floating is double:
+        emfast_log_prob_columns_f64(kind, xt, n_pad, D, K, means, prec, log_const, zt, logpt)
+    else:
+        emfast_log_prob_columns_f32(kind, xt, n_pad, D, K, means, prec, log_const, zt, logpt)
+
+
+cdef inline void accumulate_columns(int kind, const floating *xt, Py_ssize_t n_pad,
+                                    Py_ssize_t D, Py_ssize_t K, const floating *centres,
+                                    const double *respt, floating *zt, floating *rz,
+                                    floating *rw, double *nk, double *s1,
+                                    double *s2) noexcept nogil:
+    if floating is double:
+        emfast_accumulate_columns_f64(kind, xt, n_pad, D, K, centres, respt, zt, rz, rw,
+                                      nk, s1, s2)
+    else:
+        emfast_accumulate_columns_f32(kind, xt, n_pad, D, K, centres, respt, zt, rz, rw,
+                                      nk, s1, s2)
+
+
+cdef inline void centre_columns(const floating *xt, Py_ssize_t n_pad, Py_ssize_t D,
+                                const floating *mu, floating *zt) noexcept nogil:
+    if floating is double:
+        emfast_centre_columns_f64(xt, n_pad, D, mu, zt)
+    else:
+        emfast_centre_columns_f32(xt, n_pad, D, mu, zt)
+
+
+cdef inline void half_sq_columns(const floating *yt, Py_ssize_t n_pad, Py_ssize_t D, double c,
+                                 double *out) noexcept nogil:
+    if floating is double:
+        emfast_half_sq_columns_f64(yt, n_pad, D, c, out)
+    else:
+        emfast_half_sq_columns_f32(yt, n_pad, D, c, out)
+
+
+cdef inline Py_ssize_t scaled_rows(const floating *x, const floating *xt, Py_ssize_t n_rows,
+                                   Py_ssize_t n_pad, Py_ssize_t D, const floating *c,
+                                   const double *r, floating *rw, floating *sroot,
+                                   floating *pt, double *nk, double *s1) noexcept nogil:
+    if floating is double:
+        return emfast_scaled_rows_f64(x, xt, n_rows, n_pad, D, c, r, rw, sroot, pt, nk, s1)
+    else:
+        return emfast_scaled_rows_f32(x, xt, n_rows, n_pad, D, c, r, rw, sroot, pt, nk, s1)

@@ -31,6 +31,9 @@ block count is set by the caller from the problem size, never from the
 thread count, and the caller reduces the slots in order, so results are
 bitwise identical for any number of threads.
 """
+import os
+import warnings
+
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.string cimport memset
@@ -41,13 +44,25 @@ from ._blas cimport trmm_columns_upper, syrk_columns
 from ._columns cimport *
 
 
+SIMD_BUILDS = ("baseline", "avx2", "avx512")
+
+
 def simd_build():
     """The instruction-set build of the vector kernels in use: 'avx512', 'avx2'
     or 'baseline' (the best the CPU runs, or lower with EMFAST_SIMD set)."""
-    return ("baseline", "avx2", "avx512")[emfast_isa()]
+    return SIMD_BUILDS[emfast_isa()]
+
+
+def _check_simd_variable():
+    value = os.environ.get("EMFAST_SIMD")
+    if value is not None and value not in SIMD_BUILDS:
+        warnings.warn(f"EMFAST_SIMD={value!r} is ignored: it must be one of "
+                      f"{', '.join(SIMD_BUILDS)}; using the {simd_build()} build",
+                      RuntimeWarning, stacklevel=2)
 
 
 simd_build()    # decided at import, before any OpenMP thread asks
+_check_simd_variable()
 
 
 KIND_NONE = EMFAST_NONE
@@ -110,22 +125,6 @@ cdef inline bint _blas_kind(int kind, bint use_blas) noexcept nogil:
     return use_blas and (kind == EMFAST_FULL or kind == EMFAST_TIED)
 
 
-cdef inline void _transpose(const floating *x, const floating *weights, Py_ssize_t n_rows,
-                            Py_ssize_t D, Py_ssize_t n_pad, floating *xt) noexcept nogil:
-    if floating is double:
-        emfast_transpose_f64(x, weights, n_rows, D, n_pad, xt)
-    else:
-        emfast_transpose_f32(x, weights, n_rows, D, n_pad, xt)
-
-
-cdef inline double _weighted_loglik(const double *log_norm, const floating *w,
-                                    Py_ssize_t n_pad) noexcept nogil:
-    if floating is double:
-        return emfast_weighted_loglik_f64(log_norm, w, n_pad)
-    else:
-        return emfast_weighted_loglik_f32(log_norm, w, n_pad)
-
-
 cdef void _log_prob_blas(
     int kind,
     const floating *xt,             # IN (D + 1, n_pad) columns
@@ -140,16 +139,10 @@ cdef void _log_prob_blas(
 ) noexcept nogil:
     cdef Py_ssize_t k
     for k in range(K):
-        if floating is double:
-            emfast_centre_columns_f64(xt, n_pad, D, means + k * D, zt)
-        else:
-            emfast_centre_columns_f32(xt, n_pad, D, means + k * D, zt)
+        centre_columns(xt, n_pad, D, means + k * D, zt)
         trmm_columns_upper(zt, prec + (k * D * D if kind == EMFAST_FULL else 0),
                            <int> n_pad, <int> D, <int> n_pad)
-        if floating is double:
-            emfast_half_sq_columns_f64(zt, n_pad, D, log_const[k], logpt + k * n_pad)
-        else:
-            emfast_half_sq_columns_f32(zt, n_pad, D, log_const[k], logpt + k * n_pad)
+        half_sq_columns(zt, n_pad, D, log_const[k], logpt + k * n_pad)
 
 
 cdef void _accumulate_blas(
@@ -173,12 +166,8 @@ cdef void _accumulate_blas(
     cdef Py_ssize_t a, b, k, m_pad
     cdef double *s2k
     for k in range(K):
-        if floating is double:
-            m_pad = emfast_scaled_rows_f64(x, xt, n_rows, n_pad, D, centres + k * D,
-                                           respt + k * n_pad, rw, sroot, pt, nk + k, s1 + k * D)
-        else:
-            m_pad = emfast_scaled_rows_f32(x, xt, n_rows, n_pad, D, centres + k * D,
-                                           respt + k * n_pad, rw, sroot, pt, nk + k, s1 + k * D)
+        m_pad = scaled_rows(x, xt, n_rows, n_pad, D, centres + k * D, respt + k * n_pad, rw,
+                            sroot, pt, nk + k, s1 + k * D)
         if m_pad == 0:
             continue
         s2k = s2 + (k * D * D if kind == EMFAST_FULL else 0)
@@ -207,16 +196,13 @@ cdef void _log_prob_chunk(
     double *logpt,                  # OUT (K, n_pad)
 ) noexcept nogil:
     cdef Py_ssize_t n_pad = emfast_padded(n_rows)
-    _transpose(x, weights, n_rows, D, n_pad, _xt(scratch))
+    transpose_columns(x, weights, n_rows, D, n_pad, _xt(scratch))
     if _blas_kind(kind, use_blas):
         _log_prob_blas(kind, _xt(scratch), n_pad, D, K, means, prec, log_const,
                        _zt(scratch, n_pad, D), logpt)
-    elif floating is double:
-        emfast_log_prob_columns_f64(kind, _xt(scratch), n_pad, D, K, means, prec, log_const,
-                                    _zt(scratch, n_pad, D), logpt)
     else:
-        emfast_log_prob_columns_f32(kind, _xt(scratch), n_pad, D, K, means, prec, log_const,
-                                    _zt(scratch, n_pad, D), logpt)
+        log_prob_columns(kind, _xt(scratch), n_pad, D, K, means, prec, log_const,
+                         _zt(scratch, n_pad, D), logpt)
 
 
 cdef void _accumulate_chunk(
@@ -240,14 +226,9 @@ cdef void _accumulate_chunk(
         _accumulate_blas(kind, x, xt, n_rows, n_pad, D, K, centres, respt,
                          _zt(scratch, n_pad, D), _rw(scratch, n_pad, D), _rz(scratch, n_pad, D),
                          _gram(scratch, n_pad, D), nk, s1, s2)
-    elif floating is double:
-        emfast_accumulate_columns_f64(kind, xt, n_pad, D, K, centres, respt,
-                                      _zt(scratch, n_pad, D), _rz(scratch, n_pad, D),
-                                      _rw(scratch, n_pad, D), nk, s1, s2)
     else:
-        emfast_accumulate_columns_f32(kind, xt, n_pad, D, K, centres, respt,
-                                      _zt(scratch, n_pad, D), _rz(scratch, n_pad, D),
-                                      _rw(scratch, n_pad, D), nk, s1, s2)
+        accumulate_columns(kind, xt, n_pad, D, K, centres, respt, _zt(scratch, n_pad, D),
+                           _rz(scratch, n_pad, D), _rw(scratch, n_pad, D), nk, s1, s2)
 
 
 def em_pass(
@@ -314,7 +295,7 @@ def em_pass(
                 n_pad = emfast_padded(n_rows)
                 weights = &sample_weight[start] if weighted else NULL
                 if assignment == GIVEN:
-                    _transpose(&X[start, 0], weights, n_rows, D, n_pad, _xt(scratch))
+                    transpose_columns(&X[start, 0], weights, n_rows, D, n_pad, _xt(scratch))
                     for k in range(K):
                         for i in range(n_pad):
                             s.logpt[k * n_pad + i] = resp_in[start + i, k] if i < n_rows else 0.0
@@ -327,7 +308,7 @@ def em_pass(
                         emfast_onehot_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
                     else:
                         emfast_softmax_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
-                loglik = loglik + _weighted_loglik(s.log_norm, _xt(scratch) + D * n_pad, n_pad)
+                loglik = loglik + weighted_loglik(s.log_norm, _xt(scratch) + D * n_pad, n_pad)
                 _accumulate_chunk(stats_kind, &X[start, 0], n_rows, D, K, &centres[0, 0],
                                   s.logpt, use_blas, scratch, &block_nk[block, 0],
                                   &block_s1[block, 0], s2)

@@ -122,14 +122,8 @@ cdef void _log_densities(
     double *logpt,                  # OUT (K, n_pad) log N(x | k)
 ) noexcept nogil:
     cdef Py_ssize_t n_pad = emfast_padded(n_rows)
-    if floating is double:
-        emfast_transpose_f64(x, NULL, n_rows, D, n_pad, xs)
-        emfast_log_prob_columns_f64(kind, xs, n_pad, D, K, means, prec, log_const,
-                                    xs + (D + 1) * n_pad, logpt)
-    else:
-        emfast_transpose_f32(x, NULL, n_rows, D, n_pad, xs)
-        emfast_log_prob_columns_f32(kind, xs, n_pad, D, K, means, prec, log_const,
-                                    xs + (D + 1) * n_pad, logpt)
+    transpose_columns(x, <const floating *> NULL, n_rows, D, n_pad, xs)
+    log_prob_columns(kind, xs, n_pad, D, K, means, prec, log_const, xs + (D + 1) * n_pad, logpt)
 
 
 cdef void _accumulate(
@@ -152,16 +146,9 @@ cdef void _accumulate(
             respt[k * n_pad + i] = gamma[i * K + k]
         for i in range(n_rows, n_pad):
             respt[k * n_pad + i] = 0.0
-    if floating is double:
-        emfast_transpose_f64(x, NULL, n_rows, D, n_pad, xs)
-        emfast_accumulate_columns_f64(stats_kind, xs, n_pad, D, K, centres, respt,
-                                      xs + (D + 1) * n_pad, xs + (2 * D + 1) * n_pad,
-                                      xs + (3 * D + 1) * n_pad, nk, s1, s2)
-    else:
-        emfast_transpose_f32(x, NULL, n_rows, D, n_pad, xs)
-        emfast_accumulate_columns_f32(stats_kind, xs, n_pad, D, K, centres, respt,
-                                      xs + (D + 1) * n_pad, xs + (2 * D + 1) * n_pad,
-                                      xs + (3 * D + 1) * n_pad, nk, s1, s2)
+    transpose_columns(x, <const floating *> NULL, n_rows, D, n_pad, xs)
+    accumulate_columns(stats_kind, xs, n_pad, D, K, centres, respt, xs + (D + 1) * n_pad,
+                       xs + (2 * D + 1) * n_pad, xs + (3 * D + 1) * n_pad, nk, s1, s2)
 
 
 cdef double _forward_scaled(

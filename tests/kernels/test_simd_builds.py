@@ -13,7 +13,7 @@ import pytest
 
 from emfast._kernels import _gaussian
 
-BUILDS = ("avx512", "avx2", "baseline")
+BUILDS = _gaussian.SIMD_BUILDS[::-1]
 
 CHILD = r"""
 import sys
@@ -53,8 +53,7 @@ print("ok")
 
 
 def _runs(build):
-    order = BUILDS[::-1]
-    return order.index(build) <= order.index(_gaussian.simd_build())
+    return BUILDS.index(build) >= BUILDS.index(_gaussian.simd_build())
 
 
 def test_default_build_is_named():
@@ -71,3 +70,21 @@ def test_build_matches_reference(build, tmp_path):
                          text=True, capture_output=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == [build, "ok"]
+
+
+def test_unknown_build_name_warns_and_is_ignored(tmp_path):
+    code = "from emfast._kernels import _gaussian; print(_gaussian.simd_build())"
+
+    def child(**variables):
+        env = {k: v for k, v in os.environ.items() if k != "EMFAST_SIMD"}
+        out = subprocess.run([sys.executable, "-W", "always", "-c", code], cwd=tmp_path,
+                             env=dict(env, **variables), text=True, capture_output=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out
+
+    best = child().stdout.strip()
+    out = child(EMFAST_SIMD="sse4")
+    assert out.stdout.strip() == best
+    assert ("EMFAST_SIMD='sse4' is ignored: it must be one of baseline, avx2, avx512; "
+            f"using the {best} build") in out.stderr
