@@ -1,13 +1,19 @@
 #!/usr/bin/env python
-"""Side-by-side EM benchmark: emfast vs scikit-learn vs the numpy reference.
+"""Side-by-side EM benchmark: emfast vs scikit-learn, oneDAL (daal4py) and the numpy reference.
 
-    python benchmarks/compare.py [--shapes NAME,...] [--threads 2] [--iters 10]
-                                 [--impls emfast,sklearn,reference] [--quick] [--out FILE]
+    python benchmarks/compare.py [--shapes NAME,...] [--data separated,overlap]
+                                 [--modes iter,fit,accel] [--threads 2] [--iters 10]
+                                 [--impls emfast,sklearn,daal4py,reference]
+                                 [--daal-venv PATH] [--quick] [--out FILE]
 
 Every implementation runs in its own subprocess (``--worker`` mode of this
 script) with BLAS/OpenMP threads pinned through the environment before numpy is
-imported, on identical data and an identical explicit start loaded from a .npz.
-See benchmarks/README.md for what each column means.
+imported, on identical data and an identical explicit start loaded from a .npz;
+daal4py runs in its own virtual environment (it needs scikit-learn < 1.6).
+Every shape runs on two kinds of data: well separated clusters and overlapping
+ones (at least 20% of the points with a largest responsibility below 0.9).
+The machine's limits (GEMM peaks, exp throughput, read bandwidth) are measured
+in the same run.  See benchmarks/README.md for what each column means.
 """
 import argparse
 import gc
@@ -32,8 +38,16 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 # same, current BLAS kernel.
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 KEEP_OPENBLAS_ENV = False   # set from --keep-openblas-env
-ALL_IMPLS = ("emfast", "sklearn", "reference")
+ALL_IMPLS = ("emfast", "sklearn", "daal4py", "reference")
+PEERS = ("sklearn", "daal4py")
+DATA_KINDS = ("separated", "overlap")
+MODES = ("iter", "fit", "accel")
 DASH = "—"
+AMBIGUOUS_RESP = 0.9      # a point is ambiguous when its largest responsibility is below this
+OVERLAP_TARGET = 0.3      # overlapping data: this fraction of ambiguous points is aimed at
+SEPARATED_SCALE = 4.0     # least standard deviation of the component means, separated data ...
+SEPARATED_TARGET = 0.01   # ... raised until at most this fraction of points is ambiguous
+DAAL_REQUIREMENTS = ("daal4py", "scikit-learn<1.6", "packaging", "threadpoolctl")
 
 
 # --------------------------------------------------------------------------- shapes
@@ -42,6 +56,7 @@ class Run:
     impl: str
     dtype: str
     threads: int
+    accelerate: str = None   # emfast's accelerate= (accel rows)
 
 
 @dataclass(frozen=True)
@@ -53,61 +68,195 @@ class Shape:
     cov: str
     runs: tuple
     iters: int
-    init: bool = False  # also time k-means initialisation
+    init: bool = False       # also time k-means initialisation
+    data: str = "separated"  # one of DATA_KINDS
+    mode: str = "iter"       # iter: fixed iterations from one start; fit: default init and tol
+                             # (end to end); accel: E-passes to the fixed point
 
     @property
     def data_key(self):  # f32 / 1-thread variants share the data of their base shape
-        return (self.n, self.d, self.k, self.cov)
+        return (self.n, self.d, self.k, self.cov, self.data)
 
     def key(self, run):  # identical measurements are run once and shared between shapes
-        return (self.data_key, run, self.iters, self.init)
+        return (self.data_key, run, self.iters, self.init, self.mode)
 
 
-def build_shapes(threads, iters, quick):
-    # --quick keeps >= ~10 points per covariance entry so small float32 runs stay well-posed
-    n = (lambda v, k, d: max(v // 100, 10 * k * d)) if quick else (lambda v, k, d: v)
-    std = tuple(Run(i, "float64", threads) for i in ALL_IMPLS)
+def build_shapes(threads, iters, quick, data_kinds=DATA_KINDS, modes=MODES):
+    """{(name, data kind): Shape} for every shape on every kind of data."""
+    def n(v, k, d, cov="full"):
+        # --quick keeps >= ~10 points per covariance entry so small float32 runs stay well-posed
+        per = k * d if cov in ("full", "tied") else k
+        return max(v // 100, 10 * per) if quick else v
+
+    run = lambda impl, dtype="float64", t=threads, acc=None: Run(impl, dtype, t, acc)
+    std = tuple(run(i) for i in ALL_IMPLS)
+    no_daal = tuple(r for r in std if r.impl != "daal4py")
     two = std[:2]
-    f32 = (Run("emfast", "float32", threads), Run("emfast", "float64", threads))
-    one = (Run("emfast", "float64", 1), Run("emfast", "float64", threads))
-    specs = [(f"d2k8-{c}", n(1_000_000, 8, 2), 2, 8, c, std, iters, False)
+    f32 = (run("emfast", "float32"), run("emfast"), run("daal4py", "float32"), run("daal4py"))
+    one = (run("emfast", t=1), run("emfast"))
+    plain_fit = (run("emfast"), run("sklearn"))
+    accel = (run("emfast"), run("emfast", acc="squarem"), run("emfast", acc="anderson"))
+    specs = [(f"d2k8-{c}", n(1_000_000, 8, 2, c), 2, 8, c,
+              std if c in ("full", "diag") else no_daal, iters, False, "iter")
              for c in ("full", "tied", "diag", "spherical")]
     specs += [
-        ("d16k16-full", n(1_000_000, 16, 16), 16, 16, "full", std, iters, False),
-        ("d16k16-diag", n(1_000_000, 16, 16), 16, 16, "diag", std, iters, False),
-        ("d64k32-full", n(200_000, 32, 64), 64, 32, "full", std, iters, False),
-        ("d16k16-full-f32", n(1_000_000, 16, 16), 16, 16, "full", f32, iters, False),
-        ("d64k32-full-f32", n(200_000, 32, 64), 64, 32, "full", f32, iters, False),
-        ("d16k16-full-1thread", n(1_000_000, 16, 16), 16, 16, "full", one, iters, False),
-        ("mem-d4k8", n(10_000_000, 8, 4), 4, 8, "full", two, min(iters, 3), False),
-        ("init-16", n(1_000_000, 16, 16), 16, 16, "full", two, iters, True),
+        ("d16k16-full", n(1_000_000, 16, 16), 16, 16, "full", std, iters, False, "iter"),
+        ("d16k16-diag", n(1_000_000, 16, 16, "diag"), 16, 16, "diag", std, iters, False, "iter"),
+        ("d64k32-full", n(200_000, 32, 64), 64, 32, "full", std, iters, False, "iter"),
+        # speaker-recognition universal background model; large-K diagonal
+        ("ubm-d60k512-diag", n(300_000, 512, 60, "diag"), 60, 512, "diag", std, iters, False,
+         "iter"),
+        ("d40k1024-diag", n(1_000_000, 1024, 40, "diag"), 40, 1024, "diag", std, iters, False,
+         "iter"),
+        ("d2k8-full-f32", n(1_000_000, 8, 2), 2, 8, "full", f32, iters, False, "iter"),
+        ("d16k16-full-f32", n(1_000_000, 16, 16), 16, 16, "full", f32, iters, False, "iter"),
+        ("d64k32-full-f32", n(200_000, 32, 64), 64, 32, "full", f32, iters, False, "iter"),
+        ("ubm-d60k512-diag-f32", n(300_000, 512, 60, "diag"), 60, 512, "diag", f32, iters,
+         False, "iter"),
+        ("d16k16-full-1thread", n(1_000_000, 16, 16), 16, 16, "full", one, iters, False, "iter"),
+        ("mem-d4k8", n(10_000_000, 8, 4), 4, 8, "full", two, min(iters, 3), False, "iter"),
+        ("init-16", n(1_000_000, 16, 16), 16, 16, "full", two, iters, True, "iter"),
+        # end to end: each implementation's default k-means init, tol, iterations counted
+        ("fit-d2k8-full", n(1_000_000, 8, 2), 2, 8, "full", plain_fit, iters, False, "fit"),
+        ("fit-d16k16-full", n(1_000_000, 16, 16), 16, 16, "full", plain_fit, iters, False, "fit"),
     ]
-    return {s[0]: Shape(*s) for s in specs}
+    # E-passes to the fixed point, plain vs accelerated EM (overlapping data only)
+    specs += [(f"accel-d2k8-{c}", n(100_000, 8, 2, c), 2, 8, c, accel, iters, False, "accel")
+              for c in ("full", "tied", "diag", "spherical")]
+    specs += [("accel-d16k16-full", n(100_000, 16, 16), 16, 16, "full", accel, iters, False,
+               "accel")]
+    shapes = {}
+    for spec in specs:
+        for kind in data_kinds:
+            if spec[-1] in modes and (spec[-1] != "accel" or kind == "overlap"):
+                shapes[spec[0], kind] = Shape(*spec[:-1], data=kind, mode=spec[-1])
+    return shapes
 
 
 # --------------------------------------------------------------------------- data
-def make_dataset(n, d, k, cov, seed):
-    """Samples of a random Gaussian mixture plus one explicit EM start."""
+def spread_means(rng, k, d, draws=64):
+    """(k, d) standard normal means, the best of ``draws`` draws by their smallest
+    pairwise distance (at small D two of a few random means often nearly coincide,
+    and no scale separates them)."""
+    import numpy as np
+    best, best_gap = None, -1.0
+    for _ in range(draws if k > 1 else 1):
+        m = rng.normal(size=(k, d))
+        sq = (m ** 2).sum(axis=1)
+        gap = (sq[:, None] + sq[None, :] - 2 * m @ m.T + np.diag(np.full(k, np.inf))).min()
+        if gap > best_gap:
+            best, best_gap = m, gap
+    return best
+
+
+def _component_factors(rng, d, k, cov):
+    """Per-component scale factors A_k of the generating mixture (covariance A A^T):
+    (k, d, d) lower-triangular for full, (d, d) tied, (k, d) diag, (k,) spherical."""
+    import numpy as np
+    if cov == "full":
+        a = rng.normal(size=(k, d, d)) / np.sqrt(d)
+        return np.linalg.cholesky(a @ np.swapaxes(a, 1, 2) + 0.3 * np.eye(d))
+    if cov == "tied":
+        a = rng.normal(size=(d, d)) / np.sqrt(d)
+        return np.linalg.cholesky(a @ a.T + 0.3 * np.eye(d))
+    if cov == "diag":
+        return np.sqrt(rng.uniform(0.3, 2.0, (k, d)))
+    return np.sqrt(rng.uniform(0.3, 2.0, k))
+
+
+def _noise(z, labels, factors, cov):
+    """z (n, d) standard normals turned into each row's component noise, in place."""
+    import numpy as np
+    if cov == "tied":
+        return z @ factors.T
+    if cov == "diag":
+        z *= factors[labels]
+        return z
+    if cov == "spherical":
+        z *= factors[labels][:, None]
+        return z
+    order = np.argsort(labels, kind="stable")  # full: one product per component's rows
+    bounds = np.searchsorted(labels[order], np.arange(len(factors) + 1))
+    for j in range(len(factors)):
+        idx = order[bounds[j]:bounds[j + 1]]
+        z[idx] = z[idx] @ factors[j].T
+    return z
+
+
+def ambiguous_fraction(X, weights, means, factors, cov, block=8192):
+    """Fraction of rows whose largest responsibility under the generating mixture
+    is below AMBIGUOUS_RESP (the posterior computed in numpy, block by block)."""
+    import numpy as np
+    from scipy.linalg import solve_triangular
+    k, d = means.shape
+    if cov == "tied":
+        factors = np.broadcast_to(factors, (k, d, d))
+    if cov in ("full", "tied"):
+        log_det = np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1)
+    elif cov == "diag":
+        log_det, prec = np.log(factors).sum(axis=1), factors ** -2.0
+    else:
+        log_det, prec = d * np.log(factors), np.repeat((factors ** -2.0)[:, None], d, axis=1)
+    const = np.log(weights) - log_det
+    ambiguous = 0
+    for s in range(0, len(X), block):
+        x = X[s:s + block].astype(np.float64)
+        if cov in ("full", "tied"):
+            sq = np.stack([(solve_triangular(factors[j], (x - means[j]).T, lower=True) ** 2)
+                           .sum(axis=0) for j in range(k)], axis=1)
+        else:
+            sq = (x ** 2) @ prec.T - 2 * x @ (means * prec).T + (means ** 2 * prec).sum(axis=1)
+        logp = const - 0.5 * sq
+        logp -= logp.max(axis=1, keepdims=True)
+        p = np.exp(logp)
+        ambiguous += int((p.max(axis=1) / p.sum(axis=1) < AMBIGUOUS_RESP).sum())
+    return ambiguous / max(len(X), 1)
+
+
+def mean_scale(weights, base_means, labels, z, factors, cov, target, low=0.0, high=64.0):
+    """Scale s of the component means (X = s * means[labels] + noise) at which about
+    ``target`` of the points are ambiguous, by bisection on a sample of rows."""
+    fraction = lambda s: ambiguous_fraction(s * base_means[labels] + z, weights,
+                                            s * base_means, factors, cov)
+    for _ in range(18):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if fraction(mid) > target else (low, mid)
+    return 0.5 * (low + high)
+
+
+def make_dataset(n, d, k, cov, seed, data="separated"):
+    """Samples of a random Gaussian mixture plus one explicit EM start.
+
+    The component means are standard normals times a scale.  ``data``
+    'separated': the scale is SEPARATED_SCALE, or larger until at most
+    SEPARATED_TARGET of the points are ambiguous (largest responsibility below
+    AMBIGUOUS_RESP; at small D and that scale the clusters still overlap);
+    'overlap': the scale at which about OVERLAP_TARGET of them are.  The returned
+    ``ambiguous`` is that fraction, measured under the generating mixture on
+    (up to 200,000 of) the samples.
+    """
     import numpy as np
     rng = np.random.default_rng(seed)
     weights = rng.dirichlet(np.full(k, 5.0))
-    means = rng.normal(scale=4.0, size=(k, d))
+    base_means = spread_means(rng, k, d)
+    factors = _component_factors(rng, d, k, cov)
     labels = rng.choice(k, size=n, p=weights)
-    X = np.empty((n, d))
-    shared = rng.normal(size=(d, d)) / np.sqrt(d)
-    for j in range(k):  # per-component sampling avoids an (n, d, d) temporary
-        idx = np.flatnonzero(labels == j)
-        z = rng.standard_normal((idx.size, d))
-        if cov == "full":
-            a = rng.normal(size=(d, d)) / np.sqrt(d)
-            z = z @ np.linalg.cholesky(a @ a.T + 0.3 * np.eye(d)).T
-        elif cov == "tied":
-            z = z @ np.linalg.cholesky(shared @ shared.T + 0.3 * np.eye(d)).T
-        elif cov == "diag":
-            z = z * np.sqrt(rng.uniform(0.3, 2.0, d))
-        else:
-            z = z * np.sqrt(rng.uniform(0.3, 2.0))
-        X[idx] = means[j] + z
+    noise = _noise(rng.standard_normal((n, d)), labels, factors, cov)
+    m = min(n, 20_000)
+    sample = (weights, base_means, labels[:m], noise[:m], factors, cov)
+    if data == "overlap":
+        scale = mean_scale(*sample, OVERLAP_TARGET)
+    elif ambiguous_fraction(SEPARATED_SCALE * base_means[labels[:m]] + noise[:m], weights,
+                            SEPARATED_SCALE * base_means, factors, cov) > SEPARATED_TARGET:
+        scale = mean_scale(*sample, SEPARATED_TARGET, low=SEPARATED_SCALE)
+    else:
+        scale = SEPARATED_SCALE
+    means = scale * base_means
+    X = noise
+    X += means[labels]
+    del noise
+    m = min(n, 200_000)
+    ambiguous = ambiguous_fraction(X[:m], weights, means, factors, cov)
 
     # Start: K random data rows as means, uniform weights, the (sub-sampled) data
     # covariance for every component -- a realistic "random_from_data" start.
@@ -123,7 +272,8 @@ def make_dataset(n, d, k, cov, seed):
     else:
         prec = np.full(k, 1.0 / np.diag(c).mean())
     return dict(X=X, weights_init=np.full(k, 1.0 / k), means_init=means_init,
-                precisions_init=prec, precisions_cholesky=precision_cholesky(prec, cov))
+                precisions_init=prec, precisions_cholesky=precision_cholesky(prec, cov),
+                ambiguous=np.float64(ambiguous), mean_scale=np.float64(scale))
 
 
 def precision_cholesky(prec, cov):
@@ -136,12 +286,15 @@ def precision_cholesky(prec, cov):
 
 
 def write_dataset(shape, tmpdir, seed):
+    """Path of the shape's .npz (made once per data key) and its ambiguous fraction."""
     import numpy as np
-    path = os.path.join(tmpdir, "data-{}-{}-{}-{}.npz".format(*shape.data_key))
+    path = os.path.join(tmpdir, "data-{}-{}-{}-{}-{}.npz".format(*shape.data_key))
     if not os.path.exists(path):
-        s = seed + zlib.crc32(repr(shape.data_key).encode())  # stable across runs
-        np.savez(path, **make_dataset(*shape.data_key, seed=s))
-    return path
+        n, d, k, cov, data = shape.data_key
+        s = seed + zlib.crc32(repr((n, d, k, cov)).encode())  # stable across runs
+        np.savez(path, **make_dataset(n, d, k, cov, seed=s, data=data))
+    with np.load(path) as f:
+        return path, float(f["ambiguous"])
 
 
 # --------------------------------------------------------------------------- worker side
@@ -228,6 +381,72 @@ def work_fit(a, X, start, res):
         res["init_s"] = one - res["s_per_iter"]
 
 
+def work_end_to_end(a, X, res):
+    """One default fit (k-means init, tol, max_iter), timed whole, init included."""
+    k = a.components
+    none = dict(weights_init=None, means_init=None, precisions_init=None)
+    est = lambda **o: make_estimator(a.impl, k, a.cov, a.threads, a.max_iter, none,
+                                     init_params="kmeans", tol=a.tol, **o)
+    warm_up(lambda: est(max_iter=1).fit(X[:warm_rows(X, k)]))
+    model, fit_s, res["mem_mb"] = measured(lambda: est().fit(X))
+    res.update(fit_s=fit_s, n_iter=int(model.n_iter_), loglik=float(model.lower_bound_),
+               converged=bool(model.converged_), s_per_iter=fit_s / max(model.n_iter_, 1))
+
+
+def work_accelerated(a, X, start, res):
+    """E-passes of plain or accelerated EM from the explicit start to convergence at a
+    small tol (the fixed point)."""
+    k = len(start["weights_init"])
+    extra = {} if a.accelerate is None else {"accelerate": a.accelerate}
+    est = lambda **o: make_estimator("emfast", k, a.cov, a.threads, a.max_iter, start,
+                                     tol=a.tol, **extra, **o)
+    warm_up(lambda: est(max_iter=3).fit(X[:warm_rows(X, k)]))
+    model, fit_s, res["mem_mb"] = measured(lambda: est().fit(X))
+    res.update(fit_s=fit_s, n_iter=int(model.n_iter_), loglik=float(model.lower_bound_),
+               converged=bool(model.converged_),
+               e_passes=int(getattr(model, "n_e_passes_", model.n_iter_)))
+
+
+def work_daal(a, X, start, res):
+    """oneDAL's EM-GMM (daal4py) from the same start for a fixed iteration count.
+
+    Only full and diagonal covariances exist there; the start's precisions are
+    inverted into covariances.  ``goalFunction`` is the total log-likelihood.
+    """
+    import numpy as np
+    import daal4py as d4p
+    storage = {"full": "full", "diag": "diagonal"}.get(a.cov)
+    if storage is None:
+        res["unsupported"] = f"no {a.cov} covariance in daal4py"
+        return
+    d4p.daalinit(a.threads)
+    k = len(start["weights_init"])
+    fptype = "float" if X.dtype == np.float32 else "double"
+    weights = start["weights_init"].reshape(1, k)
+    if storage == "full":
+        covs = [np.ascontiguousarray(np.linalg.inv(p)) for p in start["precisions_init"]]
+    else:
+        covs = [np.ascontiguousarray(1.0 / p[None, :]) for p in start["precisions_init"]]
+    covs = [c.astype(X.dtype) for c in covs]
+
+    def run(Y, iters):
+        algo = d4p.em_gmm(nComponents=k, maxIterations=iters, accuracyThreshold=0.0,
+                          covarianceStorage=storage, fptype=fptype)
+        return algo.compute(Y, weights, start["means_init"], covs)
+
+    warm_up(lambda: run(X[:warm_rows(X, k)], 1))
+    try:
+        out, fit_s, res["mem_mb"] = measured(lambda: run(X, a.iters))
+    except RuntimeError as e:   # e.g. its M-step gives up on an empty component
+        res["error"] = str(e).splitlines()[0]
+        return
+    for _ in range(a.repeat - 1):
+        fit_s = min(fit_s, best_time(lambda: run(X, a.iters), 1))
+    n_iter = max(int(np.asarray(out.nIterations).ravel()[0]), 1)
+    res.update(n_iter=n_iter, loglik=float(np.asarray(out.goalFunction).ravel()[0]) / len(X),
+               s_per_iter=fit_s / n_iter)
+
+
 def work_reference(a, X, start, pc, res):
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     from _reference import em
@@ -250,12 +469,60 @@ def work_impl(a):
     try:
         if a.impl == "reference":
             work_reference(a, X, start, data["precisions_cholesky"], res)
+        elif a.impl == "daal4py":
+            work_daal(a, X, start, res)
+        elif a.mode == "fit":
+            a.components = len(start["weights_init"])
+            work_end_to_end(a, X, res)
+        elif a.mode == "accel":
+            work_accelerated(a, X, start, res)
         else:
             work_fit(a, X, start, res)
     except ImportError as e:  # degrade gracefully: missing package is not a crash
         return {"unavailable": str(e)}
-    if res["n_iter"] != a.iters:
+    if "error" in res:
+        return {"error": res["error"]}
+    if a.mode == "iter" and res.get("n_iter", a.iters) != a.iters:
         res["warnings"].append(f"n_iter_={res['n_iter']} != requested {a.iters}")
+    return res
+
+
+def parallel_rate(threads, fn, work, seconds=0.3):
+    """Best rate (work units / s) over 3 rounds of ``threads`` Python threads each
+    calling fn() (numpy releases the GIL in its loops) for about ``seconds``."""
+    import threading
+    best = 0.0
+    for _ in range(3):
+        counts = [0] * threads
+
+        def loop(t, stop):
+            while time.perf_counter() < stop:
+                fn(t)
+                counts[t] += 1
+        stop = time.perf_counter() + seconds
+        t0 = time.perf_counter()
+        pool = [threading.Thread(target=loop, args=(t, stop)) for t in range(threads)]
+        for th in pool:
+            th.start()
+        for th in pool:
+            th.join()
+        best = max(best, sum(counts) * work / (time.perf_counter() - t0))
+    return best
+
+
+def work_limits(a):
+    """The machine limits every row is measured against: DGEMM/SGEMM peak (a square
+    matmul), float64 exp throughput (numpy's vectorised exp on cache-resident
+    arguments <= 0, one array per thread) and read bandwidth (sums of a large array)."""
+    import numpy as np
+    res = work_gemm(a)
+    n_exp = 1 << 14
+    args = [np.random.default_rng(t).uniform(-40.0, 0.0, n_exp) for t in range(a.threads)]
+    outs = [np.empty_like(x) for x in args]
+    res["exp_per_s"] = parallel_rate(a.threads, lambda t: np.exp(args[t], out=outs[t]), n_exp)
+    n_read = (a.read_mb << 20) // 8 // a.threads
+    parts = [np.ones(n_read) for _ in range(a.threads)]
+    res["read_bytes_per_s"] = parallel_rate(a.threads, lambda t: parts[t].sum(), n_read * 8)
     return res
 
 
@@ -273,11 +540,13 @@ def work_gemm(a):
 
 def work_info(a):
     import importlib
+    import importlib.metadata
     from threadpoolctl import threadpool_info
     res = {}
-    for mod in ("numpy", "scipy", "sklearn", "emfast"):
+    for mod in ("numpy", "scipy", "sklearn", "emfast", "daal4py"):
         try:
-            res[mod] = importlib.import_module(mod).__version__
+            module = importlib.import_module(mod)
+            res[mod] = getattr(module, "__version__", None) or importlib.metadata.version(mod)
         except Exception as e:  # noqa: BLE001 - any import failure means "not available"
             res[mod] = f"not available ({type(e).__name__})"
     res["threadpools"] = [{k: i.get(k) for k in ("user_api", "internal_api", "num_threads",
@@ -289,23 +558,25 @@ def work_info(a):
 def worker_main(a):
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=a.threads):
-        fn = {"info": work_info, "gemm": work_gemm, "impl": work_impl}[a.worker]
+        fn = {"info": work_info, "gemm": work_gemm, "limits": work_limits,
+              "impl": work_impl}[a.worker]
         print("RESULT " + json.dumps(fn(a)), flush=True)
 
 
 # --------------------------------------------------------------------------- parent side
-def spawn(mode, threads, extra_args, timeout, clean_openblas=True):
+def spawn(mode, threads, extra_args, timeout, clean_openblas=True, python=None):
     """Run a worker subprocess with pinned threads; return its result dict or None.
 
     The machine's OpenBLAS overrides (an older-CPU kernel) are removed by default
     for every worker, so the peak and the implementations use the same, current
-    BLAS kernel; --keep-openblas-env keeps them.
+    BLAS kernel; --keep-openblas-env keeps them.  ``python`` is the interpreter
+    (daal4py's own virtual environment); default this one.
     """
     env = dict(os.environ, **{v: str(threads) for v in THREAD_VARS})
     if clean_openblas:
         for v in OPENBLAS_OVERRIDES:
             env.pop(v, None)
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", mode,
+    cmd = [python or sys.executable, os.path.abspath(__file__), "--worker", mode,
            "--threads", str(threads), *map(str, extra_args)]
     try:
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -320,7 +591,25 @@ def spawn(mode, threads, extra_args, timeout, clean_openblas=True):
     return None
 
 
-def machine_info(info, gemm):
+# --------------------------------------------------------------------------- oneDAL's venv
+def daal_python(venv):
+    """The interpreter of daal4py's virtual environment at ``venv``, created (with
+    daal4py and scikit-learn < 1.6) when it does not exist yet; None if that fails."""
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        print(f"  creating the daal4py virtual environment {venv}", flush=True)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+            subprocess.run([python, "-m", "pip", "install", "-q", *DAAL_REQUIREMENTS],
+                           check=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            print(f"  ! could not create {venv}: {e}", flush=True)
+            return None
+    return python
+
+
+# --------------------------------------------------------------------------- report
+def machine_info(info, limits, daal_info=None):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                 if l.startswith("model name")), platform.processor())
     aff = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
@@ -332,6 +621,9 @@ def machine_info(info, gemm):
         pools = dict.fromkeys(", ".join(f"{k}={v}" for k, v in t.items())
                               for t in info["threadpools"])  # numpy and scipy may share one
         lines += [f"- threadpool: {p}" for p in pools]
+    if daal_info:
+        lines.append(f"- daal4py environment: daal4py {daal_info.get('daal4py')}, "
+                     f"numpy {daal_info.get('numpy')}, sklearn {daal_info.get('sklearn')}")
     load = os.getloadavg()[0]  # concurrent work skews timings badly with pinned BLAS threads
     lines.append(f"- 1-min load average at start: {load:.2f}"
                  + ("  **WARNING: machine not idle**" if load > 0.5 else ""))
@@ -341,9 +633,12 @@ def machine_info(info, gemm):
                      "workers; unset only for the GEMM peak measurement")
     elif kept:
         lines.append(f"- note: {kept} unset for every worker (peak and implementations alike)")
-    if gemm:
-        lines.append(f"- GEMM peak (OpenBLAS kernel {gemm['architecture']}): "
-                     f"DGEMM {gemm['dgemm']:.1f} GFLOP/s, SGEMM {gemm['sgemm']:.1f} GFLOP/s")
+    if limits:
+        lines.append(f"- limits, measured in this run: GEMM peak (OpenBLAS kernel "
+                     f"{limits['architecture']}) DGEMM {limits['dgemm']:.1f} GFLOP/s, SGEMM "
+                     f"{limits['sgemm']:.1f} GFLOP/s; exp (float64) "
+                     f"{limits['exp_per_s'] / 1e9:.2f} G/s; read bandwidth "
+                     f"{limits['read_bytes_per_s'] / 1e9:.1f} GB/s")
     return "\n".join(lines)
 
 
@@ -359,30 +654,94 @@ def fmt(v, spec):
     return DASH if v is None else format(v, spec)
 
 
-COLUMNS = ("shape", "cov", "dtype", "threads", "impl", "s/iter", "vs sklearn", "GFLOP/s",
-           "%peak", "final mean loglik", "peak extra MB (% of X)", "predict_proba s",
-           "score_samples s", "init s")
+def model_flops(shape):
+    """Floating-point operations of one iteration as GEMMs would do them:
+    4 N K D^2 + 8 N K D with D x D factors (full, tied), 8 N K D without (two
+    N x D x K products for the log-densities, two for the statistics)."""
+    nkd = shape.n * shape.k * shape.d
+    return (4 * nkd * shape.d if shape.cov in ("full", "tied") else 0) + 8 * nkd
 
 
-def table_row(shape, run, r, results, gemm):
-    if r is None or "skipped" in r or "unavailable" in r:
-        why = "failed" if r is None else r.get("skipped") or "unavailable"
-        cells = [DASH] * (len(COLUMNS) - 5)
-        cells[0] = why
+def limit_cell(shape, dtype, seconds, x_nbytes, limits):
+    """Fraction of the relevant machine limit one iteration reaches: the GEMM peak
+    for D >= 16; for small D the exp bound (N K exponentials) and the read bound
+    (X read once)."""
+    if not limits or not seconds:
+        return DASH
+    if shape.d >= 16:
+        peak = limits["sgemm" if dtype == "float32" else "dgemm"] * 1e9
+        return f"{100 * model_flops(shape) / seconds / peak:.0f}% GEMM"
+    exp_s = shape.n * shape.k / limits["exp_per_s"]
+    read_s = x_nbytes / limits["read_bytes_per_s"]
+    return f"{100 * exp_s / seconds:.0f}% exp, {100 * read_s / seconds:.0f}% read"
+
+
+COLUMNS = ("shape", "data", "cov", "dtype", "threads", "impl", "s/iter", "vs sklearn",
+           "vs daal4py", "GFLOP/s", "of limit", "final mean loglik", "peak extra MB (% of X)",
+           "predict_proba s", "score_samples s", "init s")
+FIT_COLUMNS = ("shape", "data", "cov", "dtype", "threads", "impl", "fit s", "n_iter",
+               "converged", "s/iter", "fit vs sklearn", "final mean loglik")
+ACCEL_COLUMNS = ("shape", "data", "cov", "dtype", "threads", "accelerate", "E-passes",
+                 "iterations", "fit s", "E-passes plain / this", "final mean loglik",
+                 "rel. diff vs plain")
+
+
+def not_run(r):
+    """'failed', 'skipped', 'unavailable' or 'unsupported' when a row has no timing."""
+    if r is None:
+        return "failed"
+    for why in ("skipped", "unavailable", "unsupported", "error"):
+        if why in r:
+            return why
+    return None
+
+
+def table_row(shape, run, r, results, limits):
+    if not_run(r):
+        cells = [DASH] * (len(COLUMNS) - 6)
+        cells[0] = not_run(r)
     else:
-        sk = results.get(shape.key(Run("sklearn", run.dtype, run.threads)))
-        sk_t = sk.get("s_per_iter") if sk else None
-        flops = 4 * shape.n * shape.k * shape.d ** 2 + 8 * shape.n * shape.k * shape.d
-        gf = flops / r["s_per_iter"] / 1e9
-        peak = gemm and gemm["sgemm" if run.dtype == "float32" else "dgemm"]
+        peer_t = {}
+        for peer in PEERS:
+            p = results.get(shape.key(Run(peer, run.dtype, run.threads)))
+            peer_t[peer] = p.get("s_per_iter") if p else None
+        t = r["s_per_iter"]
         mem = (DASH if r.get("mem_mb") is None else
                f"{r['mem_mb']:.0f} ({100 * r['mem_mb'] * 2**20 / r['x_nbytes']:.0f}%)")
-        cells = [f"{r['s_per_iter']:.4g}", fmt(sk_t and sk_t / r["s_per_iter"], ".2f"),
-                 f"{gf:.2f}", fmt(peak and 100 * gf / peak, ".1f"), f"{r['loglik']:.6f}", mem,
-                 fmt(r.get("predict_proba_s"), ".4g"), fmt(r.get("score_samples_s"), ".4g"),
+        cells = [f"{t:.4g}", fmt(peer_t["sklearn"] and peer_t["sklearn"] / t, ".2f"),
+                 fmt(peer_t["daal4py"] and peer_t["daal4py"] / t, ".2f"),
+                 f"{model_flops(shape) / t / 1e9:.2f}",
+                 limit_cell(shape, run.dtype, t, r["x_nbytes"], limits), f"{r['loglik']:.6f}",
+                 mem, fmt(r.get("predict_proba_s"), ".4g"), fmt(r.get("score_samples_s"), ".4g"),
                  fmt(r.get("init_s"), ".4g")]
-    return "| " + " | ".join([shape.name, shape.cov, run.dtype, str(run.threads), run.impl,
-                              *cells]) + " |"
+    return "| " + " | ".join([shape.name, shape.data, shape.cov, run.dtype, str(run.threads),
+                              run.impl, *cells]) + " |"
+
+
+def fit_row(shape, run, r, results):
+    if not_run(r):
+        cells = [not_run(r)] + [DASH] * (len(FIT_COLUMNS) - 7)
+    else:
+        sk = results.get(shape.key(Run("sklearn", run.dtype, run.threads)))
+        sk_t = sk.get("fit_s") if sk else None
+        cells = [f"{r['fit_s']:.4g}", str(r["n_iter"]), "yes" if r["converged"] else "no",
+                 f"{r['s_per_iter']:.4g}", fmt(sk_t and sk_t / r["fit_s"], ".2f"),
+                 f"{r['loglik']:.6f}"]
+    return "| " + " | ".join([shape.name, shape.data, shape.cov, run.dtype, str(run.threads),
+                              run.impl, *cells]) + " |"
+
+
+def accel_row(shape, run, r, results):
+    if not_run(r):
+        cells = [not_run(r)] + [DASH] * (len(ACCEL_COLUMNS) - 7)
+    else:
+        plain = results.get(shape.key(Run("emfast", run.dtype, run.threads)))
+        ok = plain and "e_passes" in plain
+        cells = [str(r["e_passes"]), str(r["n_iter"]), f"{r['fit_s']:.4g}",
+                 fmt(ok and plain["e_passes"] / r["e_passes"], ".2f"), f"{r['loglik']:.10f}",
+                 fmt(ok and abs(r["loglik"] - plain["loglik"]) / abs(plain["loglik"]), ".1e")]
+    return "| " + " | ".join([shape.name, shape.data, shape.cov, run.dtype, str(run.threads),
+                              run.accelerate or "None", *cells]) + " |"
 
 
 def derived_lines(shape, get, paired=()):
@@ -399,83 +758,155 @@ def derived_lines(shape, get, paired=()):
         out.append(f"k-means init: emfast {rs[0]['init_s']:.3g} s, sklearn "
                    f"{rs[1]['init_s']:.3g} s (sklearn/emfast = "
                    f"{rs[1]['init_s'] / max(rs[0]['init_s'], 1e-12):.2f})")
-    ll = {run.impl: r["loglik"] for run, r in zip(shape.runs, rs)
-          if r and "loglik" in r and run.dtype == "float64"}
-    for other in ("sklearn", "reference"):
-        if "emfast" in ll and other in ll:
-            out.append(f"|loglik(emfast) - loglik({other})| = {abs(ll['emfast'] - ll[other]):.2e}")
-    return [f"- {shape.name}: {s}" for s in out]
+    if shape.mode == "iter":
+        ll = {run.impl: r["loglik"] for run, r in zip(shape.runs, rs)
+              if r and "loglik" in r and run.dtype == "float64"}
+        for other in ("sklearn", "daal4py", "reference"):
+            if "emfast" in ll and other in ll:
+                out.append(f"|loglik(emfast) - loglik({other})| = "
+                           f"{abs(ll['emfast'] - ll[other]):.2e}")
+    return [f"- {shape.name} ({shape.data}): {s}" for s in out]
 
 
 def run_impl(a, shape, run, npz, fit_only=False):
-    return spawn("impl", run.threads, clean_openblas=not KEEP_OPENBLAS_ENV, extra_args=
-                 ["--npz", npz, "--impl", run.impl, "--dtype", run.dtype, "--cov", shape.cov,
-                  "--iters", shape.iters, "--repeat", a.repeat]
-                 + (["--init"] if shape.init else []) + (["--fit-only"] if fit_only else []),
-                 timeout=a.timeout)
+    extra = ["--npz", npz, "--impl", run.impl, "--dtype", run.dtype, "--cov", shape.cov,
+             "--iters", shape.iters, "--repeat", a.repeat, "--mode", shape.mode]
+    if shape.mode == "fit":
+        extra += ["--tol", a.fit_tol, "--max-iter", a.fit_max_iter]
+    elif shape.mode == "accel":
+        extra += ["--tol", a.accel_tol, "--max-iter", a.accel_max_iter]
+        extra += ["--accelerate", run.accelerate] if run.accelerate else []
+    extra += (["--init"] if shape.init else []) + (["--fit-only"] if fit_only else [])
+    python = a.daal_python if run.impl == "daal4py" else None
+    return spawn("impl", run.threads, clean_openblas=not KEEP_OPENBLAS_ENV, extra_args=extra,
+                 timeout=a.timeout, python=python)
 
 
 def paired_ratios(a, shape, npz):
-    """--rounds time ratios of a shape's two runs, each round running them right
-    one after the other in fresh processes (fit timing only): slower / faster,
+    """--rounds time ratios of a shape's two emfast runs, each round running them
+    right one after the other in fresh processes (fit timing only): slower / faster,
     i.e. 1 thread / N threads, or float64 / float32."""
     ratios = []
+    runs = [r for r in shape.runs if r.impl == "emfast"][:2]
     for i in range(a.rounds):
-        print(f"  running {shape.name} paired round {i + 1}/{a.rounds}", flush=True)
-        pair = [run_impl(a, shape, run, npz, fit_only=True) for run in shape.runs]
+        print(f"  running {shape.name} ({shape.data}) paired round {i + 1}/{a.rounds}",
+              flush=True)
+        pair = [run_impl(a, shape, run, npz, fit_only=True) for run in runs]
         if all(r and "s_per_iter" in r for r in pair):
             slow, fast = pair if shape.name.endswith("-1thread") else pair[::-1]
             ratios.append(slow["s_per_iter"] / fast["s_per_iter"])
     return ratios
 
 
-def main_parent(a):
-    global KEEP_OPENBLAS_ENV
-    KEEP_OPENBLAS_ENV = a.keep_openblas_env
-    shapes = build_shapes(a.threads, a.iters, a.quick)
-    names = list(shapes) if not a.shapes else a.shapes.split(",")
-    unknown = [s for s in names if s not in shapes]
-    if unknown:
-        sys.exit(f"unknown shapes {unknown}; choose from {list(shapes)}")
-    impls = set(a.impls.split(","))
-    print(f"# emfast EM benchmark\n\ncommand: `{' '.join(sys.argv)}`\n", flush=True)
-    info = spawn("info", a.threads, [], a.timeout)
-    gemm = None if a.no_gemm else spawn("gemm", a.threads, ["--gemm-n", 1024 if a.quick else 4096],
-                                        a.timeout, clean_openblas=True)
-    header = machine_info(info, gemm)
-    print(header + "\n", flush=True)
+def skip_reason(a, shape, run):
+    """Why a run is not attempted (too much work or memory for its implementation)."""
+    if run.impl == "reference" and shape.n * shape.k * shape.d > a.reference_max_work:
+        return "skipped"
+    if run.impl in PEERS and shape.n * shape.k > a.peer_max_nk:
+        return "skipped"
+    if run.impl == "daal4py" and a.daal_python is None:
+        return "unavailable"
+    return None
 
+
+def run_all(a, shapes, impls):
+    """Run every selected shape; results by measurement key, paired ratios and the
+    ambiguous fraction of each data set."""
     tmpdir = tempfile.mkdtemp(prefix="emfast-bench-")
-    results, paired = {}, {}
+    results, paired, ambiguous = {}, {}, {}
     try:
-        for shape in (shapes[s] for s in names):
-            npz = write_dataset(shape, tmpdir, a.seed)
+        for shape in shapes:
+            npz, ambiguous[shape.data_key] = write_dataset(shape, tmpdir, a.seed)
             for run in shape.runs:
                 key = shape.key(run)
                 if run.impl not in impls or key in results:
                     continue
-                if run.impl == "reference" and shape.n * shape.k * shape.d > a.reference_max_work:
-                    results[key] = {"skipped": "skipped"}
+                why = skip_reason(a, shape, run)
+                if why:
+                    results[key] = {why: why}
                     continue
-                print(f"  running {shape.name} {run.impl} {run.dtype} threads={run.threads}",
-                      flush=True)
+                print(f"  running {shape.name} ({shape.data}) {run.impl} {run.dtype} "
+                      f"threads={run.threads}" + (f" accelerate={run.accelerate}"
+                                                  if run.accelerate else ""), flush=True)
                 r = run_impl(a, shape, run, npz)
                 results[key] = r
-                if r and "unavailable" in r:
-                    print(f"  {run.impl} unavailable: {r['unavailable']}", flush=True)
+                for why in ("unavailable", "error"):
+                    if r and why in r:
+                        print(f"  {run.impl} {why}: {r[why]}", flush=True)
                 for w in (r or {}).get("warnings", []):
-                    print(f"  WARNING {shape.name} {run.impl}: {w}", flush=True)
+                    print(f"  WARNING {shape.name} ({shape.data}) {run.impl}: {w}", flush=True)
             if shape.name.endswith(("-1thread", "-f32")) and "emfast" in impls:
-                paired[shape.name] = paired_ratios(a, shape, npz)
-        get = lambda sh, run: results.get(sh.key(run))
-        rows = [table_row(sh, run, get(sh, run), results, gemm)
-                for sh in (shapes[s] for s in names) for run in sh.runs if run.impl in impls]
-        derived = [l for s in names for l in derived_lines(
-            shapes[s], lambda r, s=s: get(shapes[s], r), paired.get(s, ()))]
+                paired[shape.name, shape.data] = paired_ratios(a, shape, npz)
+            if not any(s.data_key == shape.data_key for s in shapes[shapes.index(shape) + 1:]):
+                os.remove(npz)   # the big data sets are not all kept on disk at once
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS), *rows]
-    body = "\n".join(lines) + ("\n\n" + "\n".join(derived) if derived else "")
+    return results, paired, ambiguous
+
+
+def report(a, shapes, impls, results, paired, ambiguous, limits):
+    get = lambda sh, run: results.get(sh.key(run))
+    sections = []
+    seen = set()
+    data_lines = []
+    for sh in shapes:
+        key = sh.data_key
+        if key not in seen:
+            seen.add(key)
+            data_lines.append(f"- data {sh.n:,} x {sh.d} x {sh.k} {sh.cov}, {sh.data}: "
+                              f"{100 * ambiguous[key]:.1f}% of points have a largest "
+                              f"responsibility below {AMBIGUOUS_RESP} (generating mixture)")
+    for mode, columns, row in (("iter", COLUMNS, lambda sh, run, r: table_row(sh, run, r, results,
+                                                                                 limits)),
+                               ("fit", FIT_COLUMNS, lambda sh, run, r: fit_row(sh, run, r,
+                                                                              results)),
+                               ("accel", ACCEL_COLUMNS, lambda sh, run, r: accel_row(sh, run, r,
+                                                                                    results))):
+        rows = [row(sh, run, get(sh, run)) for sh in shapes if sh.mode == mode
+                for run in sh.runs if run.impl in impls]
+        if rows:
+            title = {"iter": f"Per iteration ({a.iters} fixed iterations from one start)",
+                     "fit": f"End to end (default k-means init, tol={a.fit_tol}, "
+                            f"max_iter={a.fit_max_iter})",
+                     "accel": f"E-passes to the fixed point (tol={a.accel_tol}, "
+                              f"max_iter={a.accel_max_iter}, from one start)"}[mode]
+            sections.append(f"### {title}\n\n" + "\n".join(
+                ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows]))
+    derived = [l for sh in shapes for l in derived_lines(
+        sh, lambda r, sh=sh: get(sh, r), paired.get((sh.name, sh.data), ()))]
+    body = "\n".join(data_lines) + "\n\n" + "\n\n".join(sections)
+    return body + ("\n\n" + "\n".join(derived) if derived else "")
+
+
+def main_parent(a):
+    global KEEP_OPENBLAS_ENV
+    KEEP_OPENBLAS_ENV = a.keep_openblas_env
+    data_kinds = a.data.split(",")
+    modes = a.modes.split(",")
+    bad = [d for d in data_kinds if d not in DATA_KINDS] + [m for m in modes if m not in MODES]
+    if bad:
+        sys.exit(f"unknown --data / --modes {bad}; choose from {DATA_KINDS} and {MODES}")
+    every = build_shapes(a.threads, a.iters, a.quick, data_kinds, modes)
+    names = list(dict.fromkeys(n for n, _ in every)) if not a.shapes else a.shapes.split(",")
+    known = {n for n, _ in build_shapes(a.threads, a.iters, a.quick)}
+    unknown = [s for s in names if s not in known]
+    if unknown:
+        sys.exit(f"unknown shapes {unknown}; choose from {sorted(known)}")
+    shapes = [every[n, d] for n in names for d in data_kinds if (n, d) in every]
+    impls = set(a.impls.split(","))
+    a.daal_python = None
+    if "daal4py" in impls and a.daal_venv:
+        a.daal_python = daal_python(a.daal_venv)
+    print(f"# emfast EM benchmark\n\ncommand: `{' '.join(sys.argv)}`\n", flush=True)
+    info = spawn("info", a.threads, [], a.timeout)
+    daal_info = a.daal_python and spawn("info", a.threads, [], a.timeout, python=a.daal_python)
+    limits = None if a.no_limits else spawn(
+        "limits", a.threads, ["--gemm-n", 1024 if a.quick else 4096,
+                              "--read-mb", 256 if a.quick else 1024], a.timeout)
+    header = machine_info(info, limits, daal_info)
+    print(header + "\n", flush=True)
+    results, paired, ambiguous = run_all(a, shapes, impls)
+    body = report(a, shapes, impls, results, paired, ambiguous, limits)
     print("\n" + body, flush=True)
     if a.out:
         with open(a.out, "a") as f:
@@ -486,16 +917,32 @@ def main_parent(a):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--shapes", default="", help="comma-separated shape names (default: all)")
+    p.add_argument("--data", default=",".join(DATA_KINDS),
+                   help="kinds of data, comma-separated (default: separated,overlap)")
+    p.add_argument("--modes", default=",".join(MODES),
+                   help="iter: fixed iterations from one start; fit: end-to-end default fits;\n"
+                        "accel: E-passes to the fixed point (default: all)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--impls", default=",".join(ALL_IMPLS))
+    p.add_argument("--daal-venv", help="virtual environment with daal4py (created if missing;\n"
+                                       "without it the daal4py rows are 'unavailable')")
     p.add_argument("--quick", action="store_true", help="divide every N by 100 (smoke test)")
     p.add_argument("--out", help="append the markdown report to this file")
     p.add_argument("--repeat", type=int, default=1, help="best of R timings per measurement")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reference-max-work", type=float, default=2e8,
                    help="run the numpy reference only when N*K*D <= this")
-    p.add_argument("--no-gemm", action="store_true", help="skip the GEMM peak measurement")
+    p.add_argument("--peer-max-nk", type=float, default=3e8,
+                   help="run scikit-learn and daal4py only when N*K <= this (their N x K\n"
+                        "arrays; 'inf' forces them)")
+    p.add_argument("--fit-tol", type=float, default=1e-3, help="tol of the end-to-end fits")
+    p.add_argument("--fit-max-iter", type=int, default=100)
+    p.add_argument("--accel-tol", type=float, default=1e-10,
+                   help="tol of the E-passes-to-the-fixed-point rows")
+    p.add_argument("--accel-max-iter", type=int, default=5000)
+    p.add_argument("--no-limits", action="store_true",
+                   help="skip measuring the GEMM peak, exp throughput and read bandwidth")
     p.add_argument("--keep-openblas-env", action="store_true",
                    help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the implementation workers")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per worker")
@@ -504,12 +951,16 @@ def parse_args(argv=None):
                         "run right one after the other; the median ratio is reported (drift\n"
                         "on a shared machine hits both sides of a round alike)")
     # worker-only arguments
-    p.add_argument("--worker", choices=("info", "gemm", "impl"), help=argparse.SUPPRESS)
-    for name in ("--npz", "--impl", "--dtype", "--cov"):
+    p.add_argument("--worker", choices=("info", "gemm", "limits", "impl"), help=argparse.SUPPRESS)
+    for name in ("--npz", "--impl", "--dtype", "--cov", "--accelerate"):
         p.add_argument(name, help=argparse.SUPPRESS)
+    p.add_argument("--mode", default="iter", help=argparse.SUPPRESS)
+    p.add_argument("--tol", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--max-iter", type=int, default=100, help=argparse.SUPPRESS)
     p.add_argument("--init", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--fit-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--gemm-n", type=int, default=4096, help=argparse.SUPPRESS)
+    p.add_argument("--read-mb", type=int, default=1024, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error(f"--rounds must be at least 1 (got {args.rounds})")

@@ -52,11 +52,13 @@ class _Covariance:
         raise NotImplementedError
 
     # --- M-step -----------------------------------------------------------
-    def m_step(self, nk, s1, s2, centres, reg_covar):
+    def m_step(self, nk, s1, s2, centres, reg_covar, previous=None):
         """Parameters from the pass's statistics.
 
         nk (K,), s1 (K, D), s2 (raveled, layout by type) are sums over the data
         of r, r (x - c_k) and the second moments about ``centres`` c (K, D).
+        ``previous``, the last precision factors, is the start of M-steps
+        without a closed form (mclust's models, emfast/_parsimonious.py).
         Returns (weights, means, covariances), float64.
         """
         nk = nk + _NK_FLOOR
@@ -80,6 +82,10 @@ class _Covariance:
         raise NotImplementedError
 
     # --- precision factors -------------------------------------------------
+    def kernel_factors(self, precisions_cholesky):
+        """The factors in the layout the kernel of ``kernel_kind`` reads."""
+        return precisions_cholesky
+
     def precisions_cholesky(self, covariances):
         """Factors U with precision = U U^T (upper triangular for full/tied)."""
         raise NotImplementedError

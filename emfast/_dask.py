@@ -21,7 +21,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from ._covariance import get_covariance
+from ._parsimonious import resolve_covariance
 from ._passes import GaussianPass
 from ._sources import sample_pass, sample_rows, sum_statistics
 
@@ -149,7 +149,7 @@ class DaskRows:
 # --- worker side ------------------------------------------------------------------------
 def _block_pass(X, params, covariance_type, n_threads):
     return GaussianPass(X.shape[0], X.shape[1], len(params.weights), X.dtype,
-                        get_covariance(covariance_type), n_threads)
+                        resolve_covariance(covariance_type), n_threads)
 
 
 def _block_statistics(X, sample_weight, params, centres, covariance_type, n_threads):

@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from ._base import BaseEM, check_random_state
-from ._covariance import COVARIANCE_TYPES, get_covariance
+from ._parsimonious import VALID_COVARIANCE_TYPES, is_parsimonious, resolve_covariance
 from ._feature_names import check_feature_names
 from ._initialization import INIT_METHODS, initial_statistics
 from ._missing import MissingDataPass, check_missing_values, make_pass   # missing data (issue #8)
@@ -193,9 +193,9 @@ class GaussianMixture(BaseEM):
             raise ValueError(f"The 'init_params' parameter of GaussianMixture must be one of "
                              f"{list(INIT_METHODS)}. Got {self.init_params!r} instead.")
         if not (isinstance(self.covariance_type, str)
-                and self.covariance_type in COVARIANCE_TYPES):
+                and self.covariance_type in VALID_COVARIANCE_TYPES):
             raise ValueError(f"The 'covariance_type' parameter of GaussianMixture must be one "
-                             f"of {sorted(COVARIANCE_TYPES)}. Got {self.covariance_type!r} "
+                             f"of {list(VALID_COVARIANCE_TYPES)}. Got {self.covariance_type!r} "
                              "instead.")
         rs = self.random_state
         if not (rs is None or isinstance(rs, np.random.RandomState)
@@ -208,7 +208,16 @@ class GaussianMixture(BaseEM):
             raise ValueError(f"The 'warm_start' parameter of GaussianMixture must be a bool. "
                              f"Got {self.warm_start!r} instead.")
         check_missing_values(self.missing_values)   # missing data (issue #8)
-        return get_covariance(self.covariance_type), effective_n_threads(self.n_threads)
+        covariance = resolve_covariance(self.covariance_type)
+        if is_parsimonious(covariance):     # mclust's models (emfast/_parsimonious.py)
+            unsupported = [what for what, used in (
+                ("a prior (MAP-EM)", self.prior is not None),
+                ("missing_values='marginalize'", self.missing_values != "error")) if used]
+            if unsupported:
+                raise ValueError(f"covariance_type={self.covariance_type!r} does not support "
+                                 f"{' or '.join(unsupported)}; use one of 'full', 'tied', "
+                                 "'diag' or 'spherical' for that.")
+        return covariance, effective_n_threads(self.n_threads)
 
     def _check_inits(self, covariance, n_features):
         K = self.n_components
@@ -264,24 +273,26 @@ class GaussianMixture(BaseEM):
         return X, sample_weight, gpass, inits
 
     # --- EM hooks ------------------------------------------------------------------
-    def _params_from_statistics(self, stats, covariance, restatistics=None):
+    def _params_from_statistics(self, stats, covariance, restatistics=None, previous=None):
         """M-step.  ``restatistics(centres)`` redoes the pass about other centres.
 
         Statistics about the previous means lose precision when a mean moved by
         many standard deviations (a far start); the pass is then repeated about
-        the new means, with the same responsibilities.
+        the new means, with the same responsibilities.  ``previous`` (the
+        parameters of the E-step) starts the M-steps without a closed form.
         """
-        weights, means, covariances = self._m_step(stats, covariance)
+        weights, means, covariances = self._m_step(stats, covariance, previous)
         if restatistics is not None and covariance.moved_far(stats.centres, means, covariances):
             stats = restatistics(means)
-            weights, means, covariances = self._m_step(stats, covariance)
+            weights, means, covariances = self._m_step(stats, covariance, previous)
         return GaussianParams(weights, means, covariance.precisions_cholesky(covariances))
 
     # --- MAP-EM (issue #9): a prior replaces the M-step and adds log p(theta) ------------
-    def _m_step(self, stats, covariance):
+    def _m_step(self, stats, covariance, previous=None):
         prior = getattr(self, "_prior", None)
         if prior is None:
-            return covariance.m_step(stats.nk, stats.s1, stats.s2, stats.centres, self.reg_covar)
+            return covariance.m_step(stats.nk, stats.s1, stats.s2, stats.centres, self.reg_covar,
+                                     None if previous is None else previous.precisions_cholesky)
         return map_m_step(stats, covariance, prior, self.reg_covar)
 
     def _log_prior(self, params, covariance):
@@ -312,18 +323,25 @@ class GaussianMixture(BaseEM):
                 "(e.g. standardise the features) or increase reg_covar.")
         return lower_bound, self._params_from_statistics(
             stats, gpass.covariance,
-            lambda centres: gpass.statistics(X, sample_weight, params, centres=centres))
+            lambda centres: gpass.statistics(X, sample_weight, params, centres=centres),
+            previous=params)
 
     def _fitted_params(self):
         return GaussianParams(self.weights_, self.means_, self.precisions_cholesky_)
 
     def _store_params(self, params):
-        covariance = get_covariance(self.covariance_type)
+        covariance = resolve_covariance(self.covariance_type)
         self.weights_ = params.weights
         self.means_ = params.means
         self.precisions_cholesky_ = params.precisions_cholesky
         self.precisions_ = covariance.precisions(params.precisions_cholesky)
         self.covariances_ = covariance.covariances_from_cholesky(params.precisions_cholesky)
+        if is_parsimonious(covariance):     # mclust's volume / shape / orientation
+            self.volumes_, self.shapes_, self.orientations_ = covariance.decompose(
+                self.covariances_)
+        else:
+            for name in ("volumes_", "shapes_", "orientations_"):
+                self.__dict__.pop(name, None)
 
     # --- public API -----------------------------------------------------------------
     def fit(self, X, y=None, sample_weight=None):
@@ -417,7 +435,7 @@ class GaussianMixture(BaseEM):
         self._check_fitted()
         owner = type(self).__name__
         check_feature_names(getattr(self, "feature_names_in_", None), X, owner)
-        streamed = open_streamed(X, None, self.n_components, get_covariance(self.covariance_type),
+        streamed = open_streamed(X, None, self.n_components, resolve_covariance(self.covariance_type),
                                  effective_n_threads(self.n_threads), self.n_features_in_, owner,
                                  allow_nan=self.missing_values == "marginalize")
         if streamed is not None:    # out of core / Dask (issue #6)
@@ -425,7 +443,7 @@ class GaussianMixture(BaseEM):
         else:
             X = check_data(X, n_features=self.n_features_in_, owner=owner,
                            allow_nan=self.missing_values == "marginalize")
-            gpass = make_pass(X, None, self.n_components, get_covariance(self.covariance_type),
+            gpass = make_pass(X, None, self.n_components, resolve_covariance(self.covariance_type),
                               effective_n_threads(self.n_threads),
                               self.missing_values)   # NaN rows: MissingDataPass (issue #8)
         with sequential_blas(gpass.use_blas):
@@ -459,7 +477,7 @@ class GaussianMixture(BaseEM):
         owner = type(self).__name__
         check_feature_names(getattr(self, "feature_names_in_", None), X, owner)
         X = check_data(X, n_features=self.n_features_in_, owner=owner, allow_nan=True)
-        gpass = make_pass(X, None, self.n_components, get_covariance(self.covariance_type),
+        gpass = make_pass(X, None, self.n_components, resolve_covariance(self.covariance_type),
                           effective_n_threads(self.n_threads), "marginalize")
         if not isinstance(gpass, MissingDataPass):
             return X.copy()
@@ -542,11 +560,11 @@ class GaussianMixture(BaseEM):
                 or n_samples < 1:
             raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
                              "requires at least one sample.")
-        covariance = get_covariance(self.covariance_type)
+        covariance = resolve_covariance(self.covariance_type)
         K, D = self.means_.shape
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
-        if covariance.has_outer_products:
+        if covariance.has_outer_products or is_parsimonious(covariance):
             matrices = covariance.covariance_matrices(self.covariances_, K, D)
             draws = [rng.multivariate_normal(mean, cov, int(count))
                      for mean, cov, count in zip(self.means_, matrices, counts)]
@@ -562,7 +580,7 @@ class GaussianMixture(BaseEM):
     def _n_parameters_for(self, n_features):
         """Free parameters of this configuration for ``n_features`` features."""
         K, D = self.n_components, n_features
-        return get_covariance(self.covariance_type).n_parameters(K, D) + K * D + K - 1
+        return resolve_covariance(self.covariance_type).n_parameters(K, D) + K * D + K - 1
 
     def _n_parameters(self):
         return self._n_parameters_for(self.means_.shape[1])

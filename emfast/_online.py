@@ -157,7 +157,8 @@ def partial_fit(model, X, sample_weight, step_offset, step_exponent):
                              "(e.g. standardise the features) or increase reg_covar.")
         stats = blended(batch)
         params = model._params_from_statistics(stats, covariance,
-                                               lambda centres: blended(batch_stats(centres)))
+                                               lambda centres: blended(batch_stats(centres)),
+                                               previous=current)
 
     model._store_params(params)
     n_batches = 1 if state is None else state.n_batches + 1
@@ -261,13 +262,15 @@ def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
                 params = model._params_from_statistics(
                     sum_statistics(*parts), covariance,
                     lambda c, at=params: sum_statistics(*(block_stats(i, at, c)
-                                                          for i in range(len(blocks)))))
+                                                          for i in range(len(blocks)))),
+                    previous=params)
             else:
                 for i in range(len(blocks)):
                     parts[i] = block_stats(i, params)
                     total = sum_statistics(*(recentre(p, params.means, covariance)
                                              for p in parts))
-                    params = model._params_from_statistics(total, covariance)
+                    params = model._params_from_statistics(total, covariance,
+                                                           previous=params)
             lower_bound = lower_bound_of(parts, params)
             history.append(lower_bound)
             if abs(lower_bound - previous) < model.tol:

@@ -118,7 +118,8 @@ class GaussianPass:
         if params.log_const is not None:    # variational Bayes (issue #9)
             log_const = params.log_const
         means = np.ascontiguousarray(params.means, dtype=self.dtype)
-        prec = np.ascontiguousarray(params.precisions_cholesky, dtype=self.dtype).ravel()
+        prec = np.ascontiguousarray(cov.kernel_factors(params.precisions_cholesky),
+                                    dtype=self.dtype).ravel()
         return means, prec, np.ascontiguousarray(log_const, dtype=np.float64)
 
 
