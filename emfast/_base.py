@@ -17,6 +17,7 @@ from ._feature_names import feature_names
 from ._parallel import sequential_blas
 from ._params import ParamsMixin
 from ._sklearn_compat import SklearnCompatMixin
+from ._sources import weight_total
 
 
 def check_random_state(seed):
@@ -83,7 +84,7 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
         """Run ``n_init`` EM runs (one on a warm start) and store the best."""
         warm = self.warm_start and hasattr(self, "converged_")
         n_init = 1 if warm else self.n_init
-        total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        total_weight = weight_total(sample_weight, X.shape[0])   # same bits for every container
         best = None
         for init in range(n_init):
             self._verbose_init_start(init)

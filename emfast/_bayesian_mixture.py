@@ -7,11 +7,12 @@ from ._base import BaseEM, check_random_state
 from ._covariance import COVARIANCE_TYPES, get_covariance
 from ._feature_names import check_feature_names
 from ._gaussian_mixture import GaussianMixture
-from ._initialization import INIT_METHODS, initial_statistics
+from ._initialization import INIT_METHODS, initial_sample, initial_statistics
 from ._parallel import effective_n_threads, sequential_blas
 from ._passes import GaussianPass
 from ._priors import (GaussianPrior, check_degrees_of_freedom, check_positive_number,
                       conjugate_for, data_moments)
+from ._sources import open_streamed     # out of core and Dask, as GaussianMixture
 from ._validation import check_data, check_sample_weight, check_shape
 from ._variational import (WEIGHT_PRIOR_TYPES, bound_terms, entropy, make_posterior,
                            update)
@@ -192,16 +193,24 @@ default='dirichlet_process'
 
     def _prepare(self, X, sample_weight):
         covariance, n_threads = self._check_parameters()
-        X = check_data(X, min_samples=2)
-        if X.shape[0] < self.n_components:
-            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                             f"{self.n_components}, n_samples = {X.shape[0]}.")
-        sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+        # memmaps, row-sliceable array-likes and dask arrays: read in blocks (emfast/_sources.py)
+        streamed = open_streamed(X, sample_weight, self.n_components, covariance, n_threads)
+        if streamed is not None:
+            X, sample_weight, gpass = streamed
+            if X.shape[0] < 2:
+                raise ValueError(f"Found array with {X.shape[0]} sample(s) (shape={X.shape}) "
+                                 "while a minimum of 2 is required.")
+        else:
+            X = check_data(X, min_samples=2)
+            if X.shape[0] < self.n_components:
+                raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                                 f"{self.n_components}, n_samples = {X.shape[0]}.")
+            sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+            gpass = GaussianPass(X.shape[0], X.shape[1], self.n_components, X.dtype,
+                                 covariance, n_threads)
         if self.warm_start and hasattr(self, "converged_"):
             self._check_warm_start(covariance, X.shape[1])
         prior = self._resolve_prior(X, sample_weight, covariance)
-        gpass = GaussianPass(X.shape[0], X.shape[1], self.n_components, X.dtype, covariance,
-                             n_threads)
         return X, sample_weight, gpass, prior
 
     # --- EM hooks (variational: the E-step is the pass, the M-step is q(theta)) ------
@@ -213,7 +222,10 @@ default='dirichlet_process'
         gpass, prior = context
         resp = getattr(self, "_initial_resp", None)     # private: a given start (tests)
         if resp is None:
-            stats = initial_statistics(self.init_params, X, sample_weight, gpass, random_state)
+            # the same rows for every container (emfast/_initialization.py)
+            X, sample_weight, init_pass = initial_sample(X, sample_weight, gpass, random_state)
+            stats = initial_statistics(self.init_params, X, sample_weight, init_pass,
+                                       random_state)
         else:
             resp = check_shape(resp, (X.shape[0], self.n_components), "_initial_resp")
             centres = np.repeat(np.average(X, axis=0, weights=sample_weight)[None],
@@ -263,7 +275,11 @@ default='dirichlet_process'
         ----------
         X : array-like of shape (n_samples, n_features)
             Training data, at least two samples.  float32 and float64 are
-            used as they are; other numeric dtypes become float64.
+            used as they are; other numeric dtypes become float64.  As for
+            :meth:`GaussianMixture.fit`, a memmap or any row-sliceable
+            array-like is streamed in bounded blocks and a
+            ``dask.array.Array`` is fitted on its workers; every container
+            initialises on the same rows and gives bitwise the same fit.
         y : None
             Ignored; present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None

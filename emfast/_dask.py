@@ -1,11 +1,16 @@
 """Dask: EM on a ``dask.array.Array``, statistics on the workers, M-step on the client.
 
-``fit`` persists X (and the sample weights) once, so they stay in the
-workers' memory between iterations.  Each iteration builds one task per row
-block of X that runs the same fused kernel (``GaussianPass.statistics``) on
-that block, sums the blocks' statistics with a tree of ``TREE_WIDTH``-way
+``fit`` rechunks X's rows (and the sample weights) once into blocks of whole
+accumulator slots of the in-memory layout for the same rows
+(``emfast._passes.em_layout``), ``TREE_WIDTH ** l`` slots per block with the
+block size nearest below the given chunks, and persists them, so they stay
+in the workers' memory between iterations.  Each iteration builds one task
+per row block of X that runs the same fused kernel (``GaussianPass.statistics``)
+on that block, sums the blocks' statistics with a tree of ``TREE_WIDTH``-way
 sums in block order (deterministic whatever the scheduling), and brings the
-total to the client for the M-step.  Nothing here is specific to a cluster:
+total to the client for the M-step.  The tasks' sums are whole subtrees of
+the in-memory pass's reduction tree, so a Dask fit is bitwise the in-memory
+fit, whatever the chunking of the array given.  Nothing here is specific to a cluster:
 ``compute`` and ``persist`` use whichever scheduler is active, normally a
 ``distributed.Client``.
 
@@ -22,10 +27,9 @@ import dask.array as da
 import numpy as np
 
 from ._parsimonious import resolve_covariance
-from ._passes import GaussianPass
-from ._sources import sample_pass, sample_rows, sum_statistics
+from ._passes import CHUNK_SIZE, TREE_WIDTH, GaussianPass, aligned_rows, em_layout
+from ._sources import add_statistics, sample_pass, sample_rows, weight_total
 
-TREE_WIDTH = 8          # statistics summed per reduction task
 _TASK_THREADS = 1       # kernel threads per task (Dask parallelises over tasks)
 
 
@@ -43,7 +47,7 @@ def open_dask(X, sample_weight, n_components, covariance, n_threads, n_features=
     if X.shape[0] < n_components:
         raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                          f"{n_components}, n_samples = {X.shape[0]}.")
-    X = X.persist()
+    X = gpass.aligned(X, max(X.chunks[0])).persist()
     checks = [da.isfinite(X).all()]
     w = None
     if sample_weight is not None:
@@ -120,7 +124,7 @@ class DaskRows:
     """
 
     def __init__(self, array, total=None):
-        self.array, self._total = array, total
+        self.array, self._total, self._exact = array, total, None
 
     @property
     def shape(self):
@@ -140,22 +144,33 @@ class DaskRows:
         return DaskRows(self.array[first:last])
 
     def sum(self, dtype=None):
-        """Total (the weights' total is known from validation)."""
-        if self._total is None:
-            self._total = float(self.array.sum(dtype=np.float64).compute())
-        return self._total
+        """Total (``weight_total``'s bits, whatever ``dtype``)."""
+        if self._exact is None:
+            self._exact = weight_total(self, len(self))
+        return self._exact
+
+    def block_totals(self, rows):
+        """float64 sums of rows [a, a + rows), computed on the workers (``weight_total``)."""
+        return dask.compute(*[dask.delayed(_float64_sum, pure=True)(self.array[a:a + rows])
+                              for a in range(0, len(self), rows)])
 
 
 # --- worker side ------------------------------------------------------------------------
-def _block_pass(X, params, covariance_type, n_threads):
+def _float64_sum(values):
+    return np.sum(values, dtype=np.float64)
+
+
+def _block_pass(X, params, covariance_type, n_threads, chunks_per_block=None):
     return GaussianPass(X.shape[0], X.shape[1], len(params.weights), X.dtype,
-                        resolve_covariance(covariance_type), n_threads)
+                        resolve_covariance(covariance_type), n_threads,
+                        chunks_per_block=chunks_per_block)
 
 
-def _block_statistics(X, sample_weight, params, centres, covariance_type, n_threads):
-    """One row block's statistics (runs on a worker)."""
+def _block_statistics(X, sample_weight, params, centres, covariance_type, n_threads,
+                      chunks_per_block):
+    """One row block's statistics, in the whole problem's slots (runs on a worker)."""
     X = np.ascontiguousarray(X)
-    return _block_pass(X, params, covariance_type, n_threads).statistics(
+    return _block_pass(X, params, covariance_type, n_threads, chunks_per_block).statistics(
         X, sample_weight, params, centres=centres)
 
 
@@ -172,7 +187,7 @@ def _block_score(X, params, covariance_type, n_threads, output, index):
 def tree_sum(parts, width=TREE_WIDTH):
     """A delayed sum of delayed statistics: ``width``-way sums, in order, until one."""
     while len(parts) > 1:
-        parts = [dask.delayed(sum_statistics, pure=True)(*parts[i:i + width])
+        parts = [dask.delayed(add_statistics, pure=True)(*parts[i:i + width])
                  for i in range(0, len(parts), width)]
     return parts[0]
 
@@ -188,14 +203,31 @@ class DaskPass:
         probe = GaussianPass(1, self.n_features, n_components, X.dtype, covariance, 1)
         self.use_blas = probe.use_blas
 
+    def _chunks_per_block(self, n_rows):
+        return em_layout(n_rows, self.n_features, self.n_components, self.dtype,
+                         self.covariance)[1]
+
+    def aligned(self, array, max_rows):
+        """``array`` (X or the weights) with row blocks of whole subtrees of slots
+        (``aligned_rows``, at most ``max_rows`` rows or one slot): itself when they are."""
+        n_rows = array.shape[0]
+        rows = aligned_rows(self._chunks_per_block(n_rows) * CHUNK_SIZE, max_rows)
+        chunks = (rows,) * (n_rows // rows) + ((n_rows % rows,) if n_rows % rows else ())
+        if array.chunks[0] == chunks:
+            return array
+        return array.rechunk({0: chunks})
+
     def statistics(self, X, sample_weight, params, centres=None):
         """Statistics of all rows, one task per block, summed by a tree of tasks."""
         centres = params.means if centres is None else centres
-        blocks = X.array.to_delayed().ravel()
-        weights = ([None] * len(blocks) if sample_weight is None
-                   else sample_weight.array.to_delayed().ravel())
+        array = self.aligned(X.array, max(X.array.chunks[0]))   # sub-arrays (incremental EM)
+        blocks = array.to_delayed().ravel()
+        weights = ([None] * len(blocks) if sample_weight is None else
+                   self.aligned(sample_weight.array, max(array.chunks[0])).to_delayed().ravel())
+        chunks_per_block = self._chunks_per_block(len(X))
         parts = [dask.delayed(_block_statistics, pure=True)(
-                     block, w, params, centres, self.covariance.name, _TASK_THREADS)
+                     block, w, params, centres, self.covariance.name, _TASK_THREADS,
+                     chunks_per_block)
                  for block, w in zip(blocks, weights)]
         return tree_sum(parts).compute()
 

@@ -6,7 +6,7 @@ import numpy as np
 from ._base import BaseEM, check_random_state
 from ._parsimonious import VALID_COVARIANCE_TYPES, is_parsimonious, resolve_covariance
 from ._feature_names import check_feature_names
-from ._initialization import INIT_METHODS, initial_statistics
+from ._initialization import INIT_METHODS, initial_sample, initial_statistics
 from ._missing import MissingDataPass, check_missing_values, make_pass   # missing data (issue #8)
 from ._parallel import effective_n_threads, sequential_blas
 from ._passes import GaussianParams
@@ -303,8 +303,8 @@ class GaussianMixture(BaseEM):
     def _initial_params(self, X, sample_weight, context, random_state):
         gpass, (weights, means, prec_chol) = context
         if weights is None or means is None or prec_chol is None:
-            if hasattr(gpass, "initial_sample"):    # out of core / Dask: a sample of rows
-                X, sample_weight, gpass = gpass.initial_sample(X, sample_weight, random_state)
+            # the same rows for every container (emfast/_initialization.py)
+            X, sample_weight, gpass = initial_sample(X, sample_weight, gpass, random_state)
             stats = initial_statistics(self.init_params, X, sample_weight, gpass, random_state)
             start = self._params_from_statistics(stats, gpass.covariance)
             weights = start.weights if weights is None else weights
@@ -357,8 +357,11 @@ class GaussianMixture(BaseEM):
             never copied whole (so are ``predict``, ``predict_proba`` and
             ``score_samples``' inputs); a ``dask.array.Array`` is fitted on its
             workers (``pip install emfast[dask]``; predictions are then lazy
-            dask arrays).  Both initialise on a random sample of at most
-            262,144 rows and 64 MB (all rows when they fit).
+            dask arrays).  Every container initialises on the same rows: all
+            of them up to 262,144 rows and 64 MB, beyond that a random sample
+            of about that many (``emfast._sources.sample_rows``), so the fit
+            is bitwise the same for a numpy array, a memmap, a row-sliceable
+            array-like and a dask array of the same data.
         y : None
             Ignored; present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None

@@ -3,16 +3,43 @@
 Every method ends in statistics (N_k, S1, S2 about some centres) that the
 covariance strategy's M-step turns into parameters, exactly as an EM
 iteration does; k-means runs on the fused kernel in its hard-assignment mode.
+
+Every method runs on the rows ``initial_sample`` returns, the same for every
+container of the same data (numpy array, memmap, h5py/zarr dataset, dask
+array): all rows up to ``INIT_SAMPLE_ROWS`` (262,144) rows and
+``INIT_SAMPLE_BYTES`` (64 MB), a uniform random sample of about that many
+rows beyond (``emfast._sources.sample_rows``).  The sample keeps the
+initialisation's memory and time bounded on data of any size, and because
+the in-memory path samples exactly as the out-of-core and Dask paths do, a
+model does not change when its data move from memory to a file or a cluster.
 """
 import numpy as np
 
 from ._passes import Statistics
+from ._sources import sample_pass, sample_rows
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 KMEANS_MAX_ITER = 300
 KMEANS_TOL = 1e-4            # relative to the mean feature variance, as k-means usually is
 KMEANS_SEED_ROWS = 100_000   # k-means++ seeds from at most this many rows
 _ROWS = 1 << 16              # rows per numpy block: bounded temporaries
+
+
+def initial_sample(X, sample_weight, gpass, random_state):
+    """``(X_sample, w_sample, pass)``: the rows every initialisation method runs on.
+
+    The rows are ``sample_rows``' (the same rows, and the same draws from
+    ``random_state``, for every container); streamed, Dask and missing-data
+    passes read them from their containers (their ``initial_sample``), an
+    in-memory array is indexed.  All rows come back as they are (no copy).
+    """
+    if hasattr(gpass, "initial_sample"):
+        return gpass.initial_sample(X, sample_weight, random_state)
+    rows = sample_rows(X.shape[0], X.shape[1] * X.dtype.itemsize, gpass.n_components,
+                       random_state)
+    if len(rows) == X.shape[0]:
+        return X, sample_weight, gpass
+    return sample_pass(X[rows], None if sample_weight is None else sample_weight[rows], gpass)
 
 
 def initial_statistics(method, X, sample_weight, gpass, random_state):

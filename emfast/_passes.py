@@ -3,6 +3,14 @@
 ``GaussianPass`` is built once per fit (or prediction) for one X shape and
 dtype, one covariance strategy and one thread count, and is then called once
 per EM iteration.  It owns every buffer the kernel writes into.
+
+The statistics of each accumulator slot (a block of ``chunks_per_block``
+kernel chunks) depend only on the slot's rows.  The slots are summed by a
+fixed tree (``tree_sum_rows``: ``TREE_WIDTH``-way sums of consecutive
+slots, level by level), so a pass over any aligned part of the rows gives
+an exact subtree of the whole sum: streamed blocks and Dask chunks that hold
+``chunks_per_block * TREE_WIDTH ** l`` chunks, summed by the same tree,
+reproduce the in-memory result bit for bit (see ``em_layout``).
 """
 from dataclasses import dataclass
 import time
@@ -15,6 +23,7 @@ CHUNK_SIZE = 256                 # rows per chunk: one chunk's work fits in L1/L
 CHUNKS_PER_BLOCK = 64            # a block (one accumulator slot) is at most 16k rows ...
 MIN_BLOCKS = 32                  # ... and there are enough blocks to balance the threads,
 BLOCK_BUDGET_BYTES = 16 << 20    # ... unless the slots would outgrow this (or X / 16)
+TREE_WIDTH = 8                   # slots (and partial sums) added per node of the reduction tree
 SLICE_SECONDS = 0.1              # one kernel call's target length: Ctrl-C lands between calls
 # full/tied: below these D the register-tiled column kernels beat TRMM/SYRK
 # (measured crossovers, AVX-512: 112 float64, 80 float32; AVX2: 100, 120)
@@ -72,12 +81,87 @@ def block_layout(n_samples, stats_bytes, data_bytes=0, chunk_size=CHUNK_SIZE):
     return -(-n_chunks // chunks_per_block), chunks_per_block
 
 
+def em_layout(n_samples, n_features, n_components, dtype, covariance, chunk_size=CHUNK_SIZE):
+    """(n_blocks, chunks_per_block) of an EM pass over ``n_samples`` rows.
+
+    Every container uses it: a streamed or Dask pass over the same rows splits
+    them into slots of the same ``chunks_per_block`` chunks, so its slot
+    statistics, summed by ``tree_sum_rows``'s tree, equal the in-memory pass's.
+    """
+    K, D = n_components, n_features
+    stats_bytes = 8 * (K + K * D + covariance.stats_size(K, D))
+    return block_layout(n_samples, stats_bytes, n_samples * D * np.dtype(dtype).itemsize,
+                        chunk_size)
+
+
+def aligned_rows(slot_rows, max_rows, width=TREE_WIDTH):
+    """The most rows, at most ``max_rows`` (at least one slot), of a whole subtree:
+    ``slot_rows * width ** l``."""
+    rows = slot_rows
+    while rows * width <= max_rows:
+        rows *= width
+    return rows
+
+
+def tree_sum_rows(rows, width=TREE_WIDTH):
+    """The sum of the rows of a 2-D float64 array by a fixed tree.
+
+    Level by level, groups of ``width`` consecutive rows (the last group may
+    be shorter) are added in order, until one row is left.  Any range of
+    ``width ** l`` rows starting at a multiple of it is a whole subtree, so
+    its sum can be computed apart (another block, another machine) and fed
+    to the next level: the bits do not depend on how the rows were split.
+    Overflow is left to the callers' finiteness checks, as for ``np.sum``.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _tree_sum_rows(rows, width)
+
+
+def _tree_sum_rows(rows, width):
+    while rows.shape[0] > 1:
+        n_full = rows.shape[0] // width
+        head = rows[:n_full * width].reshape(n_full, width, rows.shape[1])
+        tail = rows[n_full * width:]
+        summed = np.empty((n_full + (len(tail) > 0), rows.shape[1]))
+        summed[:n_full] = head[:, 0]
+        for j in range(1, width):
+            summed[:n_full] += head[:, j]
+        if len(tail):
+            summed[n_full] = tail[0]
+            for row in tail[1:]:
+                summed[n_full] += row
+        rows = summed
+    return rows[0].copy()
+
+
+def tree_sum_statistics(parts, width=TREE_WIDTH):
+    """``tree_sum_rows``'s tree over statistics about the same centres, in order."""
+    while len(parts) > 1:
+        parts = [add_statistics(*parts[i:i + width]) for i in range(0, len(parts), width)]
+    return parts[0]
+
+
+def add_statistics(*parts):
+    """The sum of statistics about the same centres, added in the order given."""
+    first = parts[0]
+    loglik, nk, s1, s2 = first.loglik, first.nk.copy(), first.s1.copy(), first.s2.copy()
+    for part in parts[1:]:
+        loglik += part.loglik
+        nk += part.nk
+        s1 += part.s1
+        s2 += part.s2
+    return Statistics(loglik=loglik, nk=nk, s1=s1, s2=s2, centres=first.centres)
+
+
 class GaussianPass:
     """The fused E-step + statistics pass and the scoring pass for one problem."""
 
     def __init__(self, n_samples, n_features, n_components, dtype, covariance,
-                 n_threads, chunk_size=CHUNK_SIZE, use_blas=None):
+                 n_threads, chunk_size=CHUNK_SIZE, use_blas=None, chunks_per_block=None):
+        # chunks_per_block: the slot size of a larger problem this pass computes part of
+        # (a streamed block, a Dask chunk); None: this problem's own layout
         self.dtype = np.dtype(dtype)
+        self._fixed_chunks_per_block = chunks_per_block
         self.covariance = covariance
         self.n_features = n_features
         self.n_components = n_components
@@ -101,6 +185,10 @@ class GaussianPass:
             n_blocks, self._chunks_per_block = block_layout(
                 n_samples, 8 * (K + K * D + s2_size), n_samples * D * self.dtype.itemsize,
                 self.chunk_size)
+            fixed = self._fixed_chunks_per_block
+            if fixed is not None and stats_covariance is self.covariance:
+                n_chunks = -(-n_samples // self.chunk_size)
+                n_blocks, self._chunks_per_block = max(1, -(-n_chunks // fixed)), fixed
             self._loglik = np.empty(n_blocks)
             self._nk = np.empty((n_blocks, K))
             self._s1 = np.empty((n_blocks, K * D))
@@ -169,13 +257,14 @@ class GaussianPass:
                               loglik[first:stop], nk[first:stop], s1[first:stop], s2[first:stop],
                               self._scratch_f64, self._scratch_x, self.chunk_size,
                               self._chunks_per_block, self.n_threads, self.use_blas)
-        # Sum the slots in block order: the same bits for any thread count.
+        # Sum the slots by the fixed tree: the same bits for any thread count, and
+        # for any container whose blocks are whole subtrees.
         K, D = self.n_components, self.n_features
         return Statistics(
-            loglik=float(loglik.sum()),
-            nk=nk.sum(axis=0),
-            s1=s1.sum(axis=0).reshape(K, D),
-            s2=s2.sum(axis=0),
+            loglik=float(tree_sum_rows(loglik[:, None])[0]),
+            nk=tree_sum_rows(nk),
+            s1=tree_sum_rows(s1).reshape(K, D),
+            s2=tree_sum_rows(s2),
             centres=centres.astype(np.float64),
         )
 

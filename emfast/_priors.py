@@ -27,6 +27,7 @@ import numbers
 import numpy as np
 
 from ._covariance import _NK_FLOOR
+from ._sources import weight_total
 from ._validation import check_data, check_sample_weight, check_shape
 
 _ROWS = 1 << 16     # rows per block of the data moments: bounded temporaries
@@ -162,7 +163,7 @@ def data_moments(X, sample_weight, full):
     second about the mean, so large offsets do not cancel.
     """
     n_samples, n_features = X.shape
-    total = float(n_samples if sample_weight is None else sample_weight.sum(dtype=np.float64))
+    total = weight_total(sample_weight, n_samples)
     if full is not None and not total > 1:
         raise ValueError(f"The data covariance (the default prior scale) needs a total sample "
                          f"weight above 1, e.g. more than one sample; got {total}. Give the "

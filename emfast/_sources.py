@@ -7,42 +7,56 @@ or a view of one) or any other 2-D array-like that supports row slicing
 ``emfast._dask`` instead.
 
 Each block holds at most ``STREAM_BLOCK_BYTES`` of rows (a constant, so streamed
-results do not depend on the thread count).  A block that is already a
+results do not depend on the thread count), and at least one accumulator slot.  A block that is already a
 C-contiguous float32/float64 array in native byte order -- a slice of such a
 memmap -- reaches the kernel without a copy, so the file's pages stay in the
 page cache as file-backed memory; anything else is converted block by block.
 The first read of every row checks it for NaN and infinity.
 
-The statistics of each block are computed by the same fused kernel about the
-same centres and summed in block order.  The kernel sums its own blocks in a
-fixed order too, so a streamed fit equals the in-memory fit to about 1e-15
-relative (exactly, when the data fit in one block), and is itself reproducible.
-Initialisation runs on a bounded random sample of rows (``INIT_SAMPLE_ROWS``).
+The statistics are read in blocks of whole accumulator slots of the in-memory
+pass over the same rows (``emfast._passes.em_layout``), ``TREE_WIDTH ** l``
+slots per block, computed by the same fused kernel about the same centres and
+summed by the same fixed tree: a streamed fit is bitwise the in-memory fit,
+for every thread count.  Initialisation runs, for every container, on the rows
+``sample_rows`` chooses (all of them up to ``INIT_SAMPLE_ROWS``, a bounded
+random sample beyond), and the total sample weight is ``weight_total``'s.
 """
+import math
 import numbers
 import sys
 
 import numpy as np
 
-from ._passes import CHUNK_SIZE, GaussianPass, Statistics
+from ._passes import (CHUNK_SIZE, GaussianPass, add_statistics, aligned_rows, em_layout,
+                      tree_sum_statistics)
 from ._validation import check_data
 
 STREAM_BLOCK_BYTES = 32 << 20    # rows read (and converted, if needed) at a time
 INIT_SAMPLE_ROWS = 1 << 18       # initialisation sees at most this many rows ...
 INIT_SAMPLE_BYTES = 64 << 20     # ... and at most this many bytes of them
+WEIGHT_TOTAL_ROWS = 1 << 16      # rows per partial sum of the total sample weight
 _CHECK_ROWS = 1 << 16            # rows per finiteness check: bounded temporaries
 
 
-def sum_statistics(*parts):
-    """The sum of statistics about the same centres, in the order given."""
-    first = parts[0]
-    loglik, nk, s1, s2 = first.loglik, first.nk.copy(), first.s1.copy(), first.s2.copy()
-    for part in parts[1:]:
-        loglik += part.loglik
-        nk += part.nk
-        s1 += part.s1
-        s2 += part.s2
-    return Statistics(loglik=loglik, nk=nk, s1=s1, s2=s2, centres=first.centres)
+sum_statistics = add_statistics     # statistics about the same centres, added in order
+
+
+def weight_total(sample_weight, n_samples):
+    """The total sample weight, bitwise the same for every container.
+
+    float64 sums of fixed blocks of ``WEIGHT_TOTAL_ROWS`` rows (weights in X's
+    dtype, as every path casts them), added exactly (``math.fsum``): a
+    numpy array, a streamed source and a dask array give the same bits.
+    """
+    if sample_weight is None:
+        return float(n_samples)
+    block_totals = getattr(sample_weight, "block_totals", None)
+    if block_totals is not None:
+        partials = block_totals(WEIGHT_TOTAL_ROWS)
+    else:
+        partials = [np.sum(sample_weight[a:a + WEIGHT_TOTAL_ROWS], dtype=np.float64)
+                    for a in range(0, n_samples, WEIGHT_TOTAL_ROWS)]
+    return math.fsum(partials)
 
 
 # --- which inputs stream ------------------------------------------------------------
@@ -259,7 +273,7 @@ class WeightSource:
         if not total > 0:
             raise ValueError("sample_weight sums to zero: at least one sample needs "
                              "positive weight.")
-        self._total = total
+        self._exact_total = None
 
     @property
     def shape(self):
@@ -277,17 +291,16 @@ class WeightSource:
     def rows(self, first, last):
         """The weights of rows [first, last)."""
         sub = WeightSource.__new__(WeightSource)
-        sub.dtype, sub._w, sub.block_rows, sub._total = self.dtype, self._w, self.block_rows, None
+        sub.dtype, sub._w, sub.block_rows = self.dtype, self._w, self.block_rows
+        sub._exact_total = None
         sub.start, sub.stop = self.start + first, self.start + last
         return sub
 
     def sum(self, dtype=None):
-        """Total weight (a float; summed in float64 whatever ``dtype``)."""
-        if self._total is None:
-            self._total = sum(float(self.read(a, min(a + self.block_rows, len(self)))
-                                    .sum(dtype=np.float64))
-                              for a in range(0, len(self), self.block_rows))
-        return self._total
+        """Total weight (a float, ``weight_total``'s bits whatever ``dtype``)."""
+        if self._exact_total is None:
+            self._exact_total = weight_total(self, len(self))
+        return self._exact_total
 
     def read(self, a, b):
         return np.ascontiguousarray(self._w[self.start + a:self.start + b], dtype=self.dtype)
@@ -306,33 +319,53 @@ class WeightSource:
 
 # --- the streamed pass --------------------------------------------------------------
 class StreamedPass:
-    """``GaussianPass``'s interface over a RowSource: one kernel call per block."""
+    """``GaussianPass``'s interface over a RowSource: one kernel call per block.
+
+    The statistics are read in blocks of whole accumulator slots of the
+    in-memory layout for the same rows (``em_layout``), ``TREE_WIDTH ** l``
+    slots each, and summed by the same tree: a streamed fit is bitwise the
+    in-memory one.
+    """
 
     def __init__(self, source, n_components, covariance, n_threads):
         self.covariance = covariance
         self.n_components, self.n_features = n_components, source.n_features
         self.n_threads, self.dtype = n_threads, source.dtype
         self.block_rows = source.block_rows
-        self._full = self._new_pass()      # full blocks ...
-        self._tail = self._new_pass()      # ... and the others: no reallocation per iteration
-        self.use_blas = self._full.use_blas
+        self._passes = {}                  # (rows, chunks_per_block): no reallocation per iteration
+        self.use_blas = self._new_pass(1, None).use_blas
 
-    def _new_pass(self):
-        return GaussianPass(self.block_rows, self.n_features, self.n_components, self.dtype,
-                            self.covariance, self.n_threads)
+    def _new_pass(self, n_rows, chunks_per_block):
+        return GaussianPass(n_rows, self.n_features, self.n_components, self.dtype,
+                            self.covariance, self.n_threads, chunks_per_block=chunks_per_block)
 
-    def _pass(self, n_rows):
-        return self._full if n_rows == self.block_rows else self._tail
+    def _pass(self, n_rows, chunks_per_block=None):
+        key = (n_rows, chunks_per_block)
+        if key not in self._passes:
+            if len(self._passes) > 4:      # a full block, a tail, and those of scoring
+                self._passes.clear()
+            self._passes[key] = self._new_pass(n_rows, chunks_per_block)
+        return self._passes[key]
+
+    def block_bounds(self, n_rows):
+        """(chunks_per_block, [(a, b), ...]): the statistics blocks of ``n_rows`` rows."""
+        chunks_per_block = em_layout(n_rows, self.n_features, self.n_components, self.dtype,
+                                     self.covariance)[1]
+        slot_rows = chunks_per_block * CHUNK_SIZE
+        row_bytes = self.n_features * self.dtype.itemsize
+        rows = aligned_rows(slot_rows, STREAM_BLOCK_BYTES // row_bytes)
+        return chunks_per_block, [(a, min(a + rows, n_rows)) for a in range(0, n_rows, rows)]
 
     def statistics(self, X, sample_weight, params, centres=None):
-        """Statistics of all rows of the source ``X``, summed in block order."""
+        """Statistics of all rows of the source ``X``, summed by the slots' tree."""
         centres = params.means if centres is None else centres
-        total = None
-        for a, b in X.bounds():
+        chunks_per_block, bounds = self.block_bounds(len(X))
+        parts = []
+        for a, b in bounds:
             w = None if sample_weight is None else sample_weight.read(a, b)
-            part = self._pass(b - a).statistics(X.read(a, b), w, params, centres=centres)
-            total = part if total is None else sum_statistics(total, part)
-        return total
+            parts.append(self._pass(b - a, chunks_per_block).statistics(
+                X.read(a, b), w, params, centres=centres))
+        return tree_sum_statistics(parts)
 
     def score(self, X, params, **outputs):
         """``GaussianPass.score`` outputs for all rows, filled block by block."""
@@ -349,12 +382,7 @@ class StreamedPass:
         return tuple(result)
 
     def initial_sample(self, X, sample_weight, random_state):
-        """``(X_sample, w_sample, pass)``: the rows initialisation runs on.
-
-        All rows when there are at most ``INIT_SAMPLE_ROWS`` of them (and they
-        fit in ``INIT_SAMPLE_BYTES``); otherwise a uniform random sample of
-        about that many distinct rows, in file order.
-        """
+        """``(X_sample, w_sample, pass)``: the rows ``sample_rows`` chooses, read from X."""
         rows = sample_rows(len(X), self.n_features * self.dtype.itemsize, self.n_components,
                            random_state)
         sample = X.take(rows)
@@ -363,7 +391,15 @@ class StreamedPass:
 
 
 def sample_rows(n_samples, row_bytes, n_components, random_state):
-    """Sorted row indices initialisation runs on (see ``StreamedPass.initial_sample``)."""
+    """Sorted indices of the rows every initialisation runs on, whatever the container.
+
+    All rows when there are at most ``INIT_SAMPLE_ROWS`` of them (and they fit
+    in ``INIT_SAMPLE_BYTES``), without touching ``random_state``; otherwise a
+    uniform random sample of about that many distinct rows (``cap`` draws with
+    replacement, deduplicated), in row order.  A numpy array, a memmap, an
+    h5py/zarr dataset and a dask array of the same data therefore start from
+    the same rows and the same state of ``random_state``.
+    """
     cap = max(n_components, min(INIT_SAMPLE_ROWS, INIT_SAMPLE_BYTES // row_bytes))
     if n_samples <= cap:
         return np.arange(n_samples)

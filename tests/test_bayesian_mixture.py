@@ -469,3 +469,23 @@ def test_update_recentres_statistics_about_far_centres(cov_type):
     assert_allclose(recentred.means, expected.means, rtol=1e-10)
     lost = update(far, covariance, prior, "dirichlet_process", 1e-6)
     assert not np.allclose(lost.covariances, expected.covariances, rtol=1e-6)
+
+
+# --- one answer whatever the container (tests/_containers.py) -------------------------
+@pytest.mark.filterwarnings("ignore::emfast.ConvergenceWarning")
+@pytest.mark.parametrize("covariance_type, n_samples",
+                         [(c, 1000) for c in ("full", "tied", "diag", "spherical")]
+                         + [("full", 1_000_000), ("spherical", 1_000_000)])
+def test_same_fit_in_every_container(covariance_type, n_samples):
+    from _containers import assert_same_fit_across_containers, blobs
+
+    X, w = blobs(n_samples, seed=1)
+    for process in ("dirichlet_process", "dirichlet_distribution"):
+        assert_same_fit_across_containers(
+            lambda n_threads: BayesianGaussianMixture(
+                n_components=3, covariance_type=covariance_type, max_iter=3, tol=0,
+                weight_concentration_prior_type=process, random_state=0,
+                n_threads=n_threads),
+            X, sample_weight=w if process == "dirichlet_process" else None)
+        if n_samples > 1000:
+            break

@@ -1,12 +1,14 @@
 """Dask input (emfast/_dask.py) on a real distributed.LocalCluster with 2 worker processes.
 
 The cluster starts once per module (a few seconds).  Every fit is compared
-with the in-memory fit from the same start: the statistics differ only in
-the order of the float64 sums, hence rtol 1e-10.
+with the in-memory fit from the same start: X is rechunked into whole subtrees
+of the in-memory pass's reduction tree, so the fits are bitwise equal.
 """
 import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -44,11 +46,17 @@ def _no_convergence_warnings():
         yield
 
 
-def assert_same_fit(a, b, rtol=1e-10):
+def assert_same_fit(a, b, rtol=0):
     for name in ATTRIBUTES:
-        assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=1e-300,
-                        err_msg=name)
-    assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=rtol)
+        if rtol:
+            assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=1e-300,
+                            err_msg=name)
+        else:
+            assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    if rtol:
+        assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=rtol)
+    else:
+        assert a.lower_bounds_ == b.lower_bounds_
 
 
 def test_fit_on_the_cluster_equals_the_in_memory_fit(client):
@@ -79,13 +87,13 @@ def test_float32_numpy_weights_and_incremental_em(client):
     kw = dict(covariance_type="full", random_state=0, tol=0, max_iter=5)
     clean = GaussianMixture(2, **kw).fit(X, sample_weight=w)
     # float32: the kernel sums each 256-row chunk in float32 before the float64 block
-    # sums, so blocks of 700 rows (not whole chunks) agree to float32 precision only
+    # sums; blocks of 700 rows are rechunked into whole slots, so the bits agree
     on_dask = GaussianMixture(2, **kw).fit(da.from_array(X, chunks=700), sample_weight=w)
-    assert_same_fit(on_dask, clean, rtol=1e-6)
+    assert_same_fit(on_dask, clean)
     memory = incremental_fit(GaussianMixture(2, **kw), X, n_blocks=3)
     on_dask = incremental_fit(GaussianMixture(2, **kw), da.from_array(X, chunks=700),
                               n_blocks=3)
-    assert_same_fit(on_dask, memory, rtol=1e-6)
+    assert_same_fit(on_dask, memory)
     assert not np.allclose(on_dask.means_, clean.means_, rtol=1e-6)    # not batch EM
 
 
@@ -130,3 +138,45 @@ def test_tree_sum_adds_in_block_order():
     total = tree_sum([dask.delayed(p) for p in parts], width=3).compute(scheduler="sync")
     assert total.loglik == 190 and total.nk.tolist() == [190, 20] and total.s2[0] == 2470
     assert DaskRows(da.arange(10, chunks=4)).sum() == 45
+
+
+def test_a_worker_killed_during_fit_changes_nothing():
+    # Its own cluster (the module's stays intact).  After the second iteration a thread
+    # kills one worker process with SIGKILL while the third iteration's tasks run; the
+    # scheduler recomputes the lost blocks elsewhere (the nanny restarts the worker), and
+    # the fit ends bitwise equal to the undisturbed one (and to the in-memory one).
+    from _containers import blobs
+
+    X, w = blobs(60_000, n_features=3, seed=3)
+    kw = dict(covariance_type="full", random_state=0, tol=0, max_iter=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None)
+    with cluster, distributed.Client(cluster) as c:
+        c.run(importlib.import_module, "emfast._dask")
+        X_dask = da.from_array(X, chunks=7000)
+        undisturbed = GaussianMixture(3, **kw).fit(X_dask, sample_weight=w)
+        pids = sorted(c.run(os.getpid).values())
+        assert len(pids) == 2
+        killed = []
+
+        def kill():
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+        killer = threading.Thread(target=kill, daemon=True)
+
+        def progress(n_iter, lower_bound, change):
+            if n_iter == 2:
+                killer.start()
+
+        model = GaussianMixture(3, **kw)
+        model._progress = progress
+        model.fit(X_dask, sample_weight=w)
+        killer.join(timeout=30)
+        assert killed == [pids[0]] and model.n_iter_ == kw["max_iter"]
+        c.wait_for_workers(2, timeout=60)       # the nanny brought a new process up
+        assert pids[0] not in c.run(os.getpid).values()
+    assert_same_fit(model, undisturbed)
+    assert_same_fit(model, GaussianMixture(3, **kw).fit(X, sample_weight=w))

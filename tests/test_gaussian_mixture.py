@@ -778,3 +778,32 @@ def test_integer_and_boolean_inputs_are_float64():
         assert_same_fit(a, b, rtol=1e-12)
         assert_close(a.score_samples(X), b.score_samples(X.astype(np.float64)), 1e-12)
         assert_array_equal(a.predict(X), b.predict(X.astype(np.float64)))
+
+
+# --- one answer whatever the container (tests/_containers.py) -------------------------
+from _containers import assert_same_fit_across_containers  # noqa: E402
+from _containers import blobs as weighted_blobs  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def million_rows():
+    # above the initialisation sample (262,144 rows): every container samples the same rows
+    return weighted_blobs(1_000_000)
+
+
+@pytest.mark.filterwarnings("ignore::emfast.ConvergenceWarning")
+@pytest.mark.parametrize("covariance_type", ref.COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_samples", [1000, 1_000_000])
+def test_same_fit_in_every_container(n_samples, covariance_type, request):
+    X, w = (request.getfixturevalue("million_rows") if n_samples > 1000
+            else weighted_blobs(n_samples))
+    assert_same_fit_across_containers(
+        lambda n_threads: GaussianMixture(3, covariance_type=covariance_type, max_iter=3,
+                                          tol=0, random_state=0, n_threads=n_threads),
+        X, sample_weight=w)
+    if n_samples == 1000:     # unweighted, and every initialisation method
+        for init in ("k-means++", "random", "random_from_data"):
+            assert_same_fit_across_containers(
+                lambda n_threads: GaussianMixture(3, covariance_type=covariance_type,
+                                                  init_params=init, max_iter=3, tol=0,
+                                                  random_state=0, n_threads=n_threads), X)
