@@ -24,6 +24,7 @@ differ).  A new estimator calls it with one line, e.g.::
 ``fit`` signature is not ``fit(X, sample_weight=...)``; ``containers`` picks a
 subset of ``CONTAINERS``.  Returns ``{container name: fitted estimator}``.
 """
+import collections.abc
 import os
 import tempfile
 
@@ -68,8 +69,15 @@ def fitted_attributes(estimator):
 
 def _assert_equal(name, got, expected, rtol, where):
     message = f"{name} differs between the numpy array and {where}"
-    if isinstance(expected, (tuple, list)) and not isinstance(expected, str):
-        assert isinstance(got, (tuple, list)) and len(got) == len(expected), message
+    if hasattr(expected, "__dict__") and not isinstance(expected, np.ndarray):
+        # a helper object (e.g. a convergence monitor): its attributes, one by one
+        assert type(got) is type(expected), message
+        assert sorted(vars(got)) == sorted(vars(expected)), message
+        for key, value in vars(expected).items():
+            _assert_equal(f"{name}.{key}", vars(got)[key], value, rtol, where)
+        return
+    if isinstance(expected, collections.abc.Sequence) and not isinstance(expected, str):
+        assert type(got) is type(expected) and len(got) == len(expected), message
         for i, (g, e) in enumerate(zip(got, expected)):
             _assert_equal(f"{name}[{i}]", g, e, rtol, where)
         return

@@ -807,3 +807,17 @@ def test_same_fit_in_every_container(n_samples, covariance_type, request):
                 lambda n_threads: GaussianMixture(3, covariance_type=covariance_type,
                                                   init_params=init, max_iter=3, tol=0,
                                                   random_state=0, n_threads=n_threads), X)
+
+
+@pytest.mark.filterwarnings("ignore::emfast.ConvergenceWarning")
+def test_same_fit_in_every_container_for_mclust_models():
+    from emfast._parsimonious import VALID_COVARIANCE_TYPES
+
+    X, w = weighted_blobs(1000, seed=2)
+    for covariance_type in VALID_COVARIANCE_TYPES:
+        if covariance_type in ref.COVARIANCE_TYPES:
+            continue            # above, at both sizes
+        assert_same_fit_across_containers(
+            lambda n_threads: GaussianMixture(3, covariance_type=covariance_type, max_iter=3,
+                                              tol=0, random_state=0, n_threads=n_threads),
+            X, sample_weight=w)

@@ -492,3 +492,16 @@ def test_sklearn_clone_and_params():
     clone = sklearn_base.clone(model)
     assert clone.get_params() == model.get_params()
     assert "covars_prior=0.1" in repr(model)
+
+
+def test_same_fit_in_every_container_it_accepts():
+    # GaussianHMM reads X whole (check_data): a memmap and a dask array are converted to
+    # one in-memory array, and a row-sliceable array-like that is not array-convertible is
+    # refused; the containers it accepts give bitwise the same model
+    from _containers import assert_same_fit_across_containers, blobs
+
+    X, _ = blobs(1000, seed=4)
+    assert_same_fit_across_containers(
+        lambda n_threads: GaussianHMM(3, n_iter=3, tol=0, random_state=0, n_threads=n_threads),
+        X, fit=lambda model, data, weights: model.fit(data, lengths=[400, 600]),
+        containers=("ndarray-2-threads", "memmap", "dask", "dask-other-chunks"))
