@@ -9,6 +9,7 @@ attributes).  The driver owns everything else.
 import numbers
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,6 +30,25 @@ def check_random_state(seed):
     if isinstance(seed, np.random.RandomState):
         return seed
     raise ValueError(f"random_state must be None, an int or a numpy RandomState; got {seed!r}.")
+
+
+@dataclass
+class FitTiming:
+    """Where a fit's time went, summed over its ``n_init`` runs (``estimator._fit_timing``).
+
+    ``em_seconds / em_iterations`` is the cost of one EM iteration, measured as
+    ``benchmarks/compare.py`` measures it (wall time of the iterations from a
+    given start); ``init_seconds`` is the initialisation's (k-means etc.).
+    """
+
+    init_seconds: float = 0.0
+    em_seconds: float = 0.0
+    em_iterations: int = 0
+    runs: int = 0
+
+    @property
+    def seconds_per_iteration(self):
+        return self.em_seconds / max(self.em_iterations, 1)
 
 
 class BaseEM(SklearnCompatMixin, ParamsMixin):
@@ -86,6 +106,7 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
         n_init = 1 if warm else self.n_init
         total_weight = weight_total(sample_weight, X.shape[0])   # same bits for every container
         best = None
+        timing = FitTiming()
         for init in range(n_init):
             self._verbose_init_start(init)
             start = time.perf_counter()
@@ -94,6 +115,8 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
             else:
                 params, lower_bound = self._initial_params(X, sample_weight, context,
                                                            random_state), -np.inf
+            em_start = self._iter_clock = time.perf_counter()   # lapses: EM only
+            timing.init_seconds += em_start - start
             history, converged, n_iter = [], False, 0
             for n_iter in range(1, self.max_iter + 1):
                 previous = lower_bound
@@ -109,12 +132,18 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
                 if abs(change) < self.tol:
                     converged = True
                     break
+            em_seconds = time.perf_counter() - em_start
+            timing.em_seconds += em_seconds
+            timing.em_iterations += n_iter
+            timing.runs += 1
+            self._fit_timing = timing
             if self.max_iter == 0:
                 # Nothing was iterated: like scikit-learn, no end message and the last
                 # initialisation is the one kept (users ask for initial parameters).
                 best = (lower_bound, params, n_iter, history, converged)
                 continue
-            self._verbose_init_end(converged, lower_bound, time.perf_counter() - start)
+            self._verbose_init_end(converged, lower_bound, time.perf_counter() - start,
+                                   em_start - start, em_seconds, n_iter)
             if best is None or lower_bound > best[0]:
                 best = (lower_bound, params, n_iter, history, converged)
 
@@ -148,10 +177,14 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
                   f"ll change {change:.5f}")
             self._iter_clock = now
 
-    def _verbose_init_end(self, converged, lower_bound, seconds):
+    def _verbose_init_end(self, converged, lower_bound, seconds, init_seconds, em_seconds,
+                          n_iter):
         state = "converged" if converged else "did not converge"
         if self.verbose == 1:
             print(f"Initialization {state}.")
         elif self.verbose >= 2:
+            # scikit-learn's line (the run's whole time), then the split, which it lacks
             print(f"Initialization {state}. time lapse {seconds:.5f}s\t "
                   f"lower bound {lower_bound:.5f}.")
+            print(f"  initialisation {init_seconds:.5f}s\t {n_iter} EM iterations "
+                  f"{em_seconds:.5f}s\t {em_seconds / max(n_iter, 1):.5f}s per iteration")

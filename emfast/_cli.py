@@ -139,7 +139,10 @@ def _show_warning(message, category=None, filename=None, lineno=None, file=None,
 
 
 def _fit(model, X, weights, progress, labels=False):
-    """Fit with the progress line; warnings are shown after the line is cleared."""
+    """Fit with the progress line; warnings are shown after the line is cleared.
+
+    Returns the labels (or None) and the fit's wall time in seconds.
+    """
     model._progress = progress
     sys.stdout.flush()   # what was printed so far comes before the progress line
     start = time.perf_counter()
@@ -157,6 +160,33 @@ def _fit(model, X, weights, progress, labels=False):
     return (result if labels else None), seconds
 
 
+def _say(args):
+    """``print`` for the summary, or a no-op with --quiet."""
+    if getattr(args, "quiet", False):
+        return lambda *parts, **kwargs: None
+    return print
+
+
+def _timed_load(args):
+    """``_load(args)`` and the seconds it took."""
+    start = time.perf_counter()
+    loaded = _load(args)
+    return loaded, time.perf_counter() - start
+
+
+def _time_line(timing, fit_seconds, load_seconds=None):
+    """Where the time went: loading, initialisation and EM iterations, separately.
+
+    The EM figure is the wall time of the iterations themselves, from their
+    start (``benchmarks/compare.py`` times fits from a given start the same
+    way); initialisation (k-means) is reported on its own.
+    """
+    parts = [] if load_seconds is None else [f"reading the data {load_seconds:.3f} s"]
+    parts += [f"initialisation {timing.init_seconds:.3f} s",
+              f"EM {timing.em_seconds:.3f} s", f"whole fit {fit_seconds:.3f} s"]
+    return "time: " + ", ".join(parts)
+
+
 def _log_likelihood(model, X, weights):
     """The (weighted) total log-likelihood and the (weighted) sample count, in row blocks."""
     total = 0.0
@@ -167,20 +197,24 @@ def _log_likelihood(model, X, weights):
     return total, (X.shape[0] if weights is None else float(weights.sum()))
 
 
-def _print_summary(model, X, weights, seconds, threads):
-    n_iter = model.n_iter_
-    print(f"fit: {n_iter} EM iterations in {seconds:.3f} s "
-          f"({seconds / max(n_iter, 1) * 1e3:.2f} ms/iteration, {threads} threads), "
-          f"converged: {model.converged_}")
+def _print_summary(say, model, X, weights, seconds, threads, load_seconds=None):
+    n_iter, timing = model.n_iter_, model._fit_timing
+    runs = (f" (best of {timing.runs} runs, {timing.em_iterations} iterations in all)"
+            if timing.runs > 1 else "")
+    say(f"fit: {n_iter} EM iterations{runs}, {timing.seconds_per_iteration * 1e3:.2f} "
+        f"ms/iteration ({threads} threads), converged: {model.converged_}")
+    say(_time_line(timing, seconds, load_seconds))
+    if say is not print:
+        return          # --quiet: nothing to print, nothing to compute
     log_likelihood, n = _log_likelihood(model, X, weights)
     bic = -2 * log_likelihood + model._n_parameters() * np.log(n)
-    print(f"mean log-likelihood: {model.lower_bound_:.6f}   BIC: {bic:,.1f}")
+    say(f"mean log-likelihood: {model.lower_bound_:.6f}   BIC: {bic:,.1f}")
     shown = min(model.means_.shape[1], 6)
     more = ", ..." if model.means_.shape[1] > shown else ""
-    print("component  weight   mean" + (f" (first {shown} features)" if more else ""))
+    say("component  weight   mean" + (f" (first {shown} features)" if more else ""))
     for k in np.argsort(-model.weights_, kind="stable"):
         mean = ", ".join(f"{v:7.3f}" for v in model.means_[k, :shown])
-        print(f"{k:9d}  {model.weights_[k]:.4f}   [{mean}{more}]")
+        say(f"{k:9d}  {model.weights_[k]:.4f}   [{mean}{more}]")
 
 
 def _check_plot_path(path):
@@ -203,12 +237,12 @@ def _figure(n_panels):
     return figure, figure.subplots(1, n_panels, squeeze=False)[0]
 
 
-def _save_model(model, path, what="model"):
+def _save_model(say, model, path, what="model"):
     from ._io import check_output
 
     check_output(path, [".npz"], "--out")
     model.save(path)
-    print(f"saved the {what} to {path}")
+    say(f"saved the {what} to {path}")
 
 
 def _check_model_path(path):
@@ -225,21 +259,22 @@ def _demo(args):
     from ._io import WRITE_SUFFIXES, check_output, write_array
     from ._parallel import effective_n_threads
 
+    say = _say(args)
     if args.save_data is not None:
         check_output(args.save_data, WRITE_SUFFIXES, "--save-data")
     X, truth = make_demo(args.n_samples, random_state=args.seed)
-    print(f"emfast {__version__}: demo data set, {X.shape[0]:,} samples x {X.shape[1]} features "
-          f"drawn from 5 Gaussian components")
+    say(f"emfast {__version__}: demo data set, {X.shape[0]:,} samples x {X.shape[1]} features "
+        f"drawn from 5 Gaussian components")
     if args.save_data is not None:
         write_array(args.save_data, X, header=["x", "y"])
-        print(f"wrote the data to {args.save_data}")
+        say(f"wrote the data to {args.save_data}")
     model = GaussianMixture(n_components=5, covariance_type=args.covariance, n_init=1,
                             random_state=args.seed, n_threads=args.threads)
     threads = effective_n_threads(args.threads)
     labels, seconds = _fit(model, X, None, _progress(args), labels=True)
-    _print_summary(model, X, None, seconds, threads)
+    _print_summary(say, model, X, None, seconds, threads)
     agreement = np.mean(truth == _match_labels(truth, labels)[labels])
-    print(f"agreement with the generating components: {agreement:.2%}")
+    say(f"agreement with the generating components: {agreement:.2%}")
     return 0
 
 
@@ -268,22 +303,23 @@ def _fit_command(args):
     if args.plot is not None:
         _check_plot_path(args.plot)
     threads = effective_n_threads(args.threads)
-    X, names, weights = _load(args)
+    say = _say(args)
+    (X, names, weights), load_seconds = _timed_load(args)
     model = GaussianMixture(n_components=args.n_components, covariance_type=args.covariance,
                             tol=args.tol, reg_covar=args.reg_covar, max_iter=args.max_iter,
                             n_init=args.n_init, init_params=args.init,
                             random_state=args.seed, n_threads=args.threads)
-    print(f"emfast {__version__}: {args.data}, {X.shape[0]:,} samples x {X.shape[1]} features "
-          f"({X.dtype}{', weighted' if weights is not None else ''}); "
-          f"{args.n_components} components, {args.covariance} covariance")
+    say(f"emfast {__version__}: {args.data}, {X.shape[0]:,} samples x {X.shape[1]} features "
+        f"({X.dtype}{', weighted' if weights is not None else ''}); "
+        f"{args.n_components} components, {args.covariance} covariance")
     labels, seconds = _fit(model, X, weights,
                            _progress(args, args.n_init), labels=args.labels is not None)
-    _print_summary(model, X, weights, seconds, threads)
+    _print_summary(say, model, X, weights, seconds, threads, load_seconds)
     if args.out is not None:
-        _save_model(model, args.out)
+        _save_model(say, model, args.out)
     if labels is not None:
         write_array(args.labels, labels, header=["label"])
-        print(f"wrote {labels.shape[0]:,} labels to {args.labels}")
+        say(f"wrote {labels.shape[0]:,} labels to {args.labels}")
     if args.plot is not None:
         from .plot import plot_components, plot_lower_bound
 
@@ -292,7 +328,7 @@ def _fit_command(args):
             plot_components(model, X, ax=axes[0])
         plot_lower_bound(model, ax=axes[-1])
         figure.savefig(args.plot, dpi=100)
-        print(f"wrote the plot to {args.plot}")
+        say(f"wrote the plot to {args.plot}")
     return 0
 
 
@@ -339,7 +375,7 @@ def _predict_command(args):
         return 0
     write_array(args.out, result, header=header)
     what = "probabilities" if args.proba else "labels"
-    print(f"wrote {result.shape[0]:,} rows of {what} to {args.out}")
+    _say(args)(f"wrote {result.shape[0]:,} rows of {what} to {args.out}")
     return 0
 
 
@@ -352,12 +388,13 @@ def _select_command(args):
         _check_plot_path(args.plot)
     if args.jobs is not None:
         effective_n_threads(args.jobs)   # validates like n_threads
-    X, names, weights = _load(args)
+    say = _say(args)
+    (X, names, weights), load_seconds = _timed_load(args)
     kinds = args.covariance
     ks = args.n_components
-    print(f"emfast {__version__}: {args.data}, {X.shape[0]:,} samples x {X.shape[1]} features "
-          f"({X.dtype}{', weighted' if weights is not None else ''}); "
-          f"{len(ks) * len(kinds)} candidates: n_components {_ranges(ks)} x {', '.join(kinds)}")
+    say(f"emfast {__version__}: {args.data}, {X.shape[0]:,} samples x {X.shape[1]} features "
+        f"({X.dtype}{', weighted' if weights is not None else ''}); "
+        f"{len(ks) * len(kinds)} candidates: n_components {_ranges(ks)} x {', '.join(kinds)}")
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         model, table = select_model(
@@ -366,23 +403,30 @@ def _select_command(args):
             random_state=args.seed, n_jobs=args.jobs, tol=args.tol, reg_covar=args.reg_covar,
             max_iter=args.max_iter, init_params=args.init, n_threads=args.threads)
     seconds = time.perf_counter() - start
-    print(table)
+    say(table)
     for (k, kind), message in table.errors.items():
-        print(f"failed: {k} components, {kind}: {' '.join(message.split())}")
+        say(f"failed: {k} components, {kind}: {' '.join(message.split())}")
     not_converged = int((~table.converged & np.isfinite(table.values)).sum())
-    print(f"best: {model.n_components} components, {model.covariance_type} covariance "
-          f"(converged: {model.converged_}); {not_converged} candidate(s) did not converge; "
-          f"{seconds:.2f} s")
+    say(f"best: {model.n_components} components, {model.covariance_type} covariance "
+        f"(converged: {model.converged_}); {not_converged} candidate(s) did not converge")
+    timings = list(table.timings.values())
+    init_seconds = sum(t.init_seconds for t in timings)
+    em_seconds = sum(t.em_seconds for t in timings)
+    iterations = sum(t.em_iterations for t in timings)
+    say(f"time: reading the data {load_seconds:.3f} s, search {seconds:.3f} s; summed over the "
+        f"{len(timings)} fitted candidates: initialisation {init_seconds:.3f} s, "
+        f"{iterations} EM iterations {em_seconds:.3f} s "
+        f"({em_seconds / max(iterations, 1) * 1e3:.2f} ms/iteration)")
     for warning in caught:
         _show_warning(warning.message)
-    _save_model(model, args.out, what="best model")
+    _save_model(say, model, args.out, what="best model")
     if args.plot is not None:
         from .plot import plot_criterion
 
         figure, axes = _figure(1)
         plot_criterion(table, ax=axes[0])
         figure.savefig(args.plot, dpi=100)
-        print(f"wrote the plot to {args.plot}")
+        say(f"wrote the plot to {args.plot}")
     return 0
 
 
@@ -431,11 +475,34 @@ def _add_fit_options(parser):
                         help="added to the covariances' diagonals (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed of the initialisation (default: 0)")
+    _add_loudness(parser)
+
+
+def _add_loudness(parser, progress=True):
     loud = parser.add_mutually_exclusive_group()
-    loud.add_argument("-v", "--verbose", action="store_true",
-                      help="report progress on stderr even when it is not a terminal")
+    if progress:
+        loud.add_argument("-v", "--verbose", action="store_true",
+                          help="report progress on stderr even when it is not a terminal")
     loud.add_argument("-q", "--quiet", action="store_true",
-                      help="no progress line, even on a terminal")
+                      help="print nothing on stdout but what was asked for (no summary, no "
+                           "progress line); warnings and errors still go to stderr")
+
+
+# one example per command, shown by `emfast COMMAND --help`
+EXAMPLES = {
+    "demo": "example:\n  emfast demo --n-samples 20000 --save-data points.csv",
+    "fit": "examples:\n  emfast fit points.csv -k 5 -o model.npz --labels labels.csv\n"
+           "  emfast fit big.npy -k 8 --covariance diag --dtype float32 -q -o model.npz",
+    "predict": "examples:\n  emfast predict model.npz points.csv --proba -o proba.npy\n"
+               "  emfast predict model.npz points.csv | head",
+    "select": "example:\n  emfast select points.csv -k 1..6 --covariance full,diag -o best.npz",
+    "config": "example:\n  emfast config",
+}
+
+
+def _command(commands, name, **kwargs):
+    return commands.add_parser(name, epilog=EXAMPLES[name],
+                               formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
 
 
 def build_parser():
@@ -452,7 +519,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"emfast {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="fit a mixture to the built-in demo data set",
+    demo = _command(commands, "demo", help="fit a mixture to the built-in demo data set",
                                description="Fit 5 components to the built-in 2-D demo data "
                                            "(generated, nothing is downloaded).")
     demo.add_argument("--n-samples", type=_positive_int, default=200_000,
@@ -462,19 +529,17 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--save-data", metavar="FILE",
                       help="also write the demo data (.npy, .csv or .tsv, columns x, y)")
-    loud = demo.add_mutually_exclusive_group()
-    loud.add_argument("-v", "--verbose", action="store_true", help="progress even off a terminal")
-    loud.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    _add_loudness(demo)
     demo.set_defaults(run=_demo)
 
-    fit = commands.add_parser("fit", help="fit a Gaussian mixture to a data file",
+    fit = _command(commands, "fit", help="fit a Gaussian mixture to a data file",
                               description="Fit a Gaussian mixture to DATA and print a summary.")
     _add_data_options(fit)
     fit.add_argument("-k", "--n-components", type=_positive_int, required=True, metavar="K",
                      help="number of components")
     fit.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES,
                      help="covariance type (default: full)")
-    fit.add_argument("--out", metavar="MODEL.npz", help="save the fitted model here")
+    fit.add_argument("-o", "--out", metavar="MODEL.npz", help="save the fitted model here")
     fit.add_argument("--labels", metavar="FILE",
                      help="write each sample's component (.npy, .csv or .tsv)")
     fit.add_argument("--plot", metavar="FIG.png",
@@ -482,18 +547,19 @@ def build_parser():
     _add_fit_options(fit)
     fit.set_defaults(run=_fit_command)
 
-    predict = commands.add_parser("predict", help="label data with a saved model",
+    predict = _command(commands, "predict", help="label data with a saved model",
                                   description="Label each row of DATA with its most probable "
                                               "component (or all probabilities with --proba).")
     predict.add_argument("model", metavar="MODEL", help="a model saved by fit or select (.npz)")
     _add_data_options(predict, weights=False)
     predict.add_argument("--proba", action="store_true",
                          help="write every component's posterior probability")
-    predict.add_argument("--out", metavar="FILE",
+    predict.add_argument("-o", "--out", metavar="FILE",
                          help="write to .npy, .csv or .tsv (default: print to stdout)")
+    _add_loudness(predict, progress=False)
     predict.set_defaults(run=_predict_command)
 
-    select = commands.add_parser("select", help="choose K and the covariance type by BIC",
+    select = _command(commands, "select", help="choose K and the covariance type by BIC",
                                  description="Fit every (K, covariance type) pair, print the "
                                              "criterion table and save the best model.")
     _add_data_options(select)
@@ -506,14 +572,14 @@ def build_parser():
                         help="lower is better (default: bic)")
     select.add_argument("--jobs", type=_threads, metavar="N",
                         help="candidates fitted at once (default: one per core)")
-    select.add_argument("--out", metavar="MODEL.npz", default="model.npz",
+    select.add_argument("-o", "--out", metavar="MODEL.npz", default="model.npz",
                         help="save the best model here (default: model.npz)")
     select.add_argument("--plot", metavar="FIG.png",
                         help="draw the criterion table (needs matplotlib)")
     _add_fit_options(select)
     select.set_defaults(run=_select_command)
 
-    config = commands.add_parser("config", help="show version, OpenMP, threads and BLAS",
+    config = _command(commands, "config", help="show version, OpenMP, threads and BLAS",
                                  description="Print what this installation runs with.")
     config.set_defaults(run=_config_command)
     return parser

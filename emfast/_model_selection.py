@@ -63,6 +63,10 @@ class CriterionTable:
         Free parameters of each candidate.
     best : tuple
         ``(n_components, covariance_type)`` of the lowest value.
+    timings : dict
+        ``(n_components, covariance_type)`` of each fitted candidate mapped to
+        where its fit's time went (initialisation, EM iterations; see
+        ``emfast._base.FitTiming``).
     """
 
     criterion: str
@@ -74,6 +78,7 @@ class CriterionTable:
     log_likelihood: np.ndarray = None
     n_parameters: np.ndarray = None
     best: tuple = None
+    timings: dict = field(default_factory=dict)
 
     def value(self, n_components, covariance_type):
         """The criterion of one candidate.
@@ -336,6 +341,7 @@ def select_model(X, n_components=range(1, 10),
             continue
         table.values[i, j], table.log_likelihood[i, j] = value, loglik
         table.converged[i, j] = model.converged_
+        table.timings[key] = model._fit_timing
         models[key] = model
     if not models:
         details = "; ".join(f"{k}: {msg}" for k, msg in table.errors.items())

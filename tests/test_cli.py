@@ -1,5 +1,7 @@
 """The emfast command line, its data loading (emfast._io) and progress line (emfast._progress)."""
 import io
+import re
+import time
 import math
 import os
 import runpy
@@ -399,3 +401,106 @@ def test_cli_progress_only_with_verbose_off_a_terminal(data, capsys):
     lines = err.splitlines()
     assert lines[0].startswith("EM iteration 1  lower bound ")
     assert lines[-1].startswith(f"EM iteration {n_iter}  lower bound ")
+
+
+# --- timings, short options, --quiet, examples (issue: honest timings, CLI conventions) ----
+def _timings(out):
+    """{name: seconds} from the summary's ``time:`` line, and the ms/iteration figure."""
+    line = next(l for l in out.splitlines() if l.startswith("time: "))
+    pairs = [part.strip().rsplit(" ", 2)[:2] for part in line[6:].split(";")[0].split(",")]
+    ms = float(out.split(" ms/iteration")[0].rsplit(" ", 1)[1])
+    return {name: float(value) for name, value in pairs}, ms
+
+
+def test_fit_reports_loading_initialisation_and_em_time_apart(data, capsys, monkeypatch):
+    import emfast._base as base
+    from emfast._gaussian_mixture import GaussianMixture as GM
+
+    # a slow initialisation must not inflate the per-iteration figure
+    initial = GM._initial_params
+
+    def slow_initial(self, *args):
+        time.sleep(0.3)
+        return initial(self, *args)
+
+    monkeypatch.setattr(GM, "_initial_params", slow_initial)
+    status, out, _ = run(capsys, "fit", "points.csv", "-k", "3", "--max-iter", "4", "--tol", "0")
+    assert status == 0
+    times, ms = _timings(out)
+    assert list(times) == ["reading the data", "initialisation", "EM", "whole fit"]
+    assert times["initialisation"] >= 0.3 > times["EM"]
+    # "EM" is printed to the millisecond: a quarter of that is the rounding of EM / 4
+    assert ms == pytest.approx(times["EM"] / 4 * 1e3, abs=0.5 / 4 + 0.005)
+    assert times["whole fit"] >= times["initialisation"] + times["EM"] - 2e-3
+    assert out.startswith("emfast") and "fit: 4 EM iterations, " in out
+    # the estimator records the split (emfast._base.FitTiming), over every run
+    model = GM(3, n_init=2, max_iter=5, tol=0, random_state=0).fit(data[0])
+    timing = model._fit_timing
+    assert isinstance(timing, base.FitTiming) and timing.runs == 2
+    assert timing.em_iterations == 10 and timing.init_seconds >= 0.6
+    assert timing.seconds_per_iteration == timing.em_seconds / 10
+    status, out, _ = run(capsys, "fit", "points.npy", "-k", "3", "--n-init", "2",
+                         "--max-iter", "3", "--tol", "0")
+    assert "fit: 3 EM iterations (best of 2 runs, 6 iterations in all), " in out
+
+
+@pytest.mark.filterwarnings("ignore::emfast.ConvergenceWarning")
+def test_verbose_reports_initialisation_and_em_time_apart(capsys, monkeypatch):
+    from emfast._gaussian_mixture import GaussianMixture as GM
+
+    initial = GM._initial_params
+    monkeypatch.setattr(GM, "_initial_params",
+                        lambda self, *a: (time.sleep(0.2), initial(self, *a))[1])
+    X, _ = _blobs()
+    GM(3, max_iter=3, tol=0, verbose=2, verbose_interval=1, random_state=0).fit(X)
+    out = capsys.readouterr().out
+    lapses = [float(v) for v in re.findall(r"Iteration \d+\t time lapse (\d+\.\d+)s", out)]
+    init, em, per = map(float, re.search(
+        r"initialisation (\d+\.\d+)s\t 3 EM iterations (\d+\.\d+)s\t (\d+\.\d+)s per iteration",
+        out).groups())
+    assert len(lapses) == 3 and max(lapses) < 0.2 <= init      # iterations exclude init
+    assert em < 0.2 and per == pytest.approx(em / 3, abs=1e-5)
+
+
+def test_short_out_option_and_quiet(data, capsys):
+    X, _ = data
+    status, out, err = run(capsys, "fit", "points.npy", "-k", "3", "-o", "short.npz")
+    assert status == 0 and "saved the model to short.npz" in out
+    run(capsys, "fit", "points.npy", "-k", "3", "--out", "long.npz")
+    assert_array_equal(emfast.load("short.npz").means_, emfast.load("long.npz").means_)
+    # -q: nothing on stdout, the model still saved, warnings still on stderr
+    status, out, err = run(capsys, "fit", "points.npy", "-k", "3", "-q", "-o", "quiet.npz",
+                           "--labels", "labels.npy", "--max-iter", "1", "--tol", "0")
+    assert status == 0 and out == "" and err.startswith("emfast: warning: Best performing")
+    assert_array_equal(np.load("labels.npy"), emfast.load("quiet.npz").predict(X))
+    status, out, err = run(capsys, "demo", "--n-samples", "3000", "-q")
+    assert (status, out, err) == (0, "", "")
+    status, out, err = run(capsys, "select", "points.npy", "-k", "1..2", "--covariance", "diag",
+                           "-q", "-o", "best.npz")
+    assert (status, out, err) == (0, "", "") and os.path.exists("best.npz")
+    status, out, _ = run(capsys, "select", "points.npy", "-k", "1..2", "--covariance", "diag")
+    assert re.search(r"time: reading the data \d+\.\d{3} s, search \d+\.\d{3} s; summed over "
+                     r"the 2 fitted candidates: initialisation \d+\.\d{3} s, \d+ EM iterations "
+                     r"\d+\.\d{3} s \(\d+\.\d{2} ms/iteration\)", out), out
+    # predict: -o writes the file, -q silences the note; without -o the rows are the output
+    status, out, _ = run(capsys, "predict", "quiet.npz", "points.npy", "-o", "p.csv", "-q")
+    assert status == 0 and out == "" and os.path.exists("p.csv")
+    status, out, _ = run(capsys, "predict", "quiet.npz", "points.npy", "-q")
+    assert len(out.split()) == 600
+
+
+@pytest.mark.parametrize("command", ["demo", "fit", "predict", "select", "config"])
+def test_every_command_help_shows_an_example(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    examples = out.split("example", 1)[1].splitlines()[1:]
+    assert examples and all(line.startswith(f"  emfast {command}") for line in examples
+                            if line.strip()), out
+    # the examples parse (a typo in one would fail here)
+    parser = __import__("emfast._cli", fromlist=["build_parser"]).build_parser()
+    for line in examples:
+        words = line.split("|")[0].split()[1:]
+        if words:
+            parser.parse_args(words)
