@@ -27,8 +27,9 @@ import dask.array as da
 import numpy as np
 
 from ._parsimonious import resolve_covariance
-from ._passes import CHUNK_SIZE, TREE_WIDTH, GaussianPass, aligned_rows, em_layout
-from ._sources import add_statistics, sample_pass, sample_rows, weight_total
+from ._passes import (CHUNK_SIZE, TREE_WIDTH, GaussianPass, add_statistics, aligned_rows,
+                      em_layout)
+from ._sources import sample_pass, sample_rows, weight_total
 
 _TASK_THREADS = 1       # kernel threads per task (Dask parallelises over tasks)
 

@@ -23,8 +23,7 @@ from ._base import check_random_state
 from ._exceptions import ConvergenceWarning, interoperable
 from ._feature_names import check_feature_names, feature_names
 from ._parallel import sequential_blas
-from ._passes import CHUNK_SIZE, GaussianPass, Statistics
-from ._sources import sum_statistics
+from ._passes import CHUNK_SIZE, GaussianPass, Statistics, add_statistics
 from ._validation import check_data, check_sample_weight
 
 STEP_OFFSET = 2.0       # t0 of rho_t = (t + t0) ** -kappa
@@ -68,7 +67,7 @@ def _scaled(stats, factor):
 
 def _blend(old, new, rho):
     """(1 - rho) old + rho new, both about new's centres."""
-    return sum_statistics(_scaled(old, 1.0 - rho), _scaled(new, rho))
+    return add_statistics(_scaled(old, 1.0 - rho), _scaled(new, rho))
 
 
 # --- stepwise (online) EM -------------------------------------------------------------
@@ -260,14 +259,14 @@ def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
             if sweep == 1:      # a batch iteration fills every block's statistics
                 parts = [block_stats(i, params) for i in range(len(blocks))]
                 params = model._params_from_statistics(
-                    sum_statistics(*parts), covariance,
-                    lambda c, at=params: sum_statistics(*(block_stats(i, at, c)
+                    add_statistics(*parts), covariance,
+                    lambda c, at=params: add_statistics(*(block_stats(i, at, c)
                                                           for i in range(len(blocks)))),
                     previous=params)
             else:
                 for i in range(len(blocks)):
                     parts[i] = block_stats(i, params)
-                    total = sum_statistics(*(recentre(p, params.means, covariance)
+                    total = add_statistics(*(recentre(p, params.means, covariance)
                                              for p in parts))
                     params = model._params_from_statistics(total, covariance,
                                                            previous=params)

@@ -27,8 +27,7 @@ import sys
 
 import numpy as np
 
-from ._passes import (CHUNK_SIZE, GaussianPass, add_statistics, aligned_rows, em_layout,
-                      tree_sum_statistics)
+from ._passes import CHUNK_SIZE, GaussianPass, aligned_rows, em_layout, tree_sum_statistics
 from ._validation import check_data
 
 STREAM_BLOCK_BYTES = 32 << 20    # rows read (and converted, if needed) at a time
@@ -36,9 +35,6 @@ INIT_SAMPLE_ROWS = 1 << 18       # initialisation sees at most this many rows ..
 INIT_SAMPLE_BYTES = 64 << 20     # ... and at most this many bytes of them
 WEIGHT_TOTAL_ROWS = 1 << 16      # rows per partial sum of the total sample weight
 _CHECK_ROWS = 1 << 16            # rows per finiteness check: bounded temporaries
-
-
-sum_statistics = add_statistics     # statistics about the same centres, added in order
 
 
 def weight_total(sample_weight, n_samples):

@@ -279,3 +279,34 @@ def test_which_inputs_stream(tmp_path):
     assert not sources.is_streamed([[1.0, 2.0]])
     pd = pytest.importorskip("pandas")
     assert not sources.is_streamed(pd.DataFrame(np.zeros((3, 2))))
+
+
+def _tree_reference(values, width):
+    """The fixed tree by its definition, in plain Python floats."""
+    while len(values) > 1:
+        groups = [values[i:i + width] for i in range(0, len(values), width)]
+        values = []
+        for group in groups:
+            total = group[0]
+            for v in group[1:]:
+                total += v
+            values.append(total)
+    return values[0]
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 63, 64, 65, 513, 1000])
+def test_tree_sum_of_aligned_parts_is_the_whole_sum(n):
+    from emfast._passes import TREE_WIDTH, Statistics, tree_sum_rows, tree_sum_statistics
+
+    rng = np.random.default_rng(n)
+    rows = rng.standard_normal((n, 3)) * 10.0 ** rng.integers(-8, 9, (n, 3))
+    whole = tree_sum_rows(rows)
+    for j in range(3):
+        assert whole[j] == _tree_reference([float(v) for v in rows[:, j]], TREE_WIDTH)
+    # parts of width ** l rows summed apart, then by the same tree: the same bits
+    for level in range(4):
+        size = TREE_WIDTH ** level
+        parts = [Statistics(loglik=0.0, nk=tree_sum_rows(rows[a:a + size]), s1=np.zeros((1, 1)),
+                            s2=np.zeros(0), centres=np.zeros((1, 1)))
+                 for a in range(0, n, size)]
+        assert_array_equal(tree_sum_statistics(parts).nk, whole)
