@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from ._acceleration import em_iterator
 from ._exceptions import ConvergenceWarning, NotFittedError, interoperable
 from ._feature_names import feature_names
 from ._parallel import sequential_blas
@@ -94,10 +95,14 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
                 params, lower_bound = self._initial_params(X, sample_weight, context,
                                                            random_state), -np.inf
             history, converged, n_iter = [], False, 0
+            # accelerated EM (emfast/_acceleration.py): the iterator wraps the EM map
+            iterator = em_iterator(
+                getattr(self, "accelerate", None),
+                lambda p: self._em_iteration(X, sample_weight, p, context, total_weight),
+                lambda: self._em_coordinates(context))
             for n_iter in range(1, self.max_iter + 1):
                 previous = lower_bound
-                lower_bound, params = self._em_iteration(X, sample_weight, params, context,
-                                                         total_weight)
+                lower_bound, params = iterator.step(params)
                 history.append(lower_bound)
                 change = lower_bound - previous
                 self._verbose_iteration(n_iter, change)
@@ -111,13 +116,13 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
             if self.max_iter == 0:
                 # Nothing was iterated: like scikit-learn, no end message and the last
                 # initialisation is the one kept (users ask for initial parameters).
-                best = (lower_bound, params, n_iter, history, converged)
+                best = (lower_bound, params, n_iter, history, converged, 0)
                 continue
             self._verbose_init_end(converged, lower_bound, time.perf_counter() - start)
             if best is None or lower_bound > best[0]:
-                best = (lower_bound, params, n_iter, history, converged)
+                best = (lower_bound, params, n_iter, history, converged, iterator.n_e_passes)
 
-        lower_bound, params, n_iter, history, converged = best
+        lower_bound, params, n_iter, history, converged, n_e_passes = best
         if not converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
@@ -125,6 +130,7 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
                 interoperable(ConvergenceWarning), stacklevel=4)
         self._store_params(params)
         self.n_iter_ = n_iter
+        self.n_e_passes_ = n_e_passes
         self.lower_bound_ = lower_bound
         self.lower_bounds_ = history
         self.converged_ = converged
