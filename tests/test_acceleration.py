@@ -162,3 +162,12 @@ def test_coordinates_round_trip(covariance_type):
     assert np.isclose(moved.weights.sum(), 1.0) and (moved.weights > 0).all()
     with pytest.raises(ValueError, match="parameter space"):
         coords.from_vector(np.full_like(vector, 1e3))
+
+
+@pytest.mark.parametrize("covariance_type", ["VVV", "EII", "EEE"])
+@pytest.mark.parametrize("method", METHODS)
+def test_parsimonious_models_refuse_acceleration(covariance_type, method):
+    # extrapolated points would leave the model's constrained family of covariances
+    with pytest.raises(ValueError, match=f"does not support accelerate='{method}'"):
+        GaussianMixture(2, covariance_type=covariance_type, accelerate=method).fit(
+            overlapping(0, n=100))
