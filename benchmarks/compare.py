@@ -680,7 +680,7 @@ COLUMNS = ("shape", "data", "cov", "dtype", "threads", "impl", "s/iter", "vs skl
            "vs daal4py", "GFLOP/s", "of limit", "final mean loglik", "peak extra MB (% of X)",
            "predict_proba s", "score_samples s", "init s")
 FIT_COLUMNS = ("shape", "data", "cov", "dtype", "threads", "impl", "fit s", "n_iter",
-               "converged", "s/iter", "fit vs sklearn", "final mean loglik")
+               "converged", "s/iter", "of limit", "fit vs sklearn", "final mean loglik")
 ACCEL_COLUMNS = ("shape", "data", "cov", "dtype", "threads", "accelerate", "E-passes",
                  "iterations", "fit s", "E-passes plain / this", "final mean loglik",
                  "rel. diff vs plain")
@@ -718,14 +718,16 @@ def table_row(shape, run, r, results, limits):
                               run.impl, *cells]) + " |"
 
 
-def fit_row(shape, run, r, results):
+def fit_row(shape, run, r, results, limits):
     if not_run(r):
         cells = [not_run(r)] + [DASH] * (len(FIT_COLUMNS) - 7)
     else:
         sk = results.get(shape.key(Run("sklearn", run.dtype, run.threads)))
         sk_t = sk.get("fit_s") if sk else None
         cells = [f"{r['fit_s']:.4g}", str(r["n_iter"]), "yes" if r["converged"] else "no",
-                 f"{r['s_per_iter']:.4g}", fmt(sk_t and sk_t / r["fit_s"], ".2f"),
+                 f"{r['s_per_iter']:.4g}",
+                 limit_cell(shape, run.dtype, r["s_per_iter"], r["x_nbytes"], limits),
+                 fmt(sk_t and sk_t / r["fit_s"], ".2f"),
                  f"{r['loglik']:.6f}"]
     return "| " + " | ".join([shape.name, shape.data, shape.cov, run.dtype, str(run.threads),
                               run.impl, *cells]) + " |"
@@ -859,7 +861,7 @@ def report(a, shapes, impls, results, paired, ambiguous, limits):
     for mode, columns, row in (("iter", COLUMNS, lambda sh, run, r: table_row(sh, run, r, results,
                                                                                  limits)),
                                ("fit", FIT_COLUMNS, lambda sh, run, r: fit_row(sh, run, r,
-                                                                              results)),
+                                                                              results, limits)),
                                ("accel", ACCEL_COLUMNS, lambda sh, run, r: accel_row(sh, run, r,
                                                                                     results))):
         rows = [row(sh, run, get(sh, run)) for sh in shapes if sh.mode == mode

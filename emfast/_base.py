@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._acceleration import em_iterator
 from ._exceptions import ConvergenceWarning, NotFittedError, interoperable
 from ._feature_names import feature_names
 from ._parallel import sequential_blas
@@ -118,10 +119,14 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
             em_start = self._iter_clock = time.perf_counter()   # lapses: EM only
             timing.init_seconds += em_start - start
             history, converged, n_iter = [], False, 0
+            # accelerated EM (emfast/_acceleration.py): the iterator wraps the EM map
+            iterator = em_iterator(
+                getattr(self, "accelerate", None),
+                lambda p: self._em_iteration(X, sample_weight, p, context, total_weight),
+                lambda: self._em_coordinates(context))
             for n_iter in range(1, self.max_iter + 1):
                 previous = lower_bound
-                lower_bound, params = self._em_iteration(X, sample_weight, params, context,
-                                                         total_weight)
+                lower_bound, params = iterator.step(params)
                 history.append(lower_bound)
                 change = lower_bound - previous
                 self._verbose_iteration(n_iter, change)
@@ -140,14 +145,14 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
             if self.max_iter == 0:
                 # Nothing was iterated: like scikit-learn, no end message and the last
                 # initialisation is the one kept (users ask for initial parameters).
-                best = (lower_bound, params, n_iter, history, converged)
+                best = (lower_bound, params, n_iter, history, converged, 0)
                 continue
             self._verbose_init_end(converged, lower_bound, time.perf_counter() - start,
                                    em_start - start, em_seconds, n_iter)
             if best is None or lower_bound > best[0]:
-                best = (lower_bound, params, n_iter, history, converged)
+                best = (lower_bound, params, n_iter, history, converged, iterator.n_e_passes)
 
-        lower_bound, params, n_iter, history, converged = best
+        lower_bound, params, n_iter, history, converged, n_e_passes = best
         if not converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
@@ -155,6 +160,7 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
                 interoperable(ConvergenceWarning), stacklevel=4)
         self._store_params(params)
         self.n_iter_ = n_iter
+        self.n_e_passes_ = n_e_passes
         self.lower_bound_ = lower_bound
         self.lower_bounds_ = history
         self.converged_ = converged

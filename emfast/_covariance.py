@@ -130,6 +130,35 @@ class _Covariance:
         """Covariances as (K, D, D) matrices (for sampling)."""
         raise NotImplementedError
 
+    # --- unconstrained coordinates (accelerated EM, emfast/_acceleration.py) ---
+    def factor_coordinates(self, precisions_cholesky):
+        """The precision factors as unconstrained numbers, 1-D: the logarithm of
+        each positive entry (a triangular factor's diagonal, every diag/spherical
+        entry), a triangular factor's off-diagonal entries as they are."""
+        if not self.has_outer_products:
+            return np.log(precisions_cholesky).ravel()
+        rows, cols = np.triu_indices(precisions_cholesky.shape[-1])
+        upper = precisions_cholesky[..., rows, cols]
+        return np.where(rows == cols, np.log(np.abs(upper)), upper).ravel()
+
+    def factor_from_coordinates(self, coordinates, n_components, n_features):
+        """Inverse of ``factor_coordinates``; ValueError when a factor would not be
+        finite and positive definite (an exponential overflowed or underflowed)."""
+        shape = self.shape(n_components, n_features)
+        with np.errstate(over="ignore", under="ignore"):   # detected below
+            if not self.has_outer_products:
+                factors = np.exp(coordinates).reshape(shape)
+                positive = factors
+            else:
+                rows, cols = np.triu_indices(n_features)
+                upper = coordinates.reshape(shape[:-2] + (len(rows),))
+                positive = np.exp(upper[..., rows == cols])
+                factors = np.zeros(shape)
+                factors[..., rows, cols] = np.where(rows == cols, np.exp(upper), upper)
+        if not (np.isfinite(factors).all() and (positive > 0).all()):
+            raise ValueError("precision factors outside the parameter space")
+        return factors
+
 
 def _cholesky_of_covariance(covariance, component):
     """Upper-triangular U with U U^T = inv(covariance); names the failing component."""
