@@ -314,10 +314,16 @@ default='dirichlet_process'
         self._check_fitted()
         owner = type(self).__name__
         check_feature_names(getattr(self, "feature_names_in_", None), X, owner)
-        X = check_data(X, n_features=self.n_features_in_, owner=owner)
-        gpass = GaussianPass(X.shape[0], X.shape[1], self.n_components, X.dtype,
-                             get_covariance(self.covariance_type),
-                             effective_n_threads(self.n_threads))
+        covariance = get_covariance(self.covariance_type)
+        n_threads = effective_n_threads(self.n_threads)
+        streamed = open_streamed(X, None, self.n_components, covariance, n_threads,
+                                 self.n_features_in_, owner)
+        if streamed is not None:    # out of core / Dask, as GaussianMixture
+            X, gpass = streamed[0], streamed[2]
+        else:
+            X = check_data(X, n_features=self.n_features_in_, owner=owner)
+            gpass = GaussianPass(X.shape[0], X.shape[1], self.n_components, X.dtype,
+                                 covariance, n_threads)
         with sequential_blas(gpass.use_blas):
             return gpass.score(X, self._fitted_params(), **outputs)
 

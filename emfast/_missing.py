@@ -30,7 +30,9 @@ per pattern (tens of microseconds of Python each) and O(n_patterns * K * D^3)
 of batched numpy work: with very many distinct patterns (large D and
 scattered missing entries) the per-pattern overhead dominates.  Memory: the
 compacted copy of the observed entries, a row index per sample and, while
-the initialisation runs, a mean-imputed copy of X.
+the initialisation runs, a mean-imputed copy of its rows (all of X up to
+``INIT_SAMPLE_ROWS`` rows, a random sample of about that many beyond: the
+rows every container initialises on).
 """
 from dataclasses import dataclass
 
@@ -38,6 +40,7 @@ import numpy as np
 
 from ._covariance import CollapsedComponentError, _collapse_message
 from ._passes import CHUNK_SIZE, GaussianParams, GaussianPass, Statistics
+from ._sources import sample_pass, sample_rows
 
 MISSING_VALUES = ("error", "marginalize")
 # Patterns with fewer rows run on one thread: waking the other threads costs
@@ -123,12 +126,8 @@ def group_patterns(X, sample_weight=None, name="X"):
     return patterns
 
 
-def mean_imputed(X, sample_weight=None, name="X"):
-    """A copy of X with each NaN replaced by its column's (weighted) observed mean.
-
-    The starting point of a fit on incomplete data: the usual initialisation
-    methods run on it.
-    """
+def observed_means(X, sample_weight=None, name="X"):
+    """Each column's (weighted) mean over its observed entries, in X's dtype."""
     n_samples, n_features = X.shape
     sums, counts = np.zeros(n_features), np.zeros(n_features)
     for start in range(0, n_samples, _ROWS):
@@ -143,9 +142,19 @@ def mean_imputed(X, sample_weight=None, name="X"):
         raise ValueError(f"{name} has no observed value (with positive weight) in feature(s) "
                          f"{', '.join(map(str, never))}: the mixture cannot be estimated "
                          "there. Drop these features.")
-    means = (sums / counts).astype(X.dtype)
-    filled = X.copy()
-    for start in range(0, n_samples, _ROWS):
+    return (sums / counts).astype(X.dtype)
+
+
+def mean_imputed(X, sample_weight=None, name="X", rows=None):
+    """A copy of X (of its ``rows``, when given) with each NaN replaced by its
+    column's (weighted) observed mean over all of X.
+
+    The starting point of a fit on incomplete data: the usual initialisation
+    methods run on it (on the rows ``sample_rows`` chooses, as for complete data).
+    """
+    means = observed_means(X, sample_weight, name)
+    filled = X.copy() if rows is None else X[rows]
+    for start in range(0, filled.shape[0], _ROWS):
         block = filled[start:start + _ROWS]
         np.copyto(block, means, where=np.isnan(block))
     return filled
@@ -255,8 +264,14 @@ class MissingDataPass:
         return self._passes[key]
 
     def initial_sample(self, X, sample_weight, random_state):
-        """(data, weights, pass) the initialisation methods run on: mean-imputed X."""
-        return mean_imputed(X, sample_weight, self.name), sample_weight, self.complete_pass
+        """(data, weights, pass) the initialisation methods run on: the rows
+        ``sample_rows`` chooses (as for complete data), mean-imputed."""
+        rows = sample_rows(X.shape[0], X.shape[1] * X.dtype.itemsize, self.n_components,
+                           random_state)
+        if len(rows) == X.shape[0]:
+            return mean_imputed(X, sample_weight, self.name), sample_weight, self.complete_pass
+        weights = None if sample_weight is None else sample_weight[rows]
+        return sample_pass(mean_imputed(X, sample_weight, self.name, rows), weights, self)
 
     # --- per-pattern marginals --------------------------------------------------
     def _marginals(self, params, batches):

@@ -489,3 +489,23 @@ def test_same_fit_in_every_container(covariance_type, n_samples):
             X, sample_weight=w if process == "dirichlet_process" else None)
         if n_samples > 1000:
             break
+
+
+def test_predictions_on_every_container(tmp_path):
+    from _containers import RowSliced, blobs
+
+    X, _ = blobs(3000, seed=5)
+    model = BayesianGaussianMixture(n_components=3, max_iter=5, random_state=0).fit(X)
+    np.save(tmp_path / "X.npy", X)
+    inputs = [np.load(tmp_path / "X.npy", mmap_mode="r"), RowSliced(X)]
+    try:
+        import dask.array as da
+        inputs.append(da.from_array(X, chunks=700))
+    except ImportError:
+        pass
+    for data in inputs:
+        proba = np.asarray(model.predict_proba(data))
+        assert_allclose(proba, model.predict_proba(X), rtol=1e-12, atol=1e-15)
+        assert_array_equal(np.asarray(model.predict(data)), model.predict(X))
+        assert_allclose(np.asarray(model.score_samples(data)), model.score_samples(X),
+                        rtol=1e-12)

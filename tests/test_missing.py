@@ -479,3 +479,27 @@ def test_grouping_by_pattern_beyond_64_features():
         assert not np.isnan(p.values).any()
         keys.add(tuple(p.missing))
     assert len(keys) == len(patterns)
+
+
+def test_initialisation_samples_the_rows_every_container_samples(monkeypatch, tmp_path):
+    import emfast._sources as sources
+
+    monkeypatch.setattr(sources, "INIT_SAMPLE_ROWS", 1000)
+    rng = np.random.default_rng(12)
+    X = np.concatenate([rng.normal(0, 1, (3000, 3)), rng.normal(5, 1, (3000, 3))])
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 0.5      # no row entirely missing
+    kw = dict(missing_values="marginalize", max_iter=0)
+    fitted = GaussianMixture(2, random_state=11, **kw).fit(X)
+    # by hand: the same rows, NaN filled with the column means of all rows, then k-means
+    state = np.random.RandomState(11)
+    rows = np.unique(state.randint(0, len(X), size=1000))
+    filled = np.where(np.isnan(X[rows]), np.nanmean(X, axis=0), X[rows])
+    by_hand = GaussianMixture(2, random_state=state, max_iter=0).fit(filled)
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(fitted, name), getattr(by_hand, name), rtol=1e-10,
+                                   err_msg=name)
+    np.save(tmp_path / "X.npy", X)
+    mapped = GaussianMixture(2, random_state=11, **kw).fit(np.load(tmp_path / "X.npy",
+                                                                    mmap_mode="r"))
+    np.testing.assert_array_equal(mapped.means_, fitted.means_)
