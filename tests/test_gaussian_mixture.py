@@ -821,3 +821,13 @@ def test_same_fit_in_every_container_for_mclust_models():
             lambda n_threads: GaussianMixture(3, covariance_type=covariance_type, max_iter=3,
                                               tol=0, random_state=0, n_threads=n_threads),
             X, sample_weight=w)
+
+
+@pytest.mark.filterwarnings("ignore::emfast.ConvergenceWarning")
+@pytest.mark.parametrize("accelerate", ["squarem", "anderson"])
+def test_same_fit_in_every_container_when_accelerated(accelerate):
+    X, w = weighted_blobs(1000, seed=3)
+    assert_same_fit_across_containers(
+        lambda n_threads: GaussianMixture(3, accelerate=accelerate, max_iter=4, tol=0,
+                                          random_state=0, n_threads=n_threads),
+        X, sample_weight=w)
