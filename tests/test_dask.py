@@ -140,43 +140,37 @@ def test_tree_sum_adds_in_block_order():
     assert DaskRows(da.arange(10, chunks=4)).sum() == 45
 
 
-def test_a_worker_killed_during_fit_changes_nothing():
-    # Its own cluster (the module's stays intact).  After the second iteration a thread
-    # kills one worker process with SIGKILL while the third iteration's tasks run; the
-    # scheduler recomputes the lost blocks elsewhere (the nanny restarts the worker), and
+def test_a_worker_killed_during_fit_changes_nothing(client):
+    # After the second iteration a thread kills one worker process with SIGKILL while the
+    # third iteration's tasks run; the scheduler recomputes the lost blocks elsewhere (the
+    # nanny restarts the worker, so the module's cluster is whole again afterwards), and
     # the fit ends bitwise equal to the undisturbed one (and to the in-memory one).
     from _containers import blobs
 
-    X, w = blobs(60_000, n_features=3, seed=3)
-    kw = dict(covariance_type="full", random_state=0, tol=0, max_iter=8)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
-    with cluster, distributed.Client(cluster) as c:
-        c.run(importlib.import_module, "emfast._dask")
-        X_dask = da.from_array(X, chunks=7000)
-        undisturbed = GaussianMixture(3, **kw).fit(X_dask, sample_weight=w)
-        pids = sorted(c.run(os.getpid).values())
-        assert len(pids) == 2
-        killed = []
+    X, w = blobs(20_000, n_features=3, seed=3)
+    kw = dict(covariance_type="full", random_state=0, tol=0, max_iter=6)
+    X_dask = da.from_array(X, chunks=5000)
+    undisturbed = GaussianMixture(3, **kw).fit(X_dask, sample_weight=w)
+    pids = sorted(client.run(os.getpid).values())
+    assert len(pids) == 2
+    killed = []
 
-        def kill():
-            os.kill(pids[0], signal.SIGKILL)
-            killed.append(pids[0])
+    def kill():
+        os.kill(pids[0], signal.SIGKILL)
+        killed.append(pids[0])
 
-        killer = threading.Thread(target=kill, daemon=True)
+    killer = threading.Thread(target=kill, daemon=True)
 
-        def progress(n_iter, lower_bound, change):
-            if n_iter == 2:
-                killer.start()
+    def progress(n_iter, lower_bound, change):
+        if n_iter == 2:
+            killer.start()
 
-        model = GaussianMixture(3, **kw)
-        model._progress = progress
-        model.fit(X_dask, sample_weight=w)
-        killer.join(timeout=30)
-        assert killed == [pids[0]] and model.n_iter_ == kw["max_iter"]
-        c.wait_for_workers(2, timeout=60)       # the nanny brought a new process up
-        assert pids[0] not in c.run(os.getpid).values()
+    model = GaussianMixture(3, **kw)
+    model._progress = progress
+    model.fit(X_dask, sample_weight=w)
+    killer.join(timeout=30)
+    assert killed == [pids[0]] and model.n_iter_ == kw["max_iter"]
+    client.wait_for_workers(2, timeout=60)      # the nanny brought a new process up
+    assert pids[0] not in client.run(os.getpid).values()
     assert_same_fit(model, undisturbed)
     assert_same_fit(model, GaussianMixture(3, **kw).fit(X, sample_weight=w))
