@@ -171,3 +171,33 @@ def test_parsimonious_models_refuse_acceleration(covariance_type, method):
     with pytest.raises(ValueError, match=f"does not support accelerate='{method}'"):
         GaussianMixture(2, covariance_type=covariance_type, accelerate=method).fit(
             overlapping(0, n=100))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_map_em_and_missing_values_are_accelerated_too(method):
+    """The accelerators wrap whatever EM map the model has: MAP-EM with a prior and
+    EM over incomplete rows reach plain EM's fixed point with a monotone bound."""
+    from emfast import GaussianPrior
+    X = overlapping(11, n=800, d=3, k=3, separation=2.0)
+    holes = X.copy()
+    holes[np.random.default_rng(0).random(X.shape) < 0.1] = np.nan
+    cases = [(X, dict(prior=GaussianPrior(weight_concentration=2.0, mean_precision=0.5))),
+             (holes, dict(missing_values="marginalize"))]
+    for data, extra in cases:
+        params = dict(n_components=3, tol=1e-12, max_iter=20000, random_state=1, **extra)
+        plain, fast = fit(data, None, **params), fit(data, method, **params)
+        assert_monotone(fast.lower_bounds_)
+        assert abs(fast.lower_bound_ - plain.lower_bound_) <= 1e-8 * abs(plain.lower_bound_)
+        assert fast.n_e_passes_ <= plain.n_e_passes_
+
+
+def test_restarts_and_warm_start():
+    X = overlapping(5)
+    gm = fit(X, "squarem", n_components=3, n_init=3, tol=1e-8, random_state=0,
+             init_params="random")
+    assert gm.converged_ and gm.n_e_passes_ >= gm.n_iter_
+    first = gm.lower_bound_
+    gm.set_params(warm_start=True, max_iter=5)
+    fit_again = gm.fit(X)
+    assert fit_again.lower_bound_ >= first - 1e-12 * abs(first)
+    assert fit(X, "anderson", n_components=3, max_iter=0, random_state=0).n_e_passes_ == 0
