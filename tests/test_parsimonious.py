@@ -387,3 +387,95 @@ def test_singular_covariance_gets_the_collapse_message(model):
     gm = GaussianMixture(3, covariance_type=model, reg_covar=0.0, random_state=0)
     with pytest.raises(CollapsedComponentError, match="ill-defined empirical covariance"):
         gm.fit(X)
+
+
+# --- model selection, the command line, the plot ----------------------------------------------
+def test_select_model_mclust_grid_and_convention():
+    X, _ = _iris()
+    kwargs = dict(n_components=[1, 2], random_state=0)
+    model, table = emfast.select_model(X, covariance_types="mclust", convention="mclust",
+                                       **kwargs)
+    assert table.covariance_types == MODEL_NAMES and table.convention == "mclust"
+    _, plain = emfast.select_model(X, covariance_types="mclust", **kwargs)
+    np.testing.assert_allclose(table.values, -plain.values, rtol=1e-12)
+    assert table.best == plain.best == (model.n_components, model.covariance_type)
+    assert table.value(*table.best) == np.nanmax(table.values)
+    assert "larger is better" in str(table) and "lower is better" in str(plain)
+    # the estimator's spelling of the argument
+    _, alias = emfast.select_model(X, covariance_type=["VEV", "EII"], **kwargs)
+    assert alias.covariance_types == ("VEV", "EII")
+    with pytest.raises(ValueError, match="not both"):
+        emfast.select_model(X, covariance_types=["EII"], covariance_type="VEV", **kwargs)
+    with pytest.raises(ValueError, match="convention"):
+        emfast.select_model(X, convention="R", **kwargs)
+    with pytest.raises(ValueError, match="'mclust' or a non-empty sequence.*'EII'"):
+        emfast.select_model(X, covariance_types=["VVX"], **kwargs)
+
+
+def test_mclust_icl_uses_the_map_assignments():
+    X, _ = _iris()
+    gm, table = emfast.select_model(X, n_components=[3], covariance_types=["VEV"],
+                                    criterion="icl", convention="mclust", random_state=0)
+    resp = gm.predict_proba(X)
+    expected = -gm.bic(X) + 2 * np.log(resp.max(axis=1)).sum()
+    assert table.value(3, "VEV") == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("dataset, best", [("iris", (2, "VEV")), ("faithful", (3, "EEE"))])
+def test_best_model_and_bic_agree_with_mclustbic(dataset, best):
+    # mclustBIC(X, G = 1:9) chooses these (R's value in the reference); emfast starts from
+    # k-means, not mclust's hierarchical clustering, so only the chosen cell is compared.
+    X, _ = DATASETS[dataset]()
+    r = MCLUST["data"][dataset]["bic_grid_best"]
+    assert r["name"] == f"{best[1]},{best[0]}"
+    _, table = emfast.select_model(X, n_components=[best[0]], covariance_types=[best[1]],
+                                   convention="mclust", random_state=0, tol=1e-10,
+                                   max_iter=2000, reg_covar=0.0)
+    # mclust stops at a relative change of 1e-5 (its default): emfast goes further
+    assert table.value(*best) >= r["value"] - 1e-9 * abs(r["value"])
+    assert table.value(*best) == pytest.approx(r["value"], rel=1e-4)
+
+
+def test_command_line_select_with_mclust_models(tmp_path, monkeypatch, capsys):
+    from emfast._cli import main
+
+    monkeypatch.chdir(tmp_path)
+    X, _ = _iris()
+    np.save("iris.npy", X)
+    status = main(["select", "iris.npy", "-k", "1..2", "--models", "mclust", "--convention",
+                   "mclust", "--out", "best.npz"])
+    out = capsys.readouterr().out
+    assert status == 0 and "larger is better" in out and "full" not in out
+    assert all(f" {m} " in out.splitlines()[2] for m in MODEL_NAMES)
+    best = emfast.load("best.npz")
+    assert best.covariance_type in MODEL_NAMES and hasattr(best, "orientations_")
+    status = main(["fit", "iris.npy", "-k", "3", "--covariance", "EVE", "--out", "eve.npz"])
+    assert status == 0 and emfast.load("eve.npz").covariance_type == "EVE"
+
+
+def test_command_line_rejects_unknown_models(tmp_path, monkeypatch, capsys):
+    from emfast._cli import main
+
+    monkeypatch.chdir(tmp_path)
+    np.save("x.npy", np.zeros((10, 2)))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["select", "x.npy", "-k", "2", "--models", "EEE,XYZ"])
+    assert exit_info.value.code == 2
+    assert "'mclust', 'sklearn' or a comma-separated list" in capsys.readouterr().err
+
+
+def test_criterion_plot_of_the_mclust_grid(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+    from emfast.plot import plot_components, plot_criterion
+
+    X, _ = _iris()
+    model, table = emfast.select_model(X, n_components=[1, 2, 3], covariance_types="mclust",
+                                       convention="mclust", random_state=0)
+    ax = Figure().subplots()
+    plot_criterion(table, ax=ax)
+    assert ax.get_ylabel() == "BIC (larger is better)"
+    lines = [line for line in ax.get_lines() if line.get_label() in MODEL_NAMES]
+    assert len(lines) == 14 and len({line.get_marker() for line in lines}) == 14
+    np.testing.assert_array_equal(lines[3].get_ydata(), table.values[:, 3])
+    plot_components(model, X, ax=Figure().subplots())
