@@ -116,6 +116,7 @@ def test_inner_updates_never_lower_q(model, monkeypatch):
         values = [q_covariance(n, W, previous)]
         for rounds in range(1, 8):
             monkeypatch.setattr(_parsimonious, "INNER_MAX_ITER", rounds)
+            monkeypatch.setattr(_parsimonious, "ORIENTATION_WARM_MAX_ITER", rounds)
             values.append(q_covariance(n, W, _emfast_m_step(model, n, means, W, previous)))
         assert np.all(np.diff(values) >= -1e-10 * np.abs(values[1:])), values
         assert values[-1] > values[0]
