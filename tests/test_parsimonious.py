@@ -480,3 +480,24 @@ def test_criterion_plot_of_the_mclust_grid(tmp_path):
     assert len(lines) == 14 and len({line.get_marker() for line in lines}) == 14
     np.testing.assert_array_equal(lines[3].get_ydata(), table.values[:, 3])
     plot_components(model, X, ax=Figure().subplots())
+
+
+@pytest.mark.parametrize("model", ["EVE", "VEI", "EII", "EEE", "VEV"])
+def test_thread_count_and_integer_weights(model):
+    # bitwise the same for any thread count; integer weights equal repeated rows
+    X, _ = _iris()
+    fits = [_fitted(model, X, max_iter=10, n_threads=t) for t in (1, 2, 3)]
+    for other in fits[1:]:
+        np.testing.assert_array_equal(other.covariances_, fits[0].covariances_)
+        np.testing.assert_array_equal(other.means_, fits[0].means_)
+    counts = np.random.RandomState(0).randint(0, 3, size=len(X))
+    start = {name: getattr(fits[0], attribute) for name, attribute in (
+        ("weights_init", "weights_"), ("means_init", "means_"), ("precisions_init", "precisions_"))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # five iterations: not converged, on purpose
+        weighted = GaussianMixture(3, covariance_type=model, max_iter=5, tol=0, **start).fit(
+            X, sample_weight=counts)
+        repeated = GaussianMixture(3, covariance_type=model, max_iter=5, tol=0, **start).fit(
+            np.repeat(X, counts, axis=0))
+    np.testing.assert_allclose(weighted.covariances_, repeated.covariances_, rtol=1e-8,
+                               atol=1e-12)
