@@ -333,7 +333,8 @@ class _Parsimonious(_Full):
         means = centres + delta
         # the regularised sample covariances of the statistic, times n: W_k + n_k reg I
         sample = _SAMPLE_COVARIANCES[self.statistic]._covariances(nk, delta, s2, reg_covar)
-        prev = None if previous is None else self.covariances_from_cholesky(previous)
+        prev = (self.covariances_from_cholesky(previous)
+                if previous is not None and self.name in ITERATIVE_MODELS else None)
         d = means.shape[1]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             try:
@@ -357,6 +358,17 @@ class _Parsimonious(_Full):
         if not np.isfinite(sample).all():
             raise np.linalg.LinAlgError
         return _matrix_m_step(self.name, nk, sample * nk[:, None, None], previous)
+
+    def precisions_cholesky(self, covariances):
+        if self.statistic not in (_SPHERICAL, _DIAGONAL):
+            return super().precisions_cholesky(covariances)
+        # axis-aligned: U = diag(1 / sqrt(variances)), no factorisation (the diag type's rule)
+        K, D = covariances.shape[:2]
+        variances = np.diagonal(covariances, axis1=1, axis2=2)
+        factors = _Diag().precisions_cholesky(np.ascontiguousarray(variances))
+        out = np.zeros((K, D, D))
+        out[:, np.arange(D), np.arange(D)] = factors
+        return out
 
     def decompose(self, covariances):
         return decompose(self.name, covariances)

@@ -501,3 +501,9 @@ def test_thread_count_and_integer_weights(model):
             np.repeat(X, counts, axis=0))
     np.testing.assert_allclose(weighted.covariances_, repeated.covariances_, rtol=1e-8,
                                atol=1e-12)
+
+
+def test_command_line_knows_the_same_models():
+    from emfast import _cli
+
+    assert _cli.MCLUST_MODELS == MODEL_NAMES
