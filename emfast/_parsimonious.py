@@ -58,7 +58,7 @@ INNER_TOL = 1e-12
 # in the next, a generalized EM step either way.  A first M-step screens each start
 # for ORIENTATION_SCREEN rounds and runs the best one to convergence.
 ORIENTATION_WARM_MAX_ITER = 100
-ORIENTATION_SCREEN = 20
+ORIENTATION_SCREEN = 200
 
 # The pass statistic each model's M-step needs, and the kernel that reads its factors.
 _SPHERICAL, _DIAGONAL, _POOLED, _MATRICES = "spherical", "diag", "tied", "full"
