@@ -14,6 +14,9 @@ import numpy as np
 
 EXIT_ERROR = 2
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+MCLUST_MODELS = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV",
+                 "VEV", "EVV", "VVV")   # emfast._parsimonious.MODEL_NAMES, without importing it
+ALL_TYPES = COVARIANCE_TYPES + MCLUST_MODELS
 _SCORE_ROWS = 1 << 16   # rows per scoring call when summing log-likelihoods
 
 
@@ -84,11 +87,14 @@ def _component_counts(text):
 
 
 def _covariance_list(text):
-    kinds = [k.strip() for k in text.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in COVARIANCE_TYPES]
+    groups = {"mclust": MCLUST_MODELS, "sklearn": COVARIANCE_TYPES}
+    kinds = [kind for k in text.split(",") if k.strip()
+             for kind in groups.get(k.strip(), (k.strip(),))]
+    unknown = [k for k in kinds if k not in ALL_TYPES]
     if not kinds or unknown:
         raise argparse.ArgumentTypeError(
-            f"expected a comma-separated list of {', '.join(COVARIANCE_TYPES)}; got {text!r}")
+            f"expected 'mclust', 'sklearn' or a comma-separated list of "
+            f"{', '.join(ALL_TYPES)}; got {text!r}")
     return list(dict.fromkeys(kinds))
 
 
@@ -399,7 +405,8 @@ def _select_command(args):
     with warnings.catch_warnings(record=True) as caught:
         model, table = select_model(
             X, n_components=ks, covariance_types=kinds,
-            criterion=args.criterion, sample_weight=weights, n_init=args.n_init,
+            criterion=args.criterion, convention=args.convention, sample_weight=weights,
+            n_init=args.n_init,
             random_state=args.seed, n_jobs=args.jobs, tol=args.tol, reg_covar=args.reg_covar,
             max_iter=args.max_iter, init_params=args.init, n_threads=args.threads)
     seconds = time.perf_counter() - start
@@ -524,7 +531,7 @@ def build_parser():
                                            "(generated, nothing is downloaded).")
     demo.add_argument("--n-samples", type=_positive_int, default=200_000,
                       help="points in the demo data set (default: 200000)")
-    demo.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES)
+    demo.add_argument("--covariance", default="full", choices=ALL_TYPES)
     demo.add_argument("--threads", type=_threads, default=None, metavar="N")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--save-data", metavar="FILE",
@@ -537,8 +544,9 @@ def build_parser():
     _add_data_options(fit)
     fit.add_argument("-k", "--n-components", type=_positive_int, required=True, metavar="K",
                      help="number of components")
-    fit.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES,
-                     help="covariance type (default: full)")
+    fit.add_argument("--covariance", default="full", choices=ALL_TYPES, metavar="TYPE",
+                     help="covariance type: full, tied, diag, spherical or one of mclust's "
+                          "models EII ... VVV (default: full)")
     fit.add_argument("-o", "--out", metavar="MODEL.npz", help="save the fitted model here")
     fit.add_argument("--labels", metavar="FILE",
                      help="write each sample's component (.npy, .csv or .tsv)")
@@ -565,11 +573,14 @@ def build_parser():
     _add_data_options(select)
     select.add_argument("-k", "--n-components", type=_component_counts, required=True,
                         metavar="K", help="counts to try: 3, 1..10, 2,4,8 or 1..4,8")
-    select.add_argument("--covariance", type=_covariance_list, default=list(COVARIANCE_TYPES),
-                        metavar="TYPES", help="comma-separated types to try (default: "
-                                              "full,tied,diag,spherical)")
+    select.add_argument("--covariance", "--models", dest="covariance", type=_covariance_list,
+                        default=list(COVARIANCE_TYPES), metavar="TYPES",
+                        help="comma-separated types to try; 'mclust' is mclust's 14 models "
+                             "(default: full,tied,diag,spherical)")
     select.add_argument("--criterion", default="bic", choices=["bic", "aic", "icl"],
-                        help="lower is better (default: bic)")
+                        help="the criterion (default: bic)")
+    select.add_argument("--convention", default="sklearn", choices=["sklearn", "mclust"],
+                        help="mclust: mclust's numbers, larger is better (default: sklearn)")
     select.add_argument("--jobs", type=_threads, metavar="N",
                         help="candidates fitted at once (default: one per core)")
     select.add_argument("-o", "--out", metavar="MODEL.npz", default="model.npz",

@@ -92,15 +92,28 @@ class GaussianMixture(BaseEM):
     ----------
     n_components : int, default=1
         Number of mixture components.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    covariance_type : str, default='full'
         Each component's own full covariance ('full'), one covariance shared
         by all ('tied'), diagonal covariances ('diag') or one variance per
-        component ('spherical').
+        component ('spherical'); or one of mclust's fourteen parsimonious
+        models 'EII', 'VII', 'EEI', 'VEI', 'EVI', 'VVI', 'EEE', 'VEE', 'EVE',
+        'VVE', 'EEV', 'VEV', 'EVV', 'VVV' (Celeux & Govaert 1995): with
+        ``Sigma_k = lambda_k D_k A_k D_k^T``, the letters say whether the
+        volume lambda_k, the shape A_k and the orientation D_k are Equal
+        across components, Variable, or the Identity.  VVV, EEE, VVI and VII
+        are the same models as 'full', 'tied', 'diag' and 'spherical' in
+        mclust's (K, D, D) layout, with mclust's parameter counts.  They take
+        no ``prior`` and no ``missing_values='marginalize'``.
     tol : float, default=1e-3
         Convergence threshold on the change of the lower bound (mean
         log-likelihood per sample) between iterations.
     reg_covar : float, default=1e-6
-        Non-negative value added to the diagonal of every covariance.
+        Non-negative value added to the diagonal of every covariance.  For
+        mclust's models it is added to the diagonal of every scatter matrix,
+        ``W_k + n_k reg_covar I``, before the constrained M-step, so the
+        constraint holds exactly (for the four models equivalent to
+        scikit-learn's types this is the same thing); mclust itself has no
+        such term, so use 0 to reproduce it.
     max_iter : int, default=100
         Number of EM iterations per initialisation.
     n_init : int, default=1
@@ -116,7 +129,8 @@ class GaussianMixture(BaseEM):
     precisions_init : array-like, default=None
         Initial precisions (inverse covariances), shaped by covariance type:
         (n_components,) spherical, (n_features, n_features) tied,
-        (n_components, n_features) diag, (n_components, n_features, n_features) full.
+        (n_components, n_features) diag, (n_components, n_features, n_features) full
+        and every one of mclust's models.
     random_state : int, RandomState instance or None, default=None
         Seed for the initialisation.
     warm_start : bool, default=False
@@ -167,8 +181,20 @@ class GaussianMixture(BaseEM):
     precisions_ : ndarray
         Inverse covariances, same shape as ``covariances_``.
     precisions_cholesky_ : ndarray
-        Factors U with ``precisions_ = U @ U.T`` (upper triangular for full
-        and tied), same shape as ``covariances_``.
+        Factors U with ``precisions_ = U @ U.T`` (upper triangular for full,
+        tied and mclust's models), same shape as ``covariances_``.
+    volumes_ : ndarray of shape (n_components,)
+        mclust's models only: ``lambda_k = det(covariances_[k]) ** (1 / D)``.
+    shapes_ : ndarray of shape (n_components, n_features)
+        mclust's models only: the diagonal of A_k, whose product is 1.  In
+        feature order for the axis-aligned models (last letter I); otherwise
+        decreasing, per component for a variable orientation, by their mean
+        over the components for a common one.
+    orientations_ : ndarray of shape (n_components, n_features, n_features)
+        mclust's models only: orthogonal D_k (the identity for the
+        axis-aligned models), columns matching ``shapes_``, each column's
+        largest entry positive; ``covariances_[k] = volumes_[k] * D_k @
+        diag(shapes_[k]) @ D_k.T``.
     converged_ : bool
     n_iter_ : int
         Iterations of the best run.

@@ -16,7 +16,10 @@ All criteria are "lower is better", like :meth:`GaussianMixture.bic`:
   assignments instead.
 
 mclust reports BIC as 2 log L - p log n (higher is better): its table is
-``-1`` times this one.
+``-1`` times this one.  ``convention="mclust"`` gives mclust's numbers and
+sense instead: BIC and AIC negated, and ICL = BIC + 2 sum_i log r_i,map(i)
+(mclust's ``icl``, from the hard MAP assignments), larger is better.
+``covariance_types="mclust"`` is mclust's fourteen models (EII ... VVV).
 """
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,7 +29,7 @@ import warnings
 import numpy as np
 
 from ._base import check_random_state
-from ._covariance import COVARIANCE_TYPES
+from ._parsimonious import MODEL_NAMES, VALID_COVARIANCE_TYPES
 from ._exceptions import ConvergenceWarning, interoperable
 from ._feature_names import feature_names
 from ._gaussian_mixture import GaussianMixture
@@ -34,6 +37,7 @@ from ._parallel import effective_n_threads, sequential_blas
 from ._validation import check_data, check_sample_weight
 
 CRITERIA = ("bic", "aic", "icl")
+CONVENTIONS = ("sklearn", "mclust")
 _SCORE_ROWS = 1 << 16   # rows per scoring call: the responsibilities stay small
 _FIXED_K_PARAMS = ("weights_init", "means_init", "precisions_init")
 
@@ -45,7 +49,7 @@ class CriterionTable:
     Parameters
     ----------
     criterion : {'bic', 'aic', 'icl'}
-        The criterion in ``values`` (lower is better).
+        The criterion in ``values``.
     n_components : tuple of int
         The row labels.
     covariance_types : tuple of str
@@ -62,11 +66,13 @@ class CriterionTable:
     n_parameters : ndarray of int, same shape as ``values``
         Free parameters of each candidate.
     best : tuple
-        ``(n_components, covariance_type)`` of the lowest value.
+        ``(n_components, covariance_type)`` of the best value.
     timings : dict
         ``(n_components, covariance_type)`` of each fitted candidate mapped to
         where its fit's time went (initialisation, EM iterations; see
         ``emfast._base.FitTiming``).
+    convention : {'sklearn', 'mclust'}
+        'sklearn': lower is better; 'mclust': mclust's numbers, larger is better.
     """
 
     criterion: str
@@ -79,6 +85,7 @@ class CriterionTable:
     n_parameters: np.ndarray = None
     best: tuple = None
     timings: dict = field(default_factory=dict)
+    convention: str = "sklearn"
 
     def value(self, n_components, covariance_type):
         """The criterion of one candidate.
@@ -123,7 +130,8 @@ class CriterionTable:
         return "\n".join(lines)
 
     def __str__(self):
-        return (f"{self.criterion.upper()} (lower is better; * marks the best: "
+        sense = "larger" if self.convention == "mclust" else "lower"
+        return (f"{self.criterion.upper()} ({sense} is better; * marks the best: "
                 f"n_components={self.best[0]}, covariance_type={self.best[1]!r})\n"
                 + self.to_markdown())
 
@@ -155,12 +163,12 @@ def _as_grid(n_components, covariance_types):
                          f"them; got {n_components!r}.")
     ks = tuple(int(k) for k in ks)
     if isinstance(covariance_types, str):
-        covariance_types = (covariance_types,)
+        covariance_types = MODEL_NAMES if covariance_types == "mclust" else (covariance_types,)
     types = tuple(covariance_types)
-    unknown = [t for t in types if t not in COVARIANCE_TYPES]
+    unknown = [t for t in types if not (isinstance(t, str) and t in VALID_COVARIANCE_TYPES)]
     if not types or unknown:
-        raise ValueError(f"covariance_types must be a non-empty sequence drawn from "
-                         f"{sorted(COVARIANCE_TYPES)}; got {covariance_types!r}.")
+        raise ValueError(f"covariance_types must be 'mclust' or a non-empty sequence drawn "
+                         f"from {list(VALID_COVARIANCE_TYPES)}; got {covariance_types!r}.")
     for name, grid in (("n_components", ks), ("covariance_types", types)):
         if len(set(grid)) != len(grid):
             raise ValueError(f"{name} has duplicates: {grid!r}.")
@@ -182,8 +190,11 @@ def _workers_and_threads(n_jobs, n_candidates, gm_kwargs):
     return workers, threads
 
 
-def _log_likelihood_and_entropy(model, X, sample_weight, with_entropy):
-    """Weighted sum of log p(x) and of the responsibilities' entropy, in row blocks."""
+def _log_likelihood_and_entropy(model, X, sample_weight, with_entropy, hard=False):
+    """Weighted sum of log p(x) and of the responsibilities' entropy, in row blocks.
+
+    ``hard``: the entropy term is -sum_i log max_k r_ik (mclust's ICL) instead.
+    """
     loglik = entropy = 0.0
     for start in range(0, X.shape[0], _SCORE_ROWS):
         block = X[start:start + _SCORE_ROWS]
@@ -193,34 +204,39 @@ def _log_likelihood_and_entropy(model, X, sample_weight, with_entropy):
         loglik += float(log_norm.sum() if w is None else w @ log_norm)
         if with_entropy:
             with np.errstate(divide="ignore", invalid="ignore"):
-                r_log_r = np.where(resp > 0, resp * np.log(resp), 0.0).sum(axis=1)
+                r_log_r = (np.log(resp.max(axis=1)) if hard else
+                           np.where(resp > 0, resp * np.log(resp), 0.0).sum(axis=1))
             entropy -= float(r_log_r.sum() if w is None else w @ r_log_r)
     return loglik, entropy
 
 
-def _criterion(criterion, loglik, entropy, n_parameters, n_effective):
+def _criterion(criterion, loglik, entropy, n_parameters, n_effective, convention):
     if criterion == "aic":
-        return -2 * loglik + 2 * n_parameters
-    bic = -2 * loglik + n_parameters * np.log(n_effective)
-    return bic + 2 * entropy if criterion == "icl" else bic
+        value = -2 * loglik + 2 * n_parameters
+    else:
+        bic = -2 * loglik + n_parameters * np.log(n_effective)
+        value = bic + 2 * entropy if criterion == "icl" else bic
+    return -value if convention == "mclust" else value
 
 
-def _fit_candidate(X, sample_weight, params, criterion, n_effective):
+def _fit_candidate(X, sample_weight, params, criterion, n_effective, convention):
     """Fit one candidate; a ValueError (e.g. a collapsed component) is a result, not fatal."""
     model = GaussianMixture(**params)
     try:
         model.fit(X, sample_weight=sample_weight)
     except ValueError as exc:   # only the fit: a scoring error is a bug, not a result
         return None, str(exc), np.nan, np.nan
-    loglik, entropy = _log_likelihood_and_entropy(model, X, sample_weight, criterion == "icl")
+    loglik, entropy = _log_likelihood_and_entropy(model, X, sample_weight, criterion == "icl",
+                                                  hard=convention == "mclust")
     n_parameters = model._n_parameters()
-    value = _criterion(criterion, loglik, entropy, n_parameters, n_effective)
+    value = _criterion(criterion, loglik, entropy, n_parameters, n_effective, convention)
     return model, None, loglik, value
 
 
 def select_model(X, n_components=range(1, 10),
                  covariance_types=("full", "tied", "diag", "spherical"), criterion="bic",
-                 sample_weight=None, n_init=1, random_state=None, n_jobs=None, **gm_kwargs):
+                 sample_weight=None, n_init=1, random_state=None, n_jobs=None,
+                 convention="sklearn", **gm_kwargs):
     """Fit a grid of Gaussian mixtures and pick the best by an information criterion.
 
     Every ``(n_components, covariance_type)`` pair is fitted with
@@ -234,7 +250,9 @@ def select_model(X, n_components=range(1, 10),
     n_components : int or sequence of int, default=range(1, 10)
         Component counts to try.
     covariance_types : str or sequence of str, default=("full", "tied", "diag", "spherical")
-        Covariance types to try.
+        Covariance types to try: scikit-learn's and mclust's names
+        (``'EII'`` ... ``'VVV'``), or ``'mclust'`` for all fourteen of
+        mclust's models.  ``covariance_type`` is accepted as another name.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Lower is better for all three.  ``'bic'`` is ``-2 log L + p log n``
         (:meth:`GaussianMixture.bic`); mclust's BIC is its negative.
@@ -254,6 +272,11 @@ def select_model(X, n_components=range(1, 10),
         OpenMP default, honouring ``OMP_NUM_THREADS``), negative values count
         back from it.  Each candidate's kernels get ``cores // n_jobs`` threads
         unless ``n_threads`` is given.  Results do not depend on it.
+    convention : {'sklearn', 'mclust'}, default='sklearn'
+        'mclust' reports mclust's numbers, larger is better: ``2 log L - p log
+        n`` for BIC (``mclustBIC``), ``-AIC``, and for ICL mclust's ``icl``,
+        ``BIC + 2 sum_i log r_i,map(i)`` with the hard MAP assignments.  The
+        best model is the same candidate for BIC and AIC in both conventions.
     **gm_kwargs
         Other :class:`GaussianMixture` parameters (``tol``, ``reg_covar``,
         ``max_iter``, ``init_params``, ``n_threads``, ...).  Initial values
@@ -263,7 +286,7 @@ def select_model(X, n_components=range(1, 10),
     Returns
     -------
     best_model : GaussianMixture
-        The fitted candidate with the lowest criterion (the first in grid
+        The fitted candidate with the best criterion (the first in grid
         order on ties).  Its ``random_state`` is the seed drawn for its
         ``n_components``, so ``clone(best_model).fit(X)`` reproduces it.
     table : CriterionTable
@@ -300,6 +323,12 @@ def select_model(X, n_components=range(1, 10),
     criterion = criterion.lower() if isinstance(criterion, str) else criterion
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {list(CRITERIA)}; got {criterion!r}.")
+    if not isinstance(convention, str) or convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {list(CONVENTIONS)}; got {convention!r}.")
+    if "covariance_type" in gm_kwargs:   # the estimator's name for the same thing
+        if covariance_types != ("full", "tied", "diag", "spherical"):
+            raise ValueError("Give covariance_types or covariance_type, not both.")
+        covariance_types = gm_kwargs.pop("covariance_type")
     ks, types = _as_grid(n_components, covariance_types)
     fixed = [name for name in _FIXED_K_PARAMS if gm_kwargs.get(name) is not None]
     if fixed:
@@ -324,14 +353,15 @@ def select_model(X, n_components=range(1, 10),
         warnings.simplefilter("ignore", ConvergenceWarning)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(
-                lambda c: _fit_candidate(X, sample_weight, c[2], criterion, n_effective),
+                lambda c: _fit_candidate(X, sample_weight, c[2], criterion, n_effective,
+                                         convention),
                 candidates))
 
     shape = (len(ks), len(types))
     table = CriterionTable(criterion=criterion, n_components=ks, covariance_types=types,
                            values=np.full(shape, np.nan), converged=np.zeros(shape, bool),
                            log_likelihood=np.full(shape, np.nan),
-                           n_parameters=np.zeros(shape, dtype=np.int64))
+                           n_parameters=np.zeros(shape, dtype=np.int64), convention=convention)
     models = {}
     for (i, j, params), (model, error, loglik, value) in zip(candidates, results):
         key = (ks[i], types[j])
@@ -346,7 +376,8 @@ def select_model(X, n_components=range(1, 10),
     if not models:
         details = "; ".join(f"{k}: {msg}" for k, msg in table.errors.items())
         raise ValueError(f"Every candidate failed to fit. {details}")
-    i, j = np.unravel_index(np.nanargmin(table.values), shape)
+    best = np.nanargmax if convention == "mclust" else np.nanargmin
+    i, j = np.unravel_index(best(table.values), shape)
     table.best = (ks[i], types[j])
     best_model = models[table.best]
     # The grid's per-candidate thread split is no use for later predictions.

@@ -37,7 +37,10 @@ coordinate ascent, started from the previous iteration's parameters:
 Every update leaves Q no lower than it was, so the M-step is a generalized
 EM step and the log-likelihood never decreases (with ``reg_covar = 0``).  The
 inner loop stops when the covariances change by less than ``INNER_TOL``
-(relative) or after ``INNER_MAX_ITER`` rounds.
+(relative) or after ``INNER_MAX_ITER`` rounds (``ORIENTATION_WARM_MAX_ITER`` for
+the orientation of EVE and VVE started from the previous iteration).  The
+orientation problem has distant local maxima, so a first M-step (no previous
+parameters) of EVE or VVE tries several starts and keeps the best.
 """
 import numpy as np
 
@@ -50,6 +53,12 @@ MODEL_NAMES = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "V
 ITERATIVE_MODELS = ("VEI", "VEE", "EVE", "VVE", "VEV")
 INNER_MAX_ITER = 1000
 INNER_TOL = 1e-12
+# The orientation's MM steps converge linearly (slowly when shapes are close): started
+# from the previous iteration's D they run at most this many rounds per M-step and carry on
+# in the next, a generalized EM step either way.  A first M-step screens each start
+# for ORIENTATION_SCREEN rounds and runs the best one to convergence.
+ORIENTATION_WARM_MAX_ITER = 100
+ORIENTATION_SCREEN = 200
 
 # The pass statistic each model's M-step needs, and the kernel that reads its factors.
 _SPHERICAL, _DIAGONAL, _POOLED, _MATRICES = "spherical", "diag", "tied", "full"
@@ -121,7 +130,7 @@ def recover_orientation(covariances):
 
 
 # --- majorisation-minimisation for a common orientation (Browne & McNicholas 2014) ----
-def orientation_step(W, B, D):
+def orientation_step(W, B, D, omega=None):
     """Two MM steps on f(D) = sum_k tr(W_k D diag(B_k) D^T) over orthogonal D.
 
     With omega_k the largest eigenvalue of W_k, ``tr((W_k - omega_k I) D B_k D^T)``
@@ -130,13 +139,14 @@ def orientation_step(W, B, D):
     gradient.  The second step does the same with the largest entry of B_k.  Each
     step leaves f no higher than it was.
     """
-    eye = np.eye(W.shape[1])
-    omega = np.linalg.eigvalsh(W)[:, -1]
-    gradient = np.einsum("kij,jl,kl->il", W - omega[:, None, None] * eye, D, B)
+    if omega is None:
+        omega = np.linalg.eigvalsh(W)[:, -1]
+    # sum_k (W_k - omega_k I) D diag(B_k)
+    gradient = np.einsum("kil,kl->il", W @ D, B) - D * (omega @ B)
     u, _, vt = np.linalg.svd(gradient)
     D = -(u @ vt)
-    beta = B.max(axis=1)
-    gradient = np.einsum("kij,jl,kl->il", W, D, B - beta[:, None])
+    # sum_k W_k D (diag(B_k) - beta_k I)
+    gradient = np.einsum("kil,kl->il", W @ D, B - B.max(axis=1)[:, None])
     u, _, vt = np.linalg.svd(gradient)
     return -(u @ vt)
 
@@ -221,23 +231,41 @@ def _matrix_m_step(model, n, W, previous):
                 break
             covariances = new
         return new
-    # EVE (lambda D A_k D^T) and VVE (lambda_k D A_k D^T): closed form given D, MM for D
-    D = (np.linalg.eigh(W.sum(axis=0))[1][:, ::-1] if previous is None
-         else recover_orientation(previous))
+    # EVE (lambda D A_k D^T) and VVE (lambda_k D A_k D^T): closed form given D, MM for D.
+    # The orientation problem has local maxima far apart when the components' own
+    # orientations differ: a first M-step tries the pooled scatter's eigenvectors and each
+    # component's and keeps the best; later ones start from the previous D (never lower Q).
+    omega = np.linalg.eigvalsh(W)[:, -1]
+    if previous is not None:
+        return _common_orientation(model, n, W, recover_orientation(previous), omega,
+                                   ORIENTATION_WARM_MAX_ITER)[0]
+    starts = [W.sum(axis=0)] + list(W)
+    screened = [_common_orientation(model, n, W, np.linalg.eigh(M)[1][:, ::-1], omega,
+                                    ORIENTATION_SCREEN) for M in starts]
+    values = [q_value(n, W, covariances) for covariances, _ in screened]
+    best = int(np.nanargmax(values)) if np.isfinite(values).any() else 0
+    return _common_orientation(model, n, W, screened[best][1], omega, INNER_MAX_ITER)[0]
+
+
+def _common_orientation(model, n, W, D, omega, max_rounds):
+    """EVE / VVE from the orientation D: alternate the closed form and the MM steps.
+
+    Returns the covariances and the orientation they were computed with.
+    """
     covariances = None
-    for _ in range(INNER_MAX_ITER):
-        E = np.einsum("ij,kil,lj->kj", D, W, D)        # diag(D^T W_k D)
+    for _ in range(max_rounds):
+        E = np.einsum("ij,kij->kj", D, W @ D)          # diag(D^T W_k D)
         if model == "EVE":
             g = _geometric_mean(E)
             scaled = (g.sum() / n.sum()) * E / g[:, None]      # lambda A_k
         else:
             scaled = E / n[:, None]                            # lambda_k A_k
-        new = _rotate(D, scaled)
+        new, orientation = _rotate(D, scaled), D
         if not _changed(new, covariances):
             break
         covariances = new
-        D = orientation_step(W, 1.0 / scaled, D)
-    return new
+        D = orientation_step(W, 1.0 / scaled, D, omega)
+    return new, orientation
 
 
 def decompose(model, covariances):
@@ -305,7 +333,8 @@ class _Parsimonious(_Full):
         means = centres + delta
         # the regularised sample covariances of the statistic, times n: W_k + n_k reg I
         sample = _SAMPLE_COVARIANCES[self.statistic]._covariances(nk, delta, s2, reg_covar)
-        prev = None if previous is None else self.covariances_from_cholesky(previous)
+        prev = (self.covariances_from_cholesky(previous)
+                if previous is not None and self.name in ITERATIVE_MODELS else None)
         d = means.shape[1]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             try:
@@ -329,6 +358,17 @@ class _Parsimonious(_Full):
         if not np.isfinite(sample).all():
             raise np.linalg.LinAlgError
         return _matrix_m_step(self.name, nk, sample * nk[:, None, None], previous)
+
+    def precisions_cholesky(self, covariances):
+        if self.statistic not in (_SPHERICAL, _DIAGONAL):
+            return super().precisions_cholesky(covariances)
+        # axis-aligned: U = diag(1 / sqrt(variances)), no factorisation (the diag type's rule)
+        K, D = covariances.shape[:2]
+        variances = np.diagonal(covariances, axis1=1, axis2=2)
+        factors = _Diag().precisions_cholesky(np.ascontiguousarray(variances))
+        out = np.zeros((K, D, D))
+        out[:, np.arange(D), np.arange(D)] = factors
+        return out
 
     def decompose(self, covariances):
         return decompose(self.name, covariances)

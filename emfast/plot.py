@@ -85,7 +85,7 @@ def _covariance_matrices(model, n_components, n_features):
     """Every component's full covariance matrix, whatever the covariance type."""
     cov = np.asarray(model.covariances_, dtype=np.float64)
     kind = model.covariance_type
-    if kind == "full":
+    if kind == "full" or cov.ndim == 3:     # also mclust's models (EII ... VVV)
         return cov
     if kind == "tied":
         return np.broadcast_to(cov, (n_components, n_features, n_features))
@@ -218,6 +218,10 @@ def plot_components(model, X=None, *, dims="auto", n_std=(1.0, 2.0), ax=None,
 def plot_criterion(table, ax=None):
     """Plot a model-selection table: criterion against n_components, a line per type.
 
+    Like mclust's ``plot.mclustBIC``: one line and marker per covariance type
+    (mclust's fourteen models included), in the table's convention (with
+    ``convention="mclust"`` larger is better, as mclust draws it).
+
     Parameters
     ----------
     table : CriterionTable
@@ -237,8 +241,9 @@ def plot_criterion(table, ax=None):
     ax = _axes(ax)
     ks = np.asarray(table.n_components)
     values = np.asarray(table.values, dtype=np.float64)
+    markers = "osD^v<>px*hH+Xd"
     for j, kind in enumerate(table.covariance_types):
-        ax.plot(ks, values[:, j], marker="o", markersize=4, label=kind)
+        ax.plot(ks, values[:, j], marker=markers[j % len(markers)], markersize=4, label=kind)
     if getattr(table, "best", None) is not None:
         best_k, best_kind = table.best
         best = values[list(table.n_components).index(best_k),
@@ -248,9 +253,10 @@ def plot_criterion(table, ax=None):
                 label=f"best: {best_k} components, {best_kind}")
     name = table.criterion.upper()
     ax.set_xlabel("number of components")
-    ax.set_ylabel(f"{name} (lower is better)")
+    sense = "larger" if getattr(table, "convention", "sklearn") == "mclust" else "lower"
+    ax.set_ylabel(f"{name} ({sense} is better)")
     ax.set_title(f"{name} by number of components and covariance type")
     _integer_ticks(ax.xaxis)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", ncol=2 if len(table.covariance_types) > 7 else 1)
     return ax

@@ -36,8 +36,12 @@ for (name in names(starts)) {
                             m, n, d, G)
   }
   bic1 <- mclustBIC(X, G = 1, modelNames = models)
+  grid <- mclustBIC(X, G = 1:9, modelNames = models)   # mclust's own (hc) initialisation
+  best <- summary(grid)[1]
   out$data[[name]] <- list(n_components = G, fits = fits, five_iterations = five,
-                           bic_one_component = as.list(bic1[1, models]))
+                           bic_one_component = as.list(bic1[1, models]),
+                           bic_grid = lapply(models, function(m) unname(grid[, m])),
+                           bic_grid_best = list(name = names(best), value = unname(best)))
 }
 out$n_parameters <- lapply(models, function(m)
   sapply(1:4, function(G) sapply(1:5, function(d) nMclustParams(m, d, G))))
