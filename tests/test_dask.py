@@ -46,17 +46,10 @@ def _no_convergence_warnings():
         yield
 
 
-def assert_same_fit(a, b, rtol=0):
+def assert_same_fit(a, b):
     for name in ATTRIBUTES:
-        if rtol:
-            assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=1e-300,
-                            err_msg=name)
-        else:
-            assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    if rtol:
-        assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=rtol)
-    else:
-        assert a.lower_bounds_ == b.lower_bounds_
+        assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.lower_bounds_ == b.lower_bounds_
 
 
 def test_fit_on_the_cluster_equals_the_in_memory_fit(client):

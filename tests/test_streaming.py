@@ -1,8 +1,8 @@
 """Out-of-core input (emfast/_sources.py): memmaps and row-sliceable array-likes.
 
 Streamed fits are compared with in-memory fits from the same start.  The block
-size is shrunk so that every test streams many blocks; block boundaries only
-change the order in which float64 statistics are summed, hence rtol 1e-10.
+size is shrunk so that every test streams many blocks; the blocks are whole
+subtrees of the in-memory pass's reduction tree, so the fits are bitwise equal.
 """
 import os
 import sys
@@ -66,13 +66,12 @@ def start(problem, covariance_type, n_iter, **kw):
                            precisions_init=precisions, tol=0, max_iter=n_iter, **kw)
 
 
-def assert_same_fit(a, b, rtol, bound_rtol=None):
-    """Same parameters; same lower bounds (``bound_rtol``: the in-memory fit sums float32
-    weights in float32, streaming sums them in float64)."""
+def assert_same_fit(a, b):
+    """Bitwise the same parameters and lower bounds: streamed blocks are whole subtrees of
+    the in-memory reduction, and the total weight is summed alike."""
     for name in ATTRIBUTES:
-        assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=1e-300,
-                        err_msg=name)
-    assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=bound_rtol or rtol)
+        assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.lower_bounds_ == b.lower_bounds_
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -84,7 +83,7 @@ def test_memmap_fit_and_predictions_equal_in_memory(covariance_type, dtype, tmp_
     weights = memmap_of(w, tmp_path / "w.npy")
     clean = start(problem, covariance_type, 6, n_threads=2).fit(X, sample_weight=w)
     streamed = start(problem, covariance_type, 6, n_threads=2).fit(mapped, sample_weight=weights)
-    assert_same_fit(streamed, clean, 1e-10, 1e-6 if dtype == np.float32 else None)
+    assert_same_fit(streamed, clean)
     X_new = X[:1000] + np.asarray(0.25, dtype)
     mapped_new = memmap_of(X_new, tmp_path / "X_new.npy")
     assert_allclose(streamed.predict_proba(mapped_new), clean.predict_proba(X_new),
@@ -158,7 +157,7 @@ def test_row_sliceable_array_likes_are_streamed(tmp_path):
     clean = start(problem, "tied", 5).fit(X, sample_weight=w)
     source = RowSliced(X)
     streamed = start(problem, "tied", 5).fit(source, sample_weight=RowSliced(w))
-    assert_same_fit(streamed, clean, 1e-10)
+    assert_same_fit(streamed, clean)
     # the dtype probe, then whole accumulator slots of the in-memory layout (3000 rows:
     # slots of one 256-row chunk; 768 rows per block hold no 8-slot subtree, so one slot)
     assert source.reads[:2] == [(None, 1), (0, 256)]
@@ -168,7 +167,7 @@ def test_row_sliceable_array_likes_are_streamed(tmp_path):
     counts = np.rint(X * 10).astype(np.int32)
     a = start(problem, "tied", 3).fit(counts)
     b = start(problem, "tied", 3).fit(RowSliced(counts))
-    assert_same_fit(b, a, 1e-10)
+    assert_same_fit(b, a)
 
 
 def test_h5py_and_zarr(tmp_path):
@@ -190,7 +189,7 @@ def test_h5py_and_zarr(tmp_path):
         pass
     for store in stores:
         streamed = start(problem, "diag", 5).fit(store["X"], sample_weight=store["w"])
-        assert_same_fit(streamed, clean, 1e-10, 1e-6)
+        assert_same_fit(streamed, clean)
         assert_array_equal(streamed.predict(store["X"]), clean.predict(X32))
     stores[0].close()
 
@@ -255,7 +254,7 @@ def test_prior_data_moments_from_a_streamed_source(tmp_path):
     clean = GaussianMixture(2, **kw).fit(problem["X"], sample_weight=problem["sample_weight"])
     streamed = GaussianMixture(2, **kw).fit(memmap_of(problem["X"], tmp_path / "X.npy"),
                                             sample_weight=RowSliced(problem["sample_weight"]))
-    assert_same_fit(streamed, clean, 1e-10)
+    assert_same_fit(streamed, clean)
 
 
 def test_missing_values_keep_memmaps_in_memory_and_refuse_other_streams(tmp_path):
