@@ -103,7 +103,7 @@ def aligned_rows(slot_rows, max_rows, width=TREE_WIDTH):
     return rows
 
 
-def tree_sum_rows(rows, width=TREE_WIDTH):
+def tree_sum_rows(rows, width=TREE_WIDTH, overwrite=False):
     """The sum of the rows of a 2-D float64 array by a fixed tree.
 
     Level by level, groups of ``width`` consecutive rows (the last group may
@@ -111,27 +111,15 @@ def tree_sum_rows(rows, width=TREE_WIDTH):
     ``width ** l`` rows starting at a multiple of it is a whole subtree, so
     its sum can be computed apart (another block, another machine) and fed
     to the next level: the bits do not depend on how the rows were split.
-    Overflow is left to the callers' finiteness checks, as for ``np.sum``.
+    ``overwrite`` lets the compiled sum use ``rows`` (C-contiguous float64)
+    as its scratch.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        return _tree_sum_rows(rows, width)
-
-
-def _tree_sum_rows(rows, width):
-    while rows.shape[0] > 1:
-        n_full = rows.shape[0] // width
-        head = rows[:n_full * width].reshape(n_full, width, rows.shape[1])
-        tail = rows[n_full * width:]
-        summed = np.empty((n_full + (len(tail) > 0), rows.shape[1]))
-        summed[:n_full] = head[:, 0]
-        for j in range(1, width):
-            summed[:n_full] += head[:, j]
-        if len(tail):
-            summed[n_full] = tail[0]
-            for row in tail[1:]:
-                summed[n_full] += row
-        rows = summed
-    return rows[0].copy()
+    rows = np.require(rows, np.float64, "C")
+    if not overwrite:
+        rows = rows.copy()
+    out = np.empty(rows.shape[1])
+    _gaussian.tree_sum(rows, out, width)
+    return out
 
 
 def tree_sum_statistics(parts, width=TREE_WIDTH):
@@ -261,10 +249,10 @@ class GaussianPass:
         # for any container whose blocks are whole subtrees.
         K, D = self.n_components, self.n_features
         return Statistics(
-            loglik=float(tree_sum_rows(loglik[:, None])[0]),
-            nk=tree_sum_rows(nk),
-            s1=tree_sum_rows(s1).reshape(K, D),
-            s2=tree_sum_rows(s2),
+            loglik=float(tree_sum_rows(loglik.reshape(-1, 1), overwrite=True)[0]),
+            nk=tree_sum_rows(nk, overwrite=True),
+            s1=tree_sum_rows(s1, overwrite=True).reshape(K, D),
+            s2=tree_sum_rows(s2, overwrite=True),
             centres=centres.astype(np.float64),
         )
 

@@ -293,7 +293,20 @@ def _tree_reference(values, width):
     return values[0]
 
 
-@pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 63, 64, 65, 513, 1000])
+def test_tree_sum_edges_and_errors():
+    from emfast._kernels import _gaussian
+    from emfast._passes import tree_sum_rows
+
+    assert_array_equal(tree_sum_rows(np.zeros((0, 4))), np.zeros(4))
+    assert tree_sum_rows(np.zeros((5, 0))).shape == (0,)
+    assert np.isnan(tree_sum_rows(np.array([[np.inf], [-np.inf]]))[0])   # no warning either
+    with pytest.raises(ValueError, match="one value per column"):
+        _gaussian.tree_sum(np.zeros((3, 2)), np.zeros(3), 8)
+    with pytest.raises(ValueError, match="width must be at least 2"):
+        _gaussian.tree_sum(np.zeros((3, 2)), np.zeros(2), 1)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 63, 64, 65, 255, 256, 257, 513, 1000])
 def test_tree_sum_of_aligned_parts_is_the_whole_sum(n):
     from emfast._passes import TREE_WIDTH, Statistics, tree_sum_rows, tree_sum_statistics
 
@@ -302,6 +315,12 @@ def test_tree_sum_of_aligned_parts_is_the_whole_sum(n):
     whole = tree_sum_rows(rows)
     for j in range(3):
         assert whole[j] == _tree_reference([float(v) for v in rows[:, j]], TREE_WIDTH)
+        for width in (2, 3):
+            assert tree_sum_rows(rows, width)[j] == _tree_reference(
+                [float(v) for v in rows[:, j]], width)
+    kept = rows.copy()
+    tree_sum_rows(rows)
+    assert_array_equal(rows, kept)          # the input is left alone unless overwrite=True
     # parts of width ** l rows summed apart, then by the same tree: the same bits
     for level in range(4):
         size = TREE_WIDTH ** level

@@ -376,3 +376,44 @@ def score_pass(
 def exp_nonpos(const double[::1] x, double[::1] out):
     """The kernels' exponential, for testing against numpy."""
     emfast_exp_nonpos_array(&x[0], &out[0], x.shape[0])
+
+
+def tree_sum(
+    double[:, ::1] rows,                    # IN/SCRATCH (n_rows, n_values): overwritten
+    double[::1] out,                        # OUT (n_values,) the sum of the rows
+    Py_ssize_t width,
+):
+    """The sum of the rows by the fixed reduction tree of the block slots.
+
+    Level by level, groups of ``width`` consecutive rows (the last may be
+    shorter) are added in order into the group's first free row, until one
+    row is left: any ``width ** l`` aligned rows form a whole subtree, whose
+    sum can be computed apart (a streamed block, a Dask chunk) with the same
+    bits.  ``rows`` is the scratch the levels are written into.
+    """
+    cdef Py_ssize_t n = rows.shape[0], m = rows.shape[1]
+    cdef Py_ssize_t group, first, last, r, j
+    if out.shape[0] != m:
+        raise ValueError("out must have one value per column of rows")
+    if width < 2:
+        raise ValueError("width must be at least 2")
+    if n == 0:
+        out[:] = 0.0
+        return
+    with nogil:
+        while n > 1:
+            group = 0
+            first = 0
+            while first < n:
+                last = min(first + width, n)
+                # row `group` <= `first`: the rows of this group are not yet overwritten
+                for j in range(m):
+                    rows[group, j] = rows[first, j]
+                for r in range(first + 1, last):
+                    for j in range(m):
+                        rows[group, j] += rows[r, j]
+                group += 1
+                first = last
+            n = group
+        for j in range(m):
+            out[j] = rows[0, j]
