@@ -519,3 +519,26 @@ def test_command_line_knows_the_same_models():
     from emfast import _cli
 
     assert _cli.MCLUST_MODELS == MODEL_NAMES
+
+
+@pytest.mark.parametrize("model, problem", [("VVI", "diagonal"), ("EII", "diagonal"),
+                                            ("VII", "multiples of the identity"),
+                                            ("EEE", "one matrix repeated")])
+def test_precisions_init_must_have_the_kernels_structure(model, problem):
+    X, _ = _iris()
+    rng = np.random.RandomState(0)
+    A = rng.normal(size=(3, 4, 4))
+    precisions = A @ np.swapaxes(A, 1, 2) + 4 * np.eye(4)
+    if problem == "multiples of the identity":
+        precisions = np.stack([np.diag([1.0, 2.0, 3.0, 4.0])] * 3)
+    gm = GaussianMixture(3, covariance_type=model, precisions_init=precisions,
+                         means_init=X[:3])
+    with pytest.raises(ValueError, match=f"precisions_init for covariance_type='{model}' "
+                                         f"must be {problem}"):
+        gm.fit(X)
+    # a full set of matrices is fine for the models on the full kernel
+    gm = GaussianMixture(3, covariance_type="EVE", precisions_init=precisions,
+                         means_init=X[:3], max_iter=5, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.isfinite(gm.fit(X).lower_bound_)
