@@ -359,6 +359,24 @@ class _Parsimonious(_Full):
             raise np.linalg.LinAlgError
         return _matrix_m_step(self.name, nk, sample * nk[:, None, None], previous)
 
+    def check_precisions(self, precisions, n_components, n_features):
+        """As the base check, plus the structure the model's kernel reads: diagonal
+        for the axis-aligned models, also isotropic for EII / VII, one matrix for EEE."""
+        precisions = super().check_precisions(precisions, n_components, n_features)
+        off_diagonal = precisions[:, ~np.eye(n_features, dtype=bool)]
+        problem = None
+        if self.statistic in (_SPHERICAL, _DIAGONAL) and np.any(off_diagonal != 0):
+            problem = "diagonal matrices"
+        elif self.statistic == _SPHERICAL and not np.allclose(
+                np.diagonal(precisions, axis1=1, axis2=2), precisions[:, :1, 0]):
+            problem = "multiples of the identity"
+        elif self.statistic == _POOLED and not np.allclose(precisions, precisions[:1]):
+            problem = "one matrix repeated for every component"
+        if problem is not None:
+            raise ValueError(f"precisions_init for covariance_type='{self.name}' must be "
+                             f"{problem} (shape {precisions.shape}).")
+        return precisions
+
     def precisions_cholesky(self, covariances):
         if self.statistic not in (_SPHERICAL, _DIAGONAL):
             return super().precisions_cholesky(covariances)

@@ -10,6 +10,7 @@ import emfast
 from emfast import GaussianMixture
 from emfast import _parsimonious
 from emfast._covariance import CollapsedComponentError
+from emfast._parallel import sequential_blas
 from emfast._parsimonious import MODEL_NAMES, PARSIMONIOUS_MODELS, q_value
 
 from _parsimonious_reference import m_step as reference_m_step
@@ -29,6 +30,13 @@ DATA = pathlib.Path(__file__).parent / "data"
 #      X = as.matrix(iris[, 1:4]), cl = as.integer(Species).
 MCLUST = json.loads((DATA / "mclust_reference.json").read_text())
 ITERATIVE = _parsimonious.ITERATIVE_MODELS
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    # D x D algebra in the tests (the references, direct M-steps): BLAS threads only slow it
+    with sequential_blas():
+        yield
 
 
 def _faithful():
@@ -56,8 +64,9 @@ def _statistics(model, n, means, W):
 
 def _emfast_m_step(model, n, means, W, previous=None, reg_covar=0.0):
     cov = PARSIMONIOUS_MODELS[model]
-    prev = None if previous is None else cov.precisions_cholesky(previous)
-    return cov.m_step(*_statistics(model, n, means, W), reg_covar, prev)[2]
+    with sequential_blas():     # as in a fit: BLAS threads only slow D x D algebra down
+        prev = None if previous is None else cov.precisions_cholesky(previous)
+        return cov.m_step(*_statistics(model, n, means, W), reg_covar, prev)[2]
 
 
 def _random_problem(rng, n_samples, n_features, n_components):
@@ -112,6 +121,9 @@ def test_inner_updates_never_lower_q(model, monkeypatch):
     for trial in range(8):
         X, resp, weights = _random_problem(rng, 30, 2 + trial % 4, 2 + trial % 3)
         n, means, W = scatter(X, resp, weights)
+        # any point of the constraint set will do as the previous parameters
+        monkeypatch.setattr(_parsimonious, "INNER_MAX_ITER", 20)
+        monkeypatch.setattr(_parsimonious, "ORIENTATION_SCREEN", 5)
         previous = perturbed(model, _emfast_m_step(model, n, means, W), rng, scale=0.5)
         values = [q_covariance(n, W, previous)]
         for rounds in range(1, 8):
@@ -471,8 +483,8 @@ def test_criterion_plot_of_the_mclust_grid(tmp_path):
     from emfast.plot import plot_components, plot_criterion
 
     X, _ = _iris()
-    model, table = emfast.select_model(X, n_components=[1, 2, 3], covariance_types="mclust",
-                                       convention="mclust", random_state=0)
+    model, table = emfast.select_model(X, n_components=[1, 2], covariance_types="mclust",
+                                       convention="mclust", random_state=0, max_iter=20)
     ax = Figure().subplots()
     plot_criterion(table, ax=ax)
     assert ax.get_ylabel() == "BIC (larger is better)"
@@ -507,3 +519,26 @@ def test_command_line_knows_the_same_models():
     from emfast import _cli
 
     assert _cli.MCLUST_MODELS == MODEL_NAMES
+
+
+@pytest.mark.parametrize("model, problem", [("VVI", "diagonal"), ("EII", "diagonal"),
+                                            ("VII", "multiples of the identity"),
+                                            ("EEE", "one matrix repeated")])
+def test_precisions_init_must_have_the_kernels_structure(model, problem):
+    X, _ = _iris()
+    rng = np.random.RandomState(0)
+    A = rng.normal(size=(3, 4, 4))
+    precisions = A @ np.swapaxes(A, 1, 2) + 4 * np.eye(4)
+    if problem == "multiples of the identity":
+        precisions = np.stack([np.diag([1.0, 2.0, 3.0, 4.0])] * 3)
+    gm = GaussianMixture(3, covariance_type=model, precisions_init=precisions,
+                         means_init=X[:3])
+    with pytest.raises(ValueError, match=f"precisions_init for covariance_type='{model}' "
+                                         f"must be {problem}"):
+        gm.fit(X)
+    # a full set of matrices is fine for the models on the full kernel
+    gm = GaussianMixture(3, covariance_type="EVE", precisions_init=precisions,
+                         means_init=X[:3], max_iter=5, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.isfinite(gm.fit(X).lower_bound_)
