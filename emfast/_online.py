@@ -159,7 +159,7 @@ def partial_fit(model, X, sample_weight, step_offset, step_exponent):
                                                lambda centres: blended(batch_stats(centres)),
                                                previous=current)
 
-    model._store_params(params)
+    model._store_params(params, X.dtype)
     n_batches = 1 if state is None else state.n_batches + 1
     if not fitted:
         model.n_features_in_ = n_features
@@ -168,8 +168,9 @@ def partial_fit(model, X, sample_weight, step_offset, step_exponent):
         elif hasattr(model, "feature_names_in_"):
             del model.feature_names_in_
     history = list(getattr(model, "lower_bounds_", [])) if state is not None else []
-    model.lower_bounds_ = history + [float(lower_bound)]
-    model.lower_bound_ = float(lower_bound)
+    bound = model._bound_type(X.dtype)
+    model.lower_bounds_ = history + [bound(lower_bound)]
+    model.lower_bound_ = bound(lower_bound)
     model.n_iter_ = n_batches
     model.converged_ = False        # stepwise EM has no stopping rule of its own
     model._stepwise = _StepwiseState(stats, n_batches,
@@ -278,14 +279,15 @@ def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
     if not converged and model.max_iter > 0:
         warnings.warn("Incremental EM did not converge. Increase max_iter or tol, or check "
                       "for degenerate data.", interoperable(ConvergenceWarning), stacklevel=2)
-    model._store_params(params)
+    model._store_params(params, X.dtype)
     model.n_features_in_ = X.shape[1]
     if names is not None:
         model.feature_names_in_ = names
     elif hasattr(model, "feature_names_in_"):
         del model.feature_names_in_
     model.n_iter_ = sweep
-    model.lower_bound_ = lower_bound
-    model.lower_bounds_ = history
+    bound = model._bound_type(X.dtype)
+    model.lower_bound_ = bound(lower_bound)
+    model.lower_bounds_ = [bound(value) for value in history]
     model.converged_ = converged
     return model

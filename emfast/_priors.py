@@ -129,8 +129,9 @@ def check_positive_number(name, value):
 def check_degrees_of_freedom(name, value, n_features):
     value = check_positive_number(name, value)
     if value <= n_features - 1:
-        raise ValueError(f"{name} must be greater than n_features - 1 = {n_features - 1}; "
-                         f"got {value!r}.")
+        raise ValueError(f"The parameter '{name}' should be greater than {n_features - 1}, but "
+                         f"got {value:.3f}. ({name} must exceed n_features - 1 = "
+                         f"{n_features - 1}.)")
     return value
 
 
