@@ -116,7 +116,8 @@ def partial_fit(model, X, sample_weight, step_offset, step_exponent):
         raise ValueError(f"n_components or covariance_type changed since the last partial_fit "
                          f"(was {state.key[:2]}); call fit, or use a new estimator.")
     sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype)
-    batch_weight = float(n_samples if sample_weight is None else sample_weight.sum())
+    batch_weight = float(n_samples if sample_weight is None
+                         else sample_weight.sum(dtype=np.float64))
     gpass = GaussianPass(n_samples, n_features, model.n_components, X.dtype, covariance,
                          n_threads)
     model._prior = None     # maximum likelihood (a prior was refused above)
@@ -234,7 +235,8 @@ def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
     X, sample_weight, gpass, inits = model._prepare(X, sample_weight)
     covariance = gpass.covariance
     blocks = partition(X.shape[0], min(int(n_blocks), X.shape[0]))
-    total_weight = float(X.shape[0] if sample_weight is None else sample_weight.sum())
+    total_weight = float(X.shape[0] if sample_weight is None
+                         else sample_weight.sum(dtype=np.float64))
     warm = model.warm_start and hasattr(model, "converged_")
 
     def block_stats(i, params, centres=None):
