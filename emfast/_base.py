@@ -4,7 +4,7 @@ A model supplies three hooks: ``_initial_params`` (parameters to start one
 run from), ``_em_iteration`` (one fused E-step + M-step, returning the mean
 log-likelihood of the parameters it started from, and the new parameters)
 and ``_store_params`` (publish the chosen run's parameters as fitted
-attributes).  The driver owns everything else.
+attributes, given X's dtype).  The driver owns everything else.
 """
 import numbers
 import time
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._acceleration import em_iterator
-from ._exceptions import ConvergenceWarning, NotFittedError, interoperable
+from ._exceptions import (CollapsedComponentError, ConvergenceWarning, NotFittedError,
+                          interoperable)
 from ._feature_names import feature_names
 from ._parallel import sequential_blas
 from ._params import ParamsMixin
@@ -50,6 +51,16 @@ class FitTiming:
     @property
     def seconds_per_iteration(self):
         return self.em_seconds / max(self.em_iterations, 1)
+
+
+def _warn_collapse(init, error, n_iter, kept):
+    which = ", ".join(str(k) for k in error.components)
+    outcome = (f"it stopped at iteration {n_iter} with its last valid parameters" if kept
+               else "it was skipped")
+    warnings.warn(
+        f"Initialization {init}: component(s) {which} collapsed (covariance not positive "
+        f"definite); {outcome}. Increase reg_covar, use fewer components or scale the data.",
+        interoperable(ConvergenceWarning), stacklevel=5)
 
 
 class BaseEM(SklearnCompatMixin, ParamsMixin):
@@ -102,41 +113,65 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
         return None
 
     def _run_em(self, X, sample_weight, context, random_state):
-        """Run ``n_init`` EM runs (one on a warm start) and store the best."""
+        """Run ``n_init`` EM runs (one on a warm start) and store the best.
+
+        Collapse policy: a run in which a component collapses (its M-step gives
+        a covariance that is not positive definite) stops at its last valid
+        parameters, with a ConvergenceWarning naming the run and the components.
+        Runs that never collapsed are preferred to runs that did; a run that
+        collapses before it has any valid parameters (in its initialisation or
+        the E-step) is skipped.  ``fit`` raises only when every run is skipped.
+        """
         warm = self.warm_start and hasattr(self, "converged_")
         n_init = 1 if warm else self.n_init
         total_weight = weight_total(sample_weight, X.shape[0])   # same bits for every container
-        best = None
+        best, skipped = None, None
         timing = FitTiming()
         for init in range(n_init):
             self._verbose_init_start(init)
             start = time.perf_counter()
-            if warm:
-                params, lower_bound = self._fitted_params(), self.lower_bound_
-            else:
-                params, lower_bound = self._initial_params(X, sample_weight, context,
-                                                           random_state), -np.inf
-            em_start = self._iter_clock = time.perf_counter()   # lapses: EM only
-            timing.init_seconds += em_start - start
-            history, converged, n_iter = [], False, 0
-            # accelerated EM (emfast/_acceleration.py): the iterator wraps the EM map
-            iterator = em_iterator(
-                getattr(self, "accelerate", None),
-                lambda p: self._em_iteration(X, sample_weight, p, context, total_weight),
-                lambda: self._em_coordinates(context))
-            for n_iter in range(1, self.max_iter + 1):
-                previous = lower_bound
-                lower_bound, params = iterator.step(params)
-                history.append(lower_bound)
-                change = lower_bound - previous
-                self._verbose_iteration(n_iter, change)
-                # Progress hook (emfast._progress, set by the command line): a callable
-                # told (n_iter, lower_bound, change) after every iteration.
-                if getattr(self, "_progress", None) is not None:
-                    self._progress(n_iter, lower_bound, change)
-                if abs(change) < self.tol:
-                    converged = True
-                    break
+            history, converged, n_iter, collapsed = [], False, 0, None
+            try:
+                if warm:
+                    params, lower_bound = self._fitted_params(), self.lower_bound_
+                else:
+                    params, lower_bound = self._initial_params(X, sample_weight, context,
+                                                               random_state), -np.inf
+                em_start = self._iter_clock = time.perf_counter()   # lapses: EM only
+                timing.init_seconds += em_start - start
+                # accelerated EM (emfast/_acceleration.py): the iterator wraps the EM map
+                iterator = em_iterator(
+                    getattr(self, "accelerate", None),
+                    lambda p: self._em_iteration(X, sample_weight, p, context, total_weight),
+                    lambda: self._em_coordinates(context))
+                for n_iter in range(1, self.max_iter + 1):
+                    previous = lower_bound
+                    try:
+                        lower_bound, params = iterator.step(params)
+                    except CollapsedComponentError as exc:
+                        if exc.lower_bound is None:
+                            raise
+                        # an M-step failed: keep the parameters it started from, whose
+                        # bound its E-step gave
+                        collapsed, lower_bound, params = exc, exc.lower_bound, exc.params
+                        history.append(lower_bound)
+                        break
+                    history.append(lower_bound)
+                    change = lower_bound - previous
+                    self._verbose_iteration(n_iter, change)
+                    # Progress hook (emfast._progress, set by the command line): a callable
+                    # told (n_iter, lower_bound, change) after every iteration.
+                    if getattr(self, "_progress", None) is not None:
+                        self._progress(n_iter, lower_bound, change)
+                    if abs(change) < self.tol:
+                        converged = True
+                        break
+            except CollapsedComponentError as exc:
+                skipped = exc
+                _warn_collapse(init, exc, n_iter, kept=False)
+                continue
+            if collapsed is not None:
+                _warn_collapse(init, collapsed, n_iter, kept=True)
             em_seconds = time.perf_counter() - em_start
             timing.em_seconds += em_seconds
             timing.em_iterations += n_iter
@@ -145,26 +180,35 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
             if self.max_iter == 0:
                 # Nothing was iterated: like scikit-learn, no end message and the last
                 # initialisation is the one kept (users ask for initial parameters).
-                best = (lower_bound, params, n_iter, history, converged, 0)
+                best = (True, lower_bound, params, n_iter, history, converged, 0)
                 continue
             self._verbose_init_end(converged, lower_bound, time.perf_counter() - start,
                                    em_start - start, em_seconds, n_iter)
-            if best is None or lower_bound > best[0]:
-                best = (lower_bound, params, n_iter, history, converged, iterator.n_e_passes)
+            candidate = (collapsed is None, lower_bound, params, n_iter, history, converged,
+                         iterator.n_e_passes)
+            if best is None or candidate[:2] > best[:2]:
+                best = candidate
+        if best is None:
+            raise skipped
 
-        lower_bound, params, n_iter, history, converged, n_e_passes = best
+        _, lower_bound, params, n_iter, history, converged, n_e_passes = best
         if not converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
                 interoperable(ConvergenceWarning), stacklevel=4)
-        self._store_params(params)
+        self._store_params(params, X.dtype)
+        bound = self._bound_type(X.dtype)
         self.n_iter_ = n_iter
         self.n_e_passes_ = n_e_passes
-        self.lower_bound_ = lower_bound
-        self.lower_bounds_ = history
+        self.lower_bound_ = bound(lower_bound)
+        self.lower_bounds_ = [bound(value) for value in history]
         self.converged_ = converged
         return params
+
+    def _bound_type(self, dtype):
+        """The scalar type of ``lower_bound_`` for X of ``dtype``."""
+        return float
 
     # --- verbosity (scikit-learn's levels: 1 per run, 2 with times and bounds) ---
     def _verbose_init_start(self, init):

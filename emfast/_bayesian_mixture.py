@@ -184,10 +184,17 @@ default='dirichlet_process'
         self.covariance_prior_ = (
             conjugate.default_scale(second) if self.covariance_prior is None
             else conjugate.check_scale(self.covariance_prior, D, "covariance_prior"))
-        return GaussianPrior(weight_concentration=self.weight_concentration_prior_,
-                             mean=self.mean_prior_, mean_precision=self.mean_precision_prior_,
-                             degrees_of_freedom=self.degrees_of_freedom_prior_,
-                             scale=self.covariance_prior_)
+        prior = GaussianPrior(weight_concentration=self.weight_concentration_prior_,
+                              mean=self.mean_prior_, mean_precision=self.mean_precision_prior_,
+                              degrees_of_freedom=self.degrees_of_freedom_prior_,
+                              scale=self.covariance_prior_)
+        # The fit uses these float64 values.  The attributes take scikit-learn's dtypes:
+        # a default mean prior (and a diag/spherical default scale) in X's dtype.
+        if self.mean_prior is None:
+            self.mean_prior_ = self.mean_prior_.astype(X.dtype)
+        if self.covariance_prior is None and not covariance.has_outer_products:
+            self.covariance_prior_ = np.asarray(self.covariance_prior_, X.dtype)[()]
+        return prior
 
     _check_warm_start = GaussianMixture._check_warm_start
 
@@ -256,7 +263,8 @@ default='dirichlet_process'
                               self.precisions_cholesky_, get_covariance(self.covariance_type),
                               self.weight_concentration_prior_type)
 
-    def _store_params(self, params):
+    def _store_params(self, params, dtype=np.float64):
+        # float64 whatever X's dtype, as scikit-learn's BayesianGaussianMixture
         covariance = get_covariance(self.covariance_type)
         self.weight_concentration_ = params.weight_concentration
         self.mean_precision_ = params.mean_precision

@@ -200,7 +200,7 @@ def _log_likelihood(model, X, weights):
         log_p = model.score_samples(X[start:start + _SCORE_ROWS])
         total += float(log_p.sum() if weights is None
                        else weights[start:start + _SCORE_ROWS] @ log_p)
-    return total, (X.shape[0] if weights is None else float(weights.sum()))
+    return total, (X.shape[0] if weights is None else float(weights.sum(dtype=np.float64)))
 
 
 def _print_summary(say, model, X, weights, seconds, threads, load_seconds=None):

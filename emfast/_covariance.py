@@ -7,6 +7,7 @@ parameter count.  Estimators resolve ``covariance_type`` to a strategy once.
 import numpy as np
 from scipy import linalg
 
+from ._exceptions import CollapsedComponentError
 from ._kernels import _gaussian
 from ._validation import as_real_array
 
@@ -17,20 +18,6 @@ _NK_FLOOR = 10 * np.finfo(np.float64).eps
 # S2/N - delta delta^T with too few correct digits (float32 chunk sums
 # included): the statistics are then recomputed about the new means.
 _RECENTRE_RATIO = 1e2
-
-
-class CollapsedComponentError(ValueError):
-    """A component's covariance is not positive definite (a collapsed component)."""
-
-
-def _collapse_message(components):
-    which = ", ".join(str(k) for k in components)
-    return (
-        f"Fitting the mixture model failed because component(s) {which} have an "
-        "ill-defined empirical covariance (for instance caused by singleton or "
-        "collapsed samples). Try to decrease the number of components, increase "
-        "reg_covar, or scale the input data."
-    )
 
 
 class _Covariance:
@@ -114,8 +101,9 @@ class _Covariance:
         shape = self.shape(n_components, n_features)
         precisions = as_real_array(precisions, "precisions_init")
         if precisions.shape != shape:
-            raise ValueError(f"precisions_init for covariance_type='{self.name}' must have "
-                             f"shape {shape}; got {precisions.shape}.")
+            raise ValueError(f"The parameter '{self.name} precision' should have the shape of "
+                             f"{shape}, but got {precisions.shape} (precisions_init for "
+                             f"covariance_type='{self.name}' must have shape {shape}).")
         if not np.isfinite(precisions).all():
             raise ValueError("precisions_init contains NaN or infinity.")
         self._check_positive(precisions)
@@ -123,8 +111,8 @@ class _Covariance:
 
     def _check_positive(self, precisions):
         if (precisions <= 0).any():
-            raise ValueError(f"precisions_init for covariance_type='{self.name}' must be "
-                             "positive.")
+            raise ValueError(f"'{self.name} precision' should be positive (precisions_init "
+                             f"for covariance_type='{self.name}' has entries <= 0).")
 
     def covariance_matrices(self, covariances, n_components, n_features):
         """Covariances as (K, D, D) matrices (for sampling)."""
@@ -165,7 +153,7 @@ def _cholesky_of_covariance(covariance, component):
     try:
         lower = linalg.cholesky(covariance, lower=True, check_finite=False)
     except linalg.LinAlgError:
-        raise CollapsedComponentError(_collapse_message([component])) from None
+        raise CollapsedComponentError([component]) from None
     eye = np.eye(covariance.shape[0])
     return linalg.solve_triangular(lower, eye, lower=True, check_finite=False).T
 
@@ -198,7 +186,7 @@ class _Full(_Covariance):
     def precisions_cholesky(self, covariances):
         if not np.isfinite(covariances).all():
             bad = np.flatnonzero(~np.isfinite(covariances).all(axis=(1, 2)))
-            raise CollapsedComponentError(_collapse_message(bad))
+            raise CollapsedComponentError(bad)
         return np.stack([_cholesky_of_covariance(c, k) for k, c in enumerate(covariances)])
 
     def precisions(self, precisions_cholesky):
@@ -221,10 +209,13 @@ class _Full(_Covariance):
 
     def _check_positive(self, precisions):
         for k, p in enumerate(precisions):
+            which = "precisions_init" if self.name == "tied" else f"precisions_init[{k}]"
             if not np.allclose(p, p.T):
-                raise ValueError(f"precisions_init[{k}] is not symmetric.")
+                raise ValueError(f"'{self.name} precision' should be symmetric, "
+                                 f"positive-definite ({which} is not symmetric).")
             if np.linalg.eigvalsh(p).min() <= 0:
-                raise ValueError(f"precisions_init[{k}] is not positive-definite.")
+                raise ValueError(f"'{self.name} precision' should be symmetric, "
+                                 f"positive-definite ({which} is not positive-definite).")
 
     def covariance_matrices(self, covariances, n_components, n_features):
         return covariances
@@ -292,7 +283,7 @@ class _Diag(_Covariance):
         bad = np.flatnonzero(~(covariances > 0).reshape(len(covariances), -1).all(axis=1)
                              | ~np.isfinite(covariances).reshape(len(covariances), -1).all(axis=1))
         if bad.size:
-            raise CollapsedComponentError(_collapse_message(bad))
+            raise CollapsedComponentError(bad)
         return 1.0 / np.sqrt(covariances)
 
     def precisions(self, precisions_cholesky):

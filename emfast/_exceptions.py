@@ -21,6 +21,30 @@ class NotFittedError(ValueError, AttributeError):
     """A method that needs a fitted model was called before fit."""
 
 
+class CollapsedComponentError(ValueError):
+    """A component's covariance is not positive definite (a collapsed component).
+
+    The message starts with scikit-learn's phrase for the same condition;
+    ``components`` lists the components concerned.  Raised by an M-step, the
+    EM driver reads ``params`` and ``lower_bound``: the parameters that
+    iteration started from (the last valid ones) and their bound, or None.
+    """
+
+    def __init__(self, components):
+        self.components = [int(k) for k in components]
+        self.lower_bound = self.params = None
+        which = ", ".join(str(k) for k in self.components)
+        super().__init__(
+            "Fitting the mixture model failed because some components have ill-defined "
+            "empirical covariance (for instance caused by singleton or collapsed samples). "
+            "Try to decrease the number of components, increase reg_covar, or scale the "
+            f"input data. The covariance of component(s) {which} is not positive definite.")
+
+    def __reduce__(self):
+        return type(self), (self.components,), {"lower_bound": self.lower_bound,
+                                                 "params": self.params}
+
+
 # emfast class -> name of the scikit-learn class it mirrors (in sklearn.exceptions).
 _SKLEARN_TWINS = {ConvergenceWarning: "ConvergenceWarning", NotFittedError: "NotFittedError"}
 _BRIDGED = {}   # emfast class -> subclass that also derives from scikit-learn's

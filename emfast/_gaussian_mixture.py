@@ -5,11 +5,12 @@ import numpy as np
 
 from ._acceleration import check_accelerate    # accelerated EM (issue #21)
 from ._base import BaseEM, check_random_state
-from ._parsimonious import VALID_COVARIANCE_TYPES, is_parsimonious, resolve_covariance
+from ._exceptions import CollapsedComponentError
 from ._feature_names import check_feature_names
 from ._initialization import INIT_METHODS, initial_sample, initial_statistics
 from ._missing import MissingDataPass, check_missing_values, make_pass   # missing data (issue #8)
 from ._parallel import effective_n_threads, sequential_blas
+from ._parsimonious import VALID_COVARIANCE_TYPES, is_parsimonious, resolve_covariance
 from ._passes import GaussianParams
 from ._priors import log_prior, map_m_step, resolve_prior   # MAP-EM (issue #9)
 from ._online import STEP_EXPONENT, STEP_OFFSET   # online EM (issue #6)
@@ -68,15 +69,21 @@ class GaussianMixture(BaseEM):
 
     - ``fit`` accepts ``sample_weight``; integer weights give the same fit as
       repeating rows.
-    - float32 input stays float32 (no upcast copy of ``X``); statistics and
-      log-likelihoods are accumulated in float64 and the fitted parameters
-      are float64 for both input dtypes.
     - ``n_threads`` sets the kernels' thread count; results are bitwise
       identical for every thread count.
-    - A component whose covariance stops being positive definite raises a
-      ``ValueError`` naming the component and the remedies (raise
-      ``reg_covar``, use fewer components or rescale the data); emfast never
-      returns NaN parameters.
+    - A component whose covariance stops being positive definite ends that
+      initialisation at its last valid parameters, with a
+      ``ConvergenceWarning`` naming the initialisation, the component and the
+      remedies (raise ``reg_covar``, use fewer components or rescale the
+      data); the best initialisation that did not collapse is kept, and
+      ``fit`` raises a ``ValueError`` only when no initialisation has valid
+      parameters.  emfast never returns NaN parameters.
+
+    As in scikit-learn, float32 input gives float32 fitted attributes,
+    ``lower_bound_`` and ``score_samples`` / ``predict_proba`` outputs; but
+    ``X`` is never copied to float64, the kernels accumulate statistics and
+    log-likelihoods in float64, and EM works on float64 copies of the
+    parameters.
     - One sample is enough to fit one component (its covariance is
       ``reg_covar`` times the identity); scikit-learn requires two.
     - scikit-learn is not needed at runtime, so the class does not derive
@@ -293,14 +300,21 @@ class GaussianMixture(BaseEM):
         K = self.n_components
         weights = means = prec_chol = None
         if self.weights_init is not None:
-            weights = check_shape(self.weights_init, (K,), "weights_init")
+            weights = check_shape(self.weights_init, (K,), "weights_init", label="weights")
             if weights.min() < 0 or weights.max() > 1:
-                raise ValueError(f"weights_init must be in the range [0, 1]; got min "
-                                 f"{weights.min():.5f}, max {weights.max():.5f}.")
+                # scikit-learn's message, which prints the minimum as 'max value' and the
+                # maximum as 'min value'; the parenthesis says it plainly
+                raise ValueError(
+                    f"The parameter 'weights' should be in the range [0, 1], but got max value "
+                    f"{weights.min():.5f}, min value {weights.max():.5f} (weights_init's "
+                    f"smallest entry is {weights.min():.5f} and its largest "
+                    f"{weights.max():.5f}).")
             if not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-6):
-                raise ValueError(f"weights_init must sum to 1; got sum {weights.sum():.5f}.")
+                raise ValueError(f"The parameter 'weights' should be normalized, but got "
+                                 f"sum(weights) = {weights.sum():.5f} (weights_init must sum "
+                                 "to 1).")
         if self.means_init is not None:
-            means = check_shape(self.means_init, (K, n_features), "means_init")
+            means = check_shape(self.means_init, (K, n_features), "means_init", label="means")
         if self.precisions_init is not None:
             precisions = covariance.check_precisions(self.precisions_init, K, n_features)
             prec_chol = covariance.cholesky_from_precisions(precisions)
@@ -391,31 +405,43 @@ class GaussianMixture(BaseEM):
                 "The log-likelihood became non-finite: some samples are too far from every "
                 "component for float64 (or the data's scale overflows). Scale the data "
                 "(e.g. standardise the features) or increase reg_covar.")
-        return lower_bound, self._params_from_statistics(
-            stats, gpass.covariance,
-            lambda centres: gpass.statistics(X, sample_weight, params, centres=centres),
-            previous=params)
+        try:
+            return lower_bound, self._params_from_statistics(
+                stats, gpass.covariance,
+                lambda centres: gpass.statistics(X, sample_weight, params, centres=centres),
+                previous=params)
+        except CollapsedComponentError as exc:
+            # the collapse policy: the driver keeps ``params``, whose bound this is
+            exc.lower_bound, exc.params = lower_bound, params
+            raise
 
     def _em_coordinates(self, context):
         """Unconstrained coordinates of the parameters (accelerated EM)."""
         return GaussianCoordinates(context[0].covariance)
 
     def _fitted_params(self):
-        return GaussianParams(self.weights_, self.means_, self.precisions_cholesky_)
+        # the working copies are float64 whatever the stored dtype
+        return GaussianParams(*(np.asarray(a, dtype=np.float64) for a in
+                                (self.weights_, self.means_, self.precisions_cholesky_)))
 
-    def _store_params(self, params):
+    def _store_params(self, params, dtype=np.float64):
+        """Publish float64 working parameters in X's ``dtype`` (scikit-learn's choice:
+        float32 data give float32 attributes)."""
         covariance = resolve_covariance(self.covariance_type)
-        self.weights_ = params.weights
-        self.means_ = params.means
-        self.precisions_cholesky_ = params.precisions_cholesky
-        self.precisions_ = covariance.precisions(params.precisions_cholesky)
-        self.covariances_ = covariance.covariances_from_cholesky(params.precisions_cholesky)
+        covariances = covariance.covariances_from_cholesky(params.precisions_cholesky)
+        derived = (params.weights, params.means, params.precisions_cholesky,
+                   covariance.precisions(params.precisions_cholesky), covariances)
+        (self.weights_, self.means_, self.precisions_cholesky_, self.precisions_,
+         self.covariances_) = (np.asarray(a, dtype=dtype) for a in derived)
         if is_parsimonious(covariance):     # mclust's volume / shape / orientation
-            self.volumes_, self.shapes_, self.orientations_ = covariance.decompose(
-                self.covariances_)
+            self.volumes_, self.shapes_, self.orientations_ = (
+                np.asarray(a, dtype=dtype) for a in covariance.decompose(covariances))
         else:
             for name in ("volumes_", "shapes_", "orientations_"):
                 self.__dict__.pop(name, None)
+
+    def _bound_type(self, dtype):
+        return np.dtype(dtype).type     # np.float32 for float32 X, as scikit-learn
 
     # --- public API -----------------------------------------------------------------
     def fit(self, X, y=None, sample_weight=None):
@@ -524,7 +550,12 @@ class GaussianMixture(BaseEM):
                               effective_n_threads(self.n_threads),
                               self.missing_values)   # NaN rows: MissingDataPass (issue #8)
         with sequential_blas(gpass.use_blas):
-            return gpass.score(X, self._fitted_params(), **outputs)
+            outputs = gpass.score(X, self._fitted_params(), **outputs)
+        # log-likelihoods and probabilities in the dtype of X and the parameters combined
+        # (float32 for float32 data on a float32 model), as scikit-learn; labels stay intp
+        dtype = np.result_type(X.dtype, self.means_.dtype)
+        return tuple(out if out.dtype.kind != "f" or out.dtype == dtype else out.astype(dtype)
+                     for out in outputs)
 
     # --- missing data (issue #8, emfast/_missing.py) ---------------------------------
     def impute(self, X):
@@ -617,7 +648,7 @@ class GaussianMixture(BaseEM):
         -------
         log_likelihood : float
         """
-        return float(self.score_samples(X).mean())
+        return float(self.score_samples(X).mean())   # in its dtype, as scikit-learn
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted model.

@@ -6,6 +6,7 @@ forward-backward pass over all sequences (``emfast/_hmm_pass.py``), and the
 emission M-step is the covariance strategy's M-step from the same statistics
 the Gaussian mixture uses, followed by hmmlearn's prior corrections.
 """
+import logging
 import numbers
 import sys
 import warnings
@@ -24,7 +25,16 @@ from ._passes import GaussianPass
 from ._sklearn_compat import SklearnCompatMixin
 from ._validation import check_data
 
+# hmmlearn reports set attributes that init_params overwrites through logging; so does
+# emfast, under this logger (messages that code written for hmmlearn looks for)
+_log = logging.getLogger(__name__)
+
 _CODES = "stmc"
+_SCALING_UNDERFLOW = (
+    "forward pass failed with underflow; consider using implementation='log' instead "
+    "(implementation='scaling' is hmmlearn's probability-space recursion, which fails when "
+    "every state's scaled probability underflows; emfast's default 'log' redoes such a "
+    "sequence in log space).")
 DECODER_ALGORITHMS = ("viterbi", "map")
 _NK_FLOOR = 10 * np.finfo(np.float64).eps      # as the covariance strategies
 
@@ -153,9 +163,14 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
     - A state that receives no posterior mass keeps its mean and covariance
       (hmmlearn divides by zero), and a row of the transition matrix with no
       expected transitions keeps its values (hmmlearn leaves a zero row).
-    - A covariance that stops being positive definite raises a
-      ``ValueError`` naming the state; a sequence impossible under the model
-      (log-likelihood ``-inf``) during ``fit`` raises a ``ValueError``.
+    - A covariance that is not positive definite after an M-step (a state
+      with almost no posterior mass) gets ``min_covar`` added to its
+      diagonal, as hmmlearn does when it evaluates such a state, with a
+      ``RuntimeWarning`` naming the state; the stored ``covars_`` is that
+      regularised covariance (hmmlearn keeps the singular one).  Set by hand,
+      such a covariance raises a ``ValueError`` naming the state; a sequence
+      impossible under the model (log-likelihood ``-inf``) during ``fit``
+      raises a ``ValueError``.
     - ``decode(algorithm='map')`` returns the sum over rows of the log of
       the largest posterior (hmmlearn returns the sum of the posteriors).
     - ``spherical`` initial variances are the mean of the data's variances
@@ -163,8 +178,13 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
     - float32 data stays float32 (no upcast copy); statistics and the
       forward-backward recursions are float64.  ``n_threads`` sets the
       kernels' threads; results are bitwise identical for any thread count.
-    - The log-space/scaling choice (hmmlearn's ``implementation``) is made
-      per sequence by the kernel, so there is no such parameter.
+    - hmmlearn's ``implementation`` ('log' or 'scaling') is accepted and
+      validated.  The kernel's scaled forward-backward normalises each row's
+      emission densities (adding the shift back in log space) and redoes a
+      sequence in log space if it still underflows, so both give the
+      log-space answer; 'scaling' raises hmmlearn's underflow error only when
+      that redo was needed, where hmmlearn's probability-space recursion
+      fails more often (on a far outlier, for instance).
 
     Parameters
     ----------
@@ -216,6 +236,9 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
         covariance ('c').  Parameters not listed keep the values set on the
         estimator (so ``init_params=''`` starts from given parameters, or
         continues a previous fit).
+    implementation : {'log', 'scaling'}, default='log'
+        hmmlearn's choice of forward-backward arithmetic; accepted for
+        compatibility, the results do not depend on it (see above).
     n_threads : int or None, default=None
         Threads for the kernels (sequences are independent: one sequence
         runs on one thread); None uses OpenMP's default (which honours
@@ -260,7 +283,7 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
                  startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params=_CODES, init_params=_CODES,
-                 n_threads=None):
+                 implementation="log", n_threads=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.min_covar = min_covar
@@ -277,6 +300,7 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
         self.verbose = verbose
         self.params = params
         self.init_params = init_params
+        self.implementation = implementation
         self.n_threads = n_threads
 
     # --- covars_: hmmlearn's full-matrix view ---------------------------------------
@@ -310,6 +334,9 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
                              f"{list(DECODER_ALGORITHMS)}. Got {self.algorithm!r} instead.")
         _check_codes("params", self.params)
         _check_codes("init_params", self.init_params)
+        if self.implementation not in ("log", "scaling"):
+            raise ValueError(f"The 'implementation' parameter of GaussianHMM must be 'log' or "
+                             f"'scaling'. Got {self.implementation!r} instead.")
         if self.verbose not in (True, False) and not isinstance(self.verbose, numbers.Integral):
             raise ValueError(f"The 'verbose' parameter of GaussianHMM must be a bool. Got "
                              f"{self.verbose!r} instead.")
@@ -335,6 +362,8 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
         transmat = np.array(self.transmat_, dtype=np.float64)
         means = np.array(self.means_, dtype=np.float64)
         covs = np.array(self.covariances_, dtype=np.float64)
+        if covariance.name == "spherical" and covs.size == K and covs.ndim > 1:
+            covs = covs.reshape(K)      # one variance per state in any shape, as hmmlearn
         for name, value, shape in (("startprob_", startprob, (K,)),
                                    ("transmat_", transmat, (K, K)),
                                    ("means_", means, (K, D)),
@@ -355,6 +384,36 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
             raise ValueError(f"transmat_ rows must be non-negative and sum to 1; {which}.")
         return HMMParams(startprob, transmat, means, self._precisions_cholesky(covariance, covs),
                          covs)
+
+    def _rescued(self, covariance, covs):
+        """(covariances, precision factors) of an M-step.  A state whose covariance is
+        not positive definite (it has almost no posterior mass, so the prior's scale is
+        all it has) gets ``min_covar`` added to its diagonal, as hmmlearn does when it
+        evaluates such a state, with a warning; the error comes only if that fails."""
+        covs, rescued = np.array(covs), []
+        while True:
+            try:
+                prec_chol = covariance.precisions_cholesky(covs)
+                break
+            except CollapsedComponentError as exc:
+                bad = [0] if covariance.name == "tied" else exc.components
+                if set(bad) & set(rescued):     # min_covar was not enough
+                    return covs, self._precisions_cholesky(covariance, covs)
+            rescued += bad
+            D = covs.shape[-1] if covs.ndim > 1 else 1
+            if covariance.name == "tied":
+                covs += self.min_covar * np.eye(D)
+            elif covariance.has_outer_products:
+                covs[bad] += self.min_covar * np.eye(D)
+            else:
+                covs[bad] += self.min_covar
+        if rescued:
+            which = "(tied)" if covariance.name == "tied" else ", ".join(map(str, rescued))
+            warnings.warn(f"The covariance of state(s) {which} was not positive definite "
+                          f"after the M-step (too little posterior mass); min_covar="
+                          f"{self.min_covar:g} was added to its diagonal, as hmmlearn does.",
+                          RuntimeWarning, stacklevel=5)
+        return covs, prec_chol
 
     def _precisions_cholesky(self, covariance, covs):
         try:
@@ -396,7 +455,13 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
 
     # --- initialisation ------------------------------------------------------------------
     def _needs_init(self, code, name):
-        return code in self.init_params or not hasattr(self, name)
+        if code in self.init_params:
+            if hasattr(self, name):
+                _log.warning("Even though the %r attribute is set, it will be overwritten "
+                             "during initialization because 'init_params' contains %r",
+                             "covars_" if name == "covariances_" else name, code)
+            return True
+        return not hasattr(self, name)
 
     def _initialise(self, X, covariance, n_threads, random_state):
         K, (n_samples, D) = self.n_components, X.shape
@@ -444,7 +509,7 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
             means, new_covs = self._emission_m_step(stats, params, covariance, priors,
                                                     restatistics)
             if new_covs is not None:
-                covs, prec_chol = new_covs, self._precisions_cholesky(covariance, new_covs)
+                covs, prec_chol = self._rescued(covariance, new_covs)
         return HMMParams(startprob, transmat, means, prec_chol, covs)
 
     def _emission_m_step(self, stats, params, covariance, priors, restatistics):
@@ -515,6 +580,8 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
         for _ in range(self.n_iter):
             stats = hpass.statistics(X, params, emission_stats=emission_stats,
                                      second_moments=second_moments)
+            if self.implementation == "scaling" and stats.n_log_space:
+                raise ValueError(_SCALING_UNDERFLOW)
             if not np.isfinite(stats.loglik):
                 raise ValueError(
                     "The log-likelihood of the data is not finite: some sequence is impossible "

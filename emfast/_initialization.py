@@ -99,7 +99,8 @@ def _weighted_mean(X, sample_weight):
         block = X[start:start + _ROWS].astype(np.float64)
         total += (block.sum(axis=0) if sample_weight is None
                   else sample_weight[start:start + _ROWS] @ block)
-    return total / (X.shape[0] if sample_weight is None else sample_weight.sum())
+    return total / (X.shape[0] if sample_weight is None
+                    else sample_weight.sum(dtype=np.float64))
 
 
 def _mean_feature_variance(X):

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._covariance import CollapsedComponentError, _collapse_message
+from ._exceptions import CollapsedComponentError
 from ._passes import CHUNK_SIZE, GaussianParams, GaussianPass, Statistics
 from ._sources import sample_pass, sample_rows
 
@@ -415,7 +415,7 @@ def _matrix_conditional(sigma, observed, missing):
     except np.linalg.LinAlgError:
         # a positive definite Sigma has positive definite blocks: only roundoff gets here
         bad = np.flatnonzero((np.linalg.eigvalsh(s_oo).min(axis=-1) <= 0).any(axis=0))
-        raise CollapsedComponentError(_collapse_message(bad)) from None
+        raise CollapsedComponentError(bad) from None
     factors = _swap(np.tril(np.linalg.inv(lower)))
     g = block(missing, observed) @ factors
     b = g @ _swap(factors)

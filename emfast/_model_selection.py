@@ -339,7 +339,8 @@ def select_model(X, n_components=range(1, 10),
     names = feature_names(X)
     X = check_data(X)
     sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
-    n_effective = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+    n_effective = (X.shape[0] if sample_weight is None
+                   else float(sample_weight.sum(dtype=np.float64)))
 
     rng = check_random_state(random_state)
     seeds = rng.randint(np.iinfo(np.int32).max, size=len(ks))

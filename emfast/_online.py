@@ -116,7 +116,8 @@ def partial_fit(model, X, sample_weight, step_offset, step_exponent):
         raise ValueError(f"n_components or covariance_type changed since the last partial_fit "
                          f"(was {state.key[:2]}); call fit, or use a new estimator.")
     sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype)
-    batch_weight = float(n_samples if sample_weight is None else sample_weight.sum())
+    batch_weight = float(n_samples if sample_weight is None
+                         else sample_weight.sum(dtype=np.float64))
     gpass = GaussianPass(n_samples, n_features, model.n_components, X.dtype, covariance,
                          n_threads)
     model._prior = None     # maximum likelihood (a prior was refused above)
@@ -159,7 +160,7 @@ def partial_fit(model, X, sample_weight, step_offset, step_exponent):
                                                lambda centres: blended(batch_stats(centres)),
                                                previous=current)
 
-    model._store_params(params)
+    model._store_params(params, X.dtype)
     n_batches = 1 if state is None else state.n_batches + 1
     if not fitted:
         model.n_features_in_ = n_features
@@ -168,8 +169,9 @@ def partial_fit(model, X, sample_weight, step_offset, step_exponent):
         elif hasattr(model, "feature_names_in_"):
             del model.feature_names_in_
     history = list(getattr(model, "lower_bounds_", [])) if state is not None else []
-    model.lower_bounds_ = history + [float(lower_bound)]
-    model.lower_bound_ = float(lower_bound)
+    bound = model._bound_type(X.dtype)
+    model.lower_bounds_ = history + [bound(lower_bound)]
+    model.lower_bound_ = bound(lower_bound)
     model.n_iter_ = n_batches
     model.converged_ = False        # stepwise EM has no stopping rule of its own
     model._stepwise = _StepwiseState(stats, n_batches,
@@ -233,7 +235,8 @@ def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
     X, sample_weight, gpass, inits = model._prepare(X, sample_weight)
     covariance = gpass.covariance
     blocks = partition(X.shape[0], min(int(n_blocks), X.shape[0]))
-    total_weight = float(X.shape[0] if sample_weight is None else sample_weight.sum())
+    total_weight = float(X.shape[0] if sample_weight is None
+                         else sample_weight.sum(dtype=np.float64))
     warm = model.warm_start and hasattr(model, "converged_")
 
     def block_stats(i, params, centres=None):
@@ -278,14 +281,15 @@ def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
     if not converged and model.max_iter > 0:
         warnings.warn("Incremental EM did not converge. Increase max_iter or tol, or check "
                       "for degenerate data.", interoperable(ConvergenceWarning), stacklevel=2)
-    model._store_params(params)
+    model._store_params(params, X.dtype)
     model.n_features_in_ = X.shape[1]
     if names is not None:
         model.feature_names_in_ = names
     elif hasattr(model, "feature_names_in_"):
         del model.feature_names_in_
     model.n_iter_ = sweep
-    model.lower_bound_ = lower_bound
-    model.lower_bounds_ = history
+    bound = model._bound_type(X.dtype)
+    model.lower_bound_ = bound(lower_bound)
+    model.lower_bounds_ = [bound(value) for value in history]
     model.converged_ = converged
     return model

@@ -4,14 +4,14 @@
 (a zip archive of ``.npy`` arrays, readable with ``numpy.load(path,
 allow_pickle=False)``).  Loading never executes code from the file.
 
-Format (``format_version`` 1)
+Format (``format_version`` 2)
 -----------------------------
 Archive members:
 
 ``metadata``
     UTF-8 JSON text stored as a ``uint8`` array, holding
 
-    - ``format``: ``"emfast-model"``; ``format_version``: 1;
+    - ``format``: ``"emfast-model"``; ``format_version``: 2;
       ``emfast_version``: the writer's version; ``class``: e.g.
       ``"GaussianMixture"``;
     - ``params``: the constructor parameters (``get_params()``).  Plain JSON
@@ -22,9 +22,11 @@ Archive members:
       public dataclasses (``GaussianPrior``) as ``{"dataclass": class name,
       "fields": {...}}``, its fields encoded the same way;
     - ``fitted``: fitted attribute name -> kind (``ndarray``, ``float``,
-      ``int``, ``bool``, ``float_list``, ``str_array``,
-      ``ndarray_tuple/<n>``); its value is the member ``fitted.<name>``
-      (scalars as 0-d arrays; ``str_array``, an object array of strings such
+      ``int``, ``bool``, ``float_list``, ``scalar``, ``scalar_list``,
+      ``str_array``, ``ndarray_tuple/<n>``); its value is the member
+      ``fitted.<name>`` (scalars as 0-d arrays; ``scalar`` a numpy scalar
+      kept in its dtype, such as the ``numpy.float32`` ``lower_bound_`` of a
+      float32 fit, ``scalar_list`` a list of them; ``str_array``, an object array of strings such
       as ``feature_names_in_``, as a unicode array; a tuple of ``n`` arrays
       as the members ``fitted.<name>.0`` ... ``fitted.<name>.<n-1>``);
     - ``arrays``: member name -> ``{"dtype", "shape"}``;
@@ -39,7 +41,25 @@ The digest detects corruption and accidental edits; it is not a signature
 (anyone can recompute it), so it does not authenticate the file's origin.
 Safety against malicious files comes from never unpickling: only arrays of
 numeric or unicode dtypes and JSON are read.  Files with a higher ``format_version`` are
-refused; later emfast versions keep reading version 1.
+refused.
+
+Earlier files
+-------------
+Every released format loads.  A file of an older ``format_version`` is
+first brought to the current layout by the functions in ``_MIGRATIONS``
+(one per version step, applied in turn); a parameter that a class gained
+after files of it were written is filled in from ``PARAMETERS_ADDED``
+with the value that reproduces the behaviour of the emfast that wrote the
+file.  Version 1 files exist in two layouts: the first (emfast's first
+GaussianMixture) lacks the ``prior`` and ``missing_values`` parameters.
+
+Extending the format: a new estimator class (any public ``BaseEM``
+subclass) or a new ``covariance_type`` needs nothing here; a new
+constructor parameter adds an entry to ``PARAMETERS_ADDED``; a new kind
+of fitted attribute adds an encoder and a decoder.  Only a change of the
+meaning of existing entries needs a new ``format_version`` and a
+migration.  ``tests/data/`` keeps a file of every format (and layout) with
+the predictions it must reproduce.
 """
 import dataclasses
 import hashlib
@@ -54,8 +74,24 @@ import zlib
 import numpy as np
 
 FORMAT_NAME = "emfast-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _METADATA = "metadata"
+
+# Constructor parameters added after files of the class were first written: a file
+# without one loads with this value (the behaviour of the emfast that wrote it).
+PARAMETERS_ADDED = {
+    "GaussianMixture": {"prior": None, "missing_values": "error"},
+}
+
+
+def _from_version_1(metadata):
+    """Version 1 -> 2.  Version 2 adds the ``scalar`` and ``scalar_list`` kinds, so a
+    version 1 file already is a valid version 2 file (its floats stay Python floats)."""
+    return metadata
+
+
+# version -> function bringing a file of that version's metadata to the next version
+_MIGRATIONS = {1: _from_version_1}
 
 
 class ModelFileError(ValueError):
@@ -119,6 +155,11 @@ def _encode_fitted(name, value, arrays):
         kind, array = "ndarray", value
     elif isinstance(value, (bool, np.bool_)):
         kind, array = "bool", np.asarray(value, dtype=bool)
+    elif isinstance(value, np.floating):
+        kind, array = "scalar", np.asarray(value)       # keeps float32 a float32
+    elif isinstance(value, list) and value and all(isinstance(v, np.floating) for v in value) \
+            and len({v.dtype for v in value}) == 1:
+        kind, array = "scalar_list", np.asarray(value).reshape(-1)
     elif isinstance(value, numbers.Integral):
         kind, array = "int", np.asarray(value, dtype=np.int64)
     elif isinstance(value, numbers.Real):
@@ -253,6 +294,20 @@ def _read_metadata(members):
     return metadata
 
 
+def _migrated(metadata):
+    """The metadata of a file of any released version in the current layout (after its
+    digest was checked: the digest covers the metadata as written)."""
+    metadata = dict(metadata)
+    for version in range(metadata["format_version"], FORMAT_VERSION):
+        metadata = _MIGRATIONS[version](metadata)
+        metadata["format_version"] = version + 1
+    params = dict(metadata["params"])
+    for name, value in PARAMETERS_ADDED.get(metadata["class"], {}).items():
+        params.setdefault(name, value)
+    metadata["params"] = params
+    return metadata
+
+
 def _check_integrity(metadata, members):
     declared = metadata["arrays"]
     if set(declared) != set(members):
@@ -302,6 +357,8 @@ _FITTED_DECODERS = {
     "int": lambda a: int(a),
     "bool": lambda a: bool(a),
     "float_list": lambda a: [float(v) for v in a],
+    "scalar": lambda a: a[()],
+    "scalar_list": lambda a: list(a),
     "str_array": lambda a: a.astype(object),
 }
 
@@ -335,8 +392,9 @@ def load(file):
     ------
     ModelFileError
         (a ``ValueError``) if the file is not a zip archive, is truncated or
-        corrupted, lacks the metadata, has an unknown format version, names a
-        class emfast does not know, or fails the SHA-256 check.
+        corrupted, lacks the metadata, has a format version newer than this
+        emfast's, names a class emfast does not know, or fails the SHA-256
+        check.  Files of every earlier format version load.
 
     Examples
     --------
@@ -355,6 +413,7 @@ def load(file):
     members = _read_members(file)
     metadata = _read_metadata(members)
     _check_integrity(metadata, members)
+    metadata = _migrated(metadata)
     classes = _registry()
     cls = classes.get(metadata["class"])
     if cls is None:

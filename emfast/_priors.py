@@ -99,6 +99,10 @@ class GaussianPrior:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            NaN entries are missing values: the defaults then come from the
+            observed values (pairwise-complete covariances, or the variances
+            alone if those are not positive definite), as in a fit with
+            ``missing_values='marginalize'``.
         n_components : int
         covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
         sample_weight : array-like of shape (n_samples,), default=None
@@ -111,7 +115,7 @@ class GaussianPrior:
         """
         from ._covariance import get_covariance
 
-        X = check_data(X)
+        X = check_data(X, allow_nan=True)
         sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
         return resolve_prior(self, X, sample_weight, n_components,
                              get_covariance(covariance_type))
@@ -129,8 +133,9 @@ def check_positive_number(name, value):
 def check_degrees_of_freedom(name, value, n_features):
     value = check_positive_number(name, value)
     if value <= n_features - 1:
-        raise ValueError(f"{name} must be greater than n_features - 1 = {n_features - 1}; "
-                         f"got {value!r}.")
+        raise ValueError(f"The parameter '{name}' should be greater than {n_features - 1}, but "
+                         f"got {value:.3f}. ({name} must exceed n_features - 1 = "
+                         f"{n_features - 1}.)")
     return value
 
 
@@ -163,6 +168,8 @@ def data_moments(X, sample_weight, full):
     second about the mean, so large offsets do not cancel.
     """
     n_samples, n_features = X.shape
+    if any(np.isnan(X[start:start + _ROWS]).any() for start in range(0, n_samples, _ROWS)):
+        return _observed_moments(X, sample_weight, full)     # missing values (NaN)
     total = weight_total(sample_weight, n_samples)
     if full is not None and not total > 1:
         raise ValueError(f"The data covariance (the default prior scale) needs a total sample "
@@ -183,6 +190,62 @@ def data_moments(X, sample_weight, full):
                     else centred * sample_weight[start:start + _ROWS, None])
         second += weighted.T @ centred if full else (weighted * centred).sum(axis=0)
     return mean, second / (total - 1)
+
+
+def _observed_moments(X, sample_weight, full):
+    """``data_moments`` of data with missing entries (NaN), from the observed values.
+
+    Each feature's mean and variance use the rows where it is observed; each
+    covariance the rows where both features are (pairwise complete), with the
+    same frequency-weight semantics.  Pairwise covariances need not form a
+    positive definite matrix: if they do not, the variances alone (a diagonal
+    matrix) are returned, which a default prior scale only needs to be.
+    """
+    n_samples, n_features = X.shape
+    sums, counts = np.zeros(n_features), np.zeros(n_features)
+    for start in range(0, n_samples, _ROWS):
+        block = X[start:start + _ROWS].astype(np.float64)
+        observed = ~np.isnan(block)
+        w = (np.ones(len(block)) if sample_weight is None
+             else sample_weight[start:start + _ROWS].astype(np.float64))
+        sums += w @ np.where(observed, block, 0.0)
+        counts += w @ observed
+    if not (counts > 0).all():
+        j = int(np.flatnonzero(~(counts > 0))[0])
+        raise ValueError(f"Feature {j} of X has no observed value (all NaN, or only rows of "
+                         "zero weight): the data moments of the default prior are undefined. "
+                         "Drop the feature or give the prior's mean and scale explicitly.")
+    mean = sums / counts
+    if full is None:
+        return mean, None
+    shape = (n_features, n_features) if full else n_features
+    second, pair_counts = np.zeros(shape), np.zeros(shape)
+    for start in range(0, n_samples, _ROWS):
+        block = X[start:start + _ROWS].astype(np.float64)
+        observed = ~np.isnan(block)
+        centred = np.where(observed, block - mean, 0.0)
+        w = (np.ones(len(block)) if sample_weight is None
+             else sample_weight[start:start + _ROWS].astype(np.float64))
+        weighted, seen = centred * w[:, None], observed * w[:, None]
+        if full:
+            second += weighted.T @ centred
+            pair_counts += seen.T @ observed
+        else:
+            second += (weighted * centred).sum(axis=0)
+            pair_counts += seen.sum(axis=0)
+    variances = np.diagonal(pair_counts) if full else pair_counts
+    if not (variances > 1).all():
+        raise ValueError("The data covariance (the default prior scale) needs a total sample "
+                         "weight above 1 of observed values in every feature. Give the "
+                         "prior's scale explicitly.")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        moments = np.where(pair_counts > 1, second / (pair_counts - 1), 0.0)
+    if full:
+        try:
+            np.linalg.cholesky(moments)
+        except np.linalg.LinAlgError:
+            moments = np.diag(np.diag(moments))
+    return mean, moments
 
 
 # --- per-type algebra ---------------------------------------------------------------

@@ -114,10 +114,18 @@ def as_real_array(array, name, dtype=np.float64):
         raise ValueError(f"{name} must hold real numbers ({exc}).") from None
 
 
-def check_shape(array, shape, name, dtype=np.float64):
-    """Return ``array`` as a finite float64 array of exactly ``shape``."""
+def check_shape(array, shape, name, dtype=np.float64, label=None):
+    """Return ``array`` as a finite float64 array of exactly ``shape``.
+
+    ``label`` is scikit-learn's name for the parameter ('weights', 'means',
+    'full precision', ...): a wrong shape then gets scikit-learn's message,
+    "The parameter '<label>' should have the shape of ...", followed by ``name``.
+    """
     array = as_real_array(array, name, dtype)
     if array.shape != tuple(shape):
+        if label is not None:
+            raise ValueError(f"The parameter '{label}' should have the shape of {tuple(shape)}, "
+                             f"but got {array.shape} ({name} must have shape {tuple(shape)}).")
         raise ValueError(f"{name} must have shape {tuple(shape)}; got {array.shape}.")
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinity.")

@@ -1,5 +1,6 @@
 """emfast.GaussianMixture against the numpy reference, scikit-learn and its own contract."""
 import os
+import re
 import sys
 import tracemalloc
 import warnings
@@ -14,6 +15,7 @@ import _reference as ref  # noqa: E402
 
 from emfast import ConvergenceWarning, GaussianMixture  # noqa: E402
 from emfast._covariance import get_covariance  # noqa: E402
+from emfast._exceptions import CollapsedComponentError  # noqa: E402
 from emfast._passes import CHUNK_SIZE, GaussianParams, GaussianPass  # noqa: E402
 
 COV_TYPES = ref.COVARIANCE_TYPES
@@ -110,10 +112,11 @@ def assert_close(actual, desired, rtol, kind=None, err_msg=""):
     assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale, err_msg=err_msg)
 
 
-def assert_matches_reference(gm, expected, rtol, kind):
+def assert_matches_reference(gm, expected, rtol, kind, dtype=np.float64):
+    # parameters in the dtype of the data, as scikit-learn (float64 working copies)
     for attr, key in PARAM_PAIRS:
         value = getattr(gm, attr)
-        assert value.dtype == np.float64, attr
+        assert value.dtype == dtype, attr
         assert_close(value, expected[key], rtol, kind, err_msg=attr)
     assert len(gm.lower_bounds_) == len(expected["lower_bounds"])
     assert_close(gm.lower_bounds_, expected["lower_bounds"], rtol, kind, "lower_bounds_")
@@ -156,7 +159,8 @@ def test_matches_reference(covariance_type, dtype, weighted, shape):
     for n_threads in (1, 2, 3):
         gm = fit_from_start(problem, covariance_type, n_iter, n_threads=n_threads)
         assert gm.n_iter_ == n_iter and not gm.converged_
-        assert_matches_reference(gm, expected, rtol, f"vs reference ({np.dtype(dtype).name})")
+        assert_matches_reference(gm, expected, rtol, f"vs reference ({np.dtype(dtype).name})",
+                                 dtype)
 
 
 @pytest.mark.parametrize("n_samples", [1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1,
@@ -175,7 +179,8 @@ def test_matches_reference_at_chunk_boundaries(covariance_type, n_features, dtyp
     n_iter, rtol = (4, 1e-10) if dtype == np.float64 else (3, 2e-4)
     expected = reference_fit(problem, covariance_type, n_iter)
     gm = fit_from_start(problem, covariance_type, n_iter, n_threads=2)
-    assert_matches_reference(gm, expected, rtol, f"vs reference ({np.dtype(dtype).name})")
+    assert_matches_reference(gm, expected, rtol, f"vs reference ({np.dtype(dtype).name})",
+                                 dtype)
 
 
 def _identity_precisions_cholesky(covariance_type, n_components, n_features):
@@ -629,7 +634,7 @@ def test_iterations_allocate_no_copy_of_X(dtype, budget):
     with quiet():
         peak = _peak_fit_bytes(gm, X)
     assert peak < budget * X.nbytes + 2 * 2**20, (peak, X.nbytes)
-    assert gm.means_.dtype == gm.covariances_.dtype == np.float64
+    assert gm.means_.dtype == gm.covariances_.dtype == dtype    # scikit-learn's dtypes
     assert X.dtype == dtype
 
 
@@ -652,8 +657,7 @@ def test_default_init_on_float32_uses_less_memory_than_a_float64_copy():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_collapsed_component_raises_naming_it(covariance_type):
+def _collapsing(covariance_type):
     rng = np.random.default_rng(0)
     if covariance_type == "tied":
         # the pooled covariance collapses only if every component does
@@ -662,16 +666,73 @@ def test_collapsed_component_raises_naming_it(covariance_type):
         X = np.vstack([rng.normal(size=(200, 2)), np.tile([[50.0, 50.0]], (10, 1))])
     prec_init = {"full": np.stack([np.eye(2)] * 2), "tied": np.eye(2),
                  "diag": np.ones((2, 2)), "spherical": np.ones(2)}[covariance_type]
-    gm = GaussianMixture(2, covariance_type=covariance_type, reg_covar=0.0, tol=0, max_iter=5,
-                         weights_init=[0.9, 0.1], means_init=[[0.0, 0.0], [50.0, 50.0]],
-                         precisions_init=prec_init)
-    with pytest.raises(ValueError, match="reg_covar") as info:
-        with quiet():
-            gm.fit(X)
+    return X, dict(covariance_type=covariance_type, reg_covar=0.0, tol=0, max_iter=5,
+                   weights_init=[0.9, 0.1], means_init=[[0.0, 0.0], [50.0, 50.0]],
+                   precisions_init=prec_init)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_collapsed_component_is_named_and_the_run_keeps_valid_parameters(covariance_type):
+    # The collapse policy: the run stops at its last valid parameters with a
+    # ConvergenceWarning naming the initialisation and the component.
+    X, kw = _collapsing(covariance_type)
+    gm = GaussianMixture(2, **kw)
+    with pytest.warns(ConvergenceWarning, match="reg_covar") as record:
+        gm.fit(X)
+    message = next(str(w.message) for w in record if "collapsed" in str(w.message))
+    assert message.startswith("Initialization 0: component(s) ")
     if covariance_type != "tied":
-        assert "component(s) 1 " in str(info.value)
-    else:
-        assert "component" in str(info.value)
+        assert "component(s) 1 " in message
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert np.isfinite(getattr(gm, name)).all()
+    assert not gm.converged_
+    np.testing.assert_allclose(gm.lower_bound_, gm.score(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type,init_params", [("full", "random"),
+                                                          ("spherical", "kmeans")])
+def test_the_best_run_that_did_not_collapse_is_kept(covariance_type, init_params):
+    # two isolated points that a component can collapse onto (reg_covar=0): some of the
+    # 8 runs collapse, are reported, and lose to the best of those that did not (each
+    # run reproduced on its own from the same stream of random numbers)
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(40, 2)), [[6.0, 6.0]], [[-6.0, 6.0]]])
+    kw = dict(covariance_type=covariance_type, reg_covar=0.0, max_iter=100,
+              init_params=init_params)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gm = GaussianMixture(3, n_init=8, random_state=0, **kw).fit(X)
+    collapsed = {int(re.match(r"Initialization (\d+):", str(w.message)).group(1))
+                 for w in caught if "collapsed" in str(w.message)}
+    stream = np.random.RandomState(0)
+    survivors = []
+    for init in range(8):
+        with warnings.catch_warnings(record=True) as one:
+            warnings.simplefilter("always")
+            try:
+                run = GaussianMixture(3, random_state=stream, **kw).fit(X)
+            except CollapsedComponentError:   # collapsed in its initialisation
+                run = None
+        if run is not None and not any("collapsed" in str(w.message) for w in one):
+            survivors.append(run)
+        else:
+            assert init in collapsed
+    assert collapsed and survivors and len(survivors) == 8 - len(collapsed)
+    best = max(survivors, key=lambda r: r.lower_bound_)
+    np.testing.assert_array_equal(gm.means_, best.means_)
+    assert gm.lower_bound_ == best.lower_bound_
+    # a collapsed run can have a higher (degenerate) bound: it is still not chosen
+    assert np.isfinite(gm.covariances_).all()
+
+
+def test_fit_raises_when_every_initialisation_collapses():
+    X = np.repeat([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]], 5, axis=0)
+    gm = GaussianMixture(3, reg_covar=0.0, n_init=3, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="Initialization 2: component"):
+        with pytest.raises(CollapsedComponentError,
+                           match="^Fitting the mixture model failed because some components"):
+            gm.fit(X)
+    assert not hasattr(gm, "converged_")
 
 
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])

@@ -427,9 +427,18 @@ def test_one_sample_and_prior_warning():
                             n_iter=3).fit(X)
     np.testing.assert_allclose(model.means_, X)
     np.testing.assert_allclose(model.covariances_, [0.01 * np.eye(2)])
-    # a number is added to every entry (hmmlearn's rule): singular, named
+    # a number is added to every entry (hmmlearn's rule): singular, so min_covar is added
+    # to its diagonal (what hmmlearn does when it evaluates such a state), and it is named
+    with pytest.warns(RuntimeWarning, match=r"state\(s\) 0 was not positive definite.*"
+                                            r"min_covar=0\.001"):
+        model = GaussianHMM(1, covariance_type="full").fit(X)
+    rank_one = model.covariances_[0] - 1e-3 * np.eye(2)
+    np.testing.assert_allclose(rank_one, np.full((2, 2), rank_one[0, 0]), rtol=1e-12)
+    assert rank_one[0, 0] > 0
+    # set by hand, a singular covariance is an error naming the state
+    model.covars_ = [np.ones((2, 2))]
     with pytest.raises(ValueError, match="state.s. 0 is not positive definite"):
-        GaussianHMM(1, covariance_type="full").fit(X)
+        model.score(X)
 
 
 def test_verbose_reports_every_iteration(capsys):

@@ -13,7 +13,7 @@ import _missing_reference as mref
 import _reference as ref
 
 import emfast._missing as missing_module
-from emfast import ConvergenceWarning, GaussianMixture
+from emfast import ConvergenceWarning, GaussianMixture, GaussianPrior
 from emfast._covariance import get_covariance
 from emfast._missing import MissingDataPass
 from emfast._passes import GaussianParams, GaussianPass
@@ -79,11 +79,11 @@ def assert_close(actual, desired, rtol, err_msg=""):
                     atol=rtol * scale, err_msg=err_msg)
 
 
-def assert_matches_reference(gm, expected, rtol):
+def assert_matches_reference(gm, expected, rtol, dtype=np.float64):
     for attr, key in (("weights_", "weights"), ("means_", "means"),
                       ("covariances_", "covariances"),
                       ("precisions_cholesky_", "precisions_cholesky")):
-        assert getattr(gm, attr).dtype == np.float64
+        assert getattr(gm, attr).dtype == dtype   # the data's dtype, as scikit-learn
         assert_close(getattr(gm, attr), expected[key], rtol, attr)
     assert_close(gm.lower_bounds_, expected["lower_bounds"], rtol, "lower_bounds_")
 
@@ -196,7 +196,7 @@ def test_matches_reference(covariance_type, dtype, weighted):
     expected = reference_fit(problem, covariance_type, n_iter)
     gm = fit(problem, covariance_type, n_iter, n_threads=1)
     assert gm.n_iter_ == n_iter
-    assert_matches_reference(gm, expected, rtol)
+    assert_matches_reference(gm, expected, rtol, dtype)
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
@@ -346,7 +346,7 @@ def test_float32_stays_float32():
     problem = missing_problem(91, 300, 3, 2, "full", dtype=np.float32)
     gm = fit(problem, "full", 3)
     imputed = gm.impute(problem["X"])
-    assert imputed.dtype == np.float32 and gm.means_.dtype == np.float64
+    assert imputed.dtype == np.float32 and gm.means_.dtype == np.float32
     expected = mref.impute(problem["X"], gm.weights_, gm.means_, gm.covariances_, "full")
     assert_close(imputed, expected, 1e-5)
 
@@ -503,3 +503,60 @@ def test_initialisation_samples_the_rows_every_container_samples(monkeypatch, tm
     mapped = GaussianMixture(2, random_state=11, **kw).fit(np.load(tmp_path / "X.npy",
                                                                     mmap_mode="r"))
     np.testing.assert_array_equal(mapped.means_, fitted.means_)
+
+
+# ---------------------------------------------------------------------------
+# the default MAP prior (GaussianPrior()) on data with missing values
+# ---------------------------------------------------------------------------
+
+
+def _pairwise_covariance(X):
+    """Pairwise-complete covariances (ddof=1), written out entry by entry."""
+    D = X.shape[1]
+    cov = np.empty((D, D))
+    mean = np.nanmean(X, axis=0)
+    for i in range(D):
+        for j in range(D):
+            both = ~np.isnan(X[:, i]) & ~np.isnan(X[:, j])
+            cov[i, j] = ((X[both, i] - mean[i]) * (X[both, j] - mean[j])).sum() / (both.sum() - 1)
+    return cov
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_default_prior_uses_the_observed_values(covariance_type):
+    problem = missing_problem(5, 400, 3, 2, covariance_type)
+    X = problem["X"]
+    assert np.isnan(X).any()
+    prior = GaussianPrior().resolved(X, 2, covariance_type)
+    assert_allclose(prior.mean, np.nanmean(X, axis=0), rtol=1e-12)
+    variances = np.nanvar(X, axis=0, ddof=1)
+    scale = {"full": _pairwise_covariance(X), "tied": _pairwise_covariance(X),
+             "diag": variances, "spherical": variances.mean()}[covariance_type]
+    # Fraley & Raftery's default scale: the data's (co)variance / K^(2/D)
+    assert_allclose(prior.scale, np.asarray(scale) / 2 ** (2 / 3), rtol=1e-12)
+
+
+def test_default_prior_falls_back_to_variances_when_pairwise_covariances_are_not_definite():
+    # features 0 and 1 are never observed together: their pairwise covariance is unknown
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 3))
+    X[:100, 0] = np.nan
+    X[100:, 1] = np.nan
+    X[:, 2] = np.where(np.isnan(X[:, 0]), X[:, 1], X[:, 0]) * 0.999 + 0.001 * X[:, 2]
+    prior = GaussianPrior().resolved(X, 1, "full")
+    assert_allclose(prior.scale, np.diag(np.nanvar(X, axis=0, ddof=1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_map_fit_with_missing_values_and_the_default_prior(covariance_type):
+    problem = missing_problem(6, 400, 3, 2, covariance_type)
+    gm = GaussianMixture(2, covariance_type=covariance_type, prior=GaussianPrior(),
+                         missing_values="marginalize", random_state=0, tol=0, max_iter=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(problem["X"])
+    bounds = np.asarray(gm.lower_bounds_)
+    assert np.isfinite(bounds).all()
+    assert (np.diff(bounds) >= -1e-10 * np.abs(bounds[1:])).all()     # MAP-EM ascends
+    # the prior the fit used is the observed-value default
+    assert_allclose(gm._prior.mean, np.nanmean(problem["X"], axis=0), rtol=1e-12)

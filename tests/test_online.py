@@ -116,7 +116,7 @@ def test_a_stream_of_batches_reaches_batch_em(covariance_type, dtype):
     reached, target = online.score(held_out), batch_em.score(held_out)
     assert abs(reached - target) <= 0.01 * abs(target), (reached, target)
     assert abs(after_first - target) > 5 * abs(reached - target)
-    assert online.n_iter_ == 100 and online.means_.dtype == np.float64
+    assert online.n_iter_ == 100 and online.means_.dtype == dtype   # as fit
 
 
 def test_partial_fit_continues_a_fit_and_fit_restarts_it():

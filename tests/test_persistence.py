@@ -3,10 +3,11 @@ import io
 import json
 import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 
 import emfast
 from emfast import GaussianMixture, ModelFileError, load
@@ -167,11 +168,13 @@ def test_file_is_plain_npz_with_json_metadata(X):
     with np.load(io.BytesIO(data), allow_pickle=False) as archive:   # no pickle needed
         metadata = json.loads(archive["metadata"].tobytes().decode("utf-8"))
         assert_array_equal(archive["fitted.means_"], model.means_)
-    assert metadata["format"] == "emfast-model" and metadata["format_version"] == 1
+    # version 2 (numpy scalars such as a float32 fit's lower_bound_ keep their dtype)
+    assert metadata["format"] == "emfast-model" and metadata["format_version"] == 2
     assert metadata["class"] == "GaussianMixture"
     assert metadata["emfast_version"] == emfast.__version__
     assert metadata["params"]["n_components"] == 2 and metadata["params"]["random_state"] == 0
-    assert metadata["fitted"]["lower_bounds_"] == "float_list"
+    assert metadata["fitted"]["lower_bounds_"] == "scalar_list"      # of np.float64
+    assert metadata["fitted"]["lower_bound_"] == "scalar"
     assert len(metadata["sha256"]) == 64
 
 
@@ -305,3 +308,55 @@ def test_save_refuses_what_it_cannot_represent(tmp_path, X):
     with pytest.raises(ValueError, match="random_state"):
         model.save(tmp_path / "m")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- files of every released format (tests/data/, written by tests/data/make_model_files.py)
+DATA = Path(__file__).resolve().parent / "data"
+MODEL_FILES = sorted(DATA.glob("format*.npz"))
+
+
+def _file_metadata(path):
+    with np.load(path, allow_pickle=False) as archive:
+        return json.loads(archive["metadata"].tobytes().decode("utf-8"))
+
+
+def test_every_format_version_has_model_files():
+    versions = {_file_metadata(path)["format_version"] for path in MODEL_FILES}
+    assert versions == set(range(1, _persistence.FORMAT_VERSION + 1))
+    for path in MODEL_FILES:    # the name says the version that the file records
+        assert path.stem.startswith(f"format{_file_metadata(path)['format_version']}")
+
+
+@pytest.mark.parametrize("path", MODEL_FILES, ids=lambda p: p.stem)
+def test_files_of_every_format_load_with_the_same_predictions(path, tmp_path):
+    expected = np.load(DATA / "expected.npz")
+    model = load(path)
+    for method in ("predict_proba", "score_samples"):
+        want = expected[f"{path.stem}/{method}"]
+        got = getattr(model, method)(expected["query"])
+        assert got.dtype == want.dtype
+        assert_allclose(got, want, rtol=1e-10 if want.dtype == np.float64 else 1e-5,
+                        atol=1e-12)
+    # ... and it is saved again in today's format, unchanged
+    model.save(tmp_path / "again.npz")
+    again = load(tmp_path / "again.npz")
+    assert again.get_params().keys() == model.get_params().keys()
+    for method in ("predict_proba", "score_samples"):
+        assert_array_equal(getattr(again, method)(expected["query"]),
+                           getattr(model, method)(expected["query"]))
+    assert _file_metadata(tmp_path / "again.npz")["format_version"] == \
+        _persistence.FORMAT_VERSION
+
+
+def test_first_layout_gets_the_parameters_added_since():
+    path = DATA / "format1a-gm-full.npz"
+    assert {"prior", "missing_values"}.isdisjoint(_file_metadata(path)["params"])
+    model = load(path)
+    assert model.prior is None and model.missing_values == "error"
+
+
+def test_float32_model_keeps_its_dtypes():
+    model = load(DATA / "format2-gm-full-float32.npz")
+    assert model.means_.dtype == model.covariances_.dtype == np.float32
+    assert type(model.lower_bound_) is np.float32
+    assert {type(b) for b in model.lower_bounds_} == {np.float32}

@@ -306,9 +306,38 @@ def test_grid_search_by_score(blobs):
 
 
 # --- deliberate differences (documented in GaussianMixture's docstring) ------------
-def test_float32_input_stays_float32_and_parameters_are_float64(blobs):
+@pytest.mark.parametrize("model", ["GaussianMixture", "BayesianGaussianMixture"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtypes_of_every_attribute_and_output_match(blobs, model, dtype):
+    import emfast
+    import sklearn.mixture
+
+    X = blobs.astype(dtype)
+    for covariance_type in COV_TYPES:
+        kw = dict(n_components=3, covariance_type=covariance_type, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            sk = getattr(sklearn.mixture, model)(**kw).fit(X)
+            em = getattr(emfast, model)(**kw).fit(X)
+        for name in ("weights_", "means_", "covariances_", "precisions_",
+                     "precisions_cholesky_", "mean_precision_", "degrees_of_freedom_",
+                     "mean_prior_", "covariance_prior_"):
+            if hasattr(sk, name):
+                assert getattr(em, name).dtype == getattr(sk, name).dtype, (covariance_type,
+                                                                            name)
+        assert type(em.lower_bound_) is type(sk.lower_bound_) or model != "GaussianMixture"
+        assert {type(b) for b in em.lower_bounds_} <= {type(em.lower_bound_)}
+        for method in ("score_samples", "predict_proba", "predict"):
+            assert getattr(em, method)(X).dtype == getattr(sk, method)(X).dtype, method
+            # a float64 X on a float32 model (and the reverse) gives float64, as scikit-learn
+            other = X.astype(np.float64 if dtype == np.float32 else np.float32)
+            assert getattr(em, method)(other).dtype == getattr(sk, method)(other).dtype
+        assert type(em.score(X)) is type(sk.score(X)) is float
+
+
+def test_float32_input_gives_float32_parameters_close_to_float64(blobs):
     em = EmGM(3, random_state=0).fit(blobs.astype(np.float32))
-    assert em.means_.dtype == np.float64
+    assert em.means_.dtype == np.float32
     reference = EmGM(3, random_state=0).fit(blobs)
     assert_allclose(em.means_, reference.means_, rtol=1e-4, atol=1e-4)
 
