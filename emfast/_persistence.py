@@ -51,7 +51,8 @@ first brought to the current layout by the functions in ``_MIGRATIONS``
 after files of it were written is filled in from ``PARAMETERS_ADDED``
 with the value that reproduces the behaviour of the emfast that wrote the
 file.  Version 1 files exist in two layouts: the first (emfast's first
-GaussianMixture) lacks the ``prior`` and ``missing_values`` parameters.
+GaussianMixture) lacks the ``prior`` and ``missing_values`` parameters; files
+written before ``accelerate`` existed lack it.
 
 Extending the format: a new estimator class (any public ``BaseEM``
 subclass) or a new ``covariance_type`` needs nothing here; a new
@@ -80,7 +81,7 @@ _METADATA = "metadata"
 # Constructor parameters added after files of the class were first written: a file
 # without one loads with this value (the behaviour of the emfast that wrote it).
 PARAMETERS_ADDED = {
-    "GaussianMixture": {"prior": None, "missing_values": "error"},
+    "GaussianMixture": {"prior": None, "missing_values": "error", "accelerate": None},
 }
 
 
