@@ -542,3 +542,13 @@ def test_precisions_init_must_have_the_kernels_structure(model, problem):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert np.isfinite(gm.fit(X).lower_bound_)
+
+
+def test_models_of_one_component_count_share_their_initial_partition():
+    # select_model gives every model of one K the same seed: the same k-means partition,
+    # so the same initial means (whatever the covariance model)
+    X, _ = _iris()
+    means = [GaussianMixture(3, covariance_type=m, random_state=5, max_iter=0).fit(X).means_
+             for m in ("EII", "VEV", "EVE", "full")]
+    for other in means[1:]:
+        np.testing.assert_array_equal(other, means[0])
