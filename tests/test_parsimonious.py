@@ -398,7 +398,8 @@ def test_singular_covariance_gets_the_collapse_message(model):
     # three distinct points on a line, three components, no regularisation
     X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), 4, axis=0)
     gm = GaussianMixture(3, covariance_type=model, reg_covar=0.0, random_state=0)
-    with pytest.raises(CollapsedComponentError, match="ill-defined empirical covariance"):
+    with pytest.warns(emfast.ConvergenceWarning, match="collapsed"), \
+            pytest.raises(CollapsedComponentError, match="ill-defined empirical covariance"):
         gm.fit(X)
 
 
