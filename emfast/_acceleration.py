@@ -9,6 +9,12 @@ Cholesky factors, ...) and ``from_vector(vector)`` maps any finite vector back
 into the parameter space.  Extrapolation therefore stays in the parameter
 space, up to overflow, which is checked.
 
+Engagement (both methods): the first steps are plain EM passes, until one
+raises the bound by less than ``ENGAGE_RTOL`` of its size.  Far from a fixed
+point an extrapolation can jump into another basin of attraction and reach a
+different fixed point than plain EM from the same start; close to one, EM
+converges linearly and extrapolation is what it is for.
+
 Safeguard (both methods): an extrapolated point is only accepted when its
 E-pass succeeds with a finite bound no lower than the bound already reached;
 otherwise the plain EM step is taken.  Every ``step`` returns a point that
@@ -16,7 +22,7 @@ plain EM produced from a point whose bound it reports, so the reported bounds
 never decrease and the final parameters are an EM update, like plain EM's.
 
 - SQUAREM (Varadhan & Roland 2008, the SqS3 step length
-  ``alpha = -||r|| / ||v||``, |alpha| >= 1): one step is two EM passes, one
+  ``alpha = -||r|| / ||v||``, |alpha| >= 1): one (engaged) step is two EM passes, one
   extrapolation and one EM pass from it; the largest step length grows after a
   full-length success and shrinks after a rejection.
 - Anderson mixing (type II, memory ``ANDERSON_MEMORY``) on the fixed-point map
@@ -29,6 +35,7 @@ ACCELERATIONS = (None, "squarem", "anderson")
 ANDERSON_MEMORY = 5
 STEP_GROWTH = 4.0        # SQUAREM: factor of the largest step length after a full-length success
 ANDERSON_RIDGE = 1e-10   # relative Tikhonov term of the mixing least squares
+ENGAGE_RTOL = 1e-4       # plain EM until a pass raises the bound by less than this, relative
 
 # what an extrapolated point may raise in its E-pass or M-step (non-finite
 # bound, collapsed component, overflow): the point is rejected, not the fit
@@ -81,6 +88,17 @@ class _Accelerated(PlainEM):
         super().__init__(em_map)
         self._to_vector = coordinates.to_vector
         self._from_vector = coordinates.from_vector
+        self._engaged = False
+        self._last_bound = -np.inf
+
+    def _plain_until_engaged(self, params):
+        """A plain EM pass while the bound still moves fast, else None."""
+        if self._engaged:
+            return None
+        bound, update = self._pass(params)
+        self._engaged = bound - self._last_bound < ENGAGE_RTOL * (abs(bound) + 1.0)
+        self._last_bound = bound
+        return bound, update
 
     def _params(self, vector):
         """Parameters at ``vector``, or None when it is not finite (overflow)."""
@@ -102,6 +120,9 @@ class Squarem(_Accelerated):
         self._step_max = 1.0
 
     def step(self, params):
+        plain = self._plain_until_engaged(params)
+        if plain is not None:
+            return plain
         bound0, params1 = self._pass(params)
         bound1, params2 = self._pass(params1)
         x0, x1, x2 = (self._to_vector(p) for p in (params, params1, params2))
@@ -138,6 +159,9 @@ class Anderson(_Accelerated):
         self._bound = -np.inf       # bound of the last accepted point
 
     def step(self, params):
+        plain = self._plain_until_engaged(params)
+        if plain is not None:
+            return plain
         result = None
         point = params
         if self._pending is not None and params is self._returned:

@@ -129,9 +129,12 @@ class _Covariance:
         upper = precisions_cholesky[..., rows, cols]
         return np.where(rows == cols, np.log(np.abs(upper)), upper).ravel()
 
-    def factor_from_coordinates(self, coordinates, n_components, n_features):
+    def factor_from_coordinates(self, coordinates, n_components, n_features, variance_floor=0.0):
         """Inverse of ``factor_coordinates``; ValueError when a factor would not be
-        finite and positive definite (an exponential overflowed or underflowed)."""
+        finite and positive definite (an exponential overflowed or underflowed), or
+        would give a covariance with an eigenvalue below ``variance_floor`` (the
+        M-step adds ``reg_covar`` to every covariance: below it is outside the space
+        of parameters EM can produce, where the M-step may lower the bound)."""
         shape = self.shape(n_components, n_features)
         with np.errstate(over="ignore", under="ignore"):   # detected below
             if not self.has_outer_products:
@@ -145,6 +148,13 @@ class _Covariance:
                 factors[..., rows, cols] = np.where(rows == cols, np.exp(upper), upper)
         if not (np.isfinite(factors).all() and (positive > 0).all()):
             raise ValueError("precision factors outside the parameter space")
+        if variance_floor > 0:
+            # the largest precision eigenvalue is the squared spectral norm of its factor
+            largest = (factors ** 2 if not self.has_outer_products else np.linalg.norm(
+                factors.reshape(-1, n_features, n_features), ord=2, axis=(1, 2)) ** 2)
+            if (largest * variance_floor > 1.0).any():
+                raise ValueError("precision factors outside the parameter space (a variance "
+                                 "below reg_covar)")
         return factors
 
 

@@ -35,8 +35,9 @@ class GaussianCoordinates:
     (normalised back by a softmax), means, and the precision factors in the
     covariance strategy's coordinates (emfast/_acceleration.py extrapolates there)."""
 
-    def __init__(self, covariance):
+    def __init__(self, covariance, variance_floor=0.0):
         self.covariance = covariance
+        self.variance_floor = variance_floor    # reg_covar: every M-step's covariances exceed it
         self._shape = None          # (K, D), from the first parameters seen
 
     def to_vector(self, params):
@@ -50,7 +51,8 @@ class GaussianCoordinates:
         K, D = self._shape
         log_weights = vector[:K] - vector[:K].max()
         weights = np.exp(log_weights)
-        factors = self.covariance.factor_from_coordinates(vector[K + K * D:], K, D)
+        factors = self.covariance.factor_from_coordinates(vector[K + K * D:], K, D,
+                                                          self.variance_floor)
         return GaussianParams(weights / weights.sum(), vector[K:K + K * D].reshape(K, D),
                               factors)
 
@@ -173,8 +175,10 @@ class GaussianMixture(BaseEM):
         unconstrained coordinates (log-weights, means, Cholesky factors with a
         log diagonal) and reach the same fixed point in fewer E-passes.
         Safeguarded: a step that would lower the bound or leave the parameter
-        space is replaced by the plain EM step, so ``lower_bounds_`` never
-        decreases.  One iteration (``n_iter_``, ``max_iter``) is then one
+        space (a variance below ``reg_covar`` included) is replaced by the
+        plain EM step, so ``lower_bounds_`` never decreases; the first steps
+        are plain EM until the bound's change per pass falls below 1e-4 of
+        its size (a far extrapolation could reach another fixed point).  One iteration (``n_iter_``, ``max_iter``) is then one
         accelerator step: three E-passes for 'squarem', one (two when
         rejected) for 'anderson'; ``n_e_passes_`` counts the E-passes.  None
         is textbook EM.
@@ -417,7 +421,7 @@ class GaussianMixture(BaseEM):
 
     def _em_coordinates(self, context):
         """Unconstrained coordinates of the parameters (accelerated EM)."""
-        return GaussianCoordinates(context[0].covariance)
+        return GaussianCoordinates(context[0].covariance, self.reg_covar)
 
     def _fitted_params(self):
         # the working copies are float64 whatever the stored dtype

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from emfast import GaussianMixture
+from emfast import _acceleration
 from emfast._acceleration import ACCELERATIONS, Anderson, PlainEM, Squarem, em_iterator
 from emfast._covariance import get_covariance
 from emfast._gaussian_mixture import GaussianCoordinates
@@ -90,8 +91,14 @@ def test_same_fixed_point_as_plain_em_in_fewer_passes(covariance_type):
     assert 2 * squarem.n_e_passes_ <= plain.n_e_passes_
 
 
+def engaged_at_once(monkeypatch):
+    """Accelerators that extrapolate from their first step (no plain EM warm-up)."""
+    monkeypatch.setattr(_acceleration._Accelerated, "_plain_until_engaged", lambda self, p: None)
+
+
 def test_rejected_extrapolation_falls_back_to_plain_em(monkeypatch):
     """Every extrapolated point rejected: SQUAREM is plain EM two passes at a time."""
+    engaged_at_once(monkeypatch)
     X = overlapping(3)
     params = dict(n_components=3, tol=0.0, max_iter=10, random_state=0)
     plain = fit(X, None, **{**params, "max_iter": 20})
@@ -107,9 +114,10 @@ def test_rejected_extrapolation_falls_back_to_plain_em(monkeypatch):
     np.testing.assert_array_equal(anderson.lower_bounds_, plain.lower_bounds_)
 
 
-def test_lowering_step_is_replaced_by_the_em_step():
+def test_lowering_step_is_replaced_by_the_em_step(monkeypatch):
     """A map whose extrapolations always lower the bound: the bounds returned are
     plain EM's and never decrease."""
+    engaged_at_once(monkeypatch)
     # EM-like contraction x -> x / 2 towards 0 with bound -|x|; the coordinates
     # move every extrapolated point far away (a bad extrapolation).
     iterates = set()
@@ -131,6 +139,32 @@ def test_lowering_step_is_replaced_by_the_em_step():
             assert x in iterates
         assert_monotone(bounds)
         assert it.n_e_passes > 12    # the rejected points were evaluated
+
+
+@pytest.mark.parametrize("cls", [Squarem, Anderson])
+def test_plain_em_until_the_bound_slows_down(cls):
+    """The first steps are plain EM passes, until one raises the bound by less than
+    ENGAGE_RTOL of its size; only then does extrapolation start."""
+    calls = []
+
+    def em_map(x):
+        calls.append(x)
+        return -abs(x), x / 2      # bound changes halve: 4, 2, 1, ... (-|x| at x = 8, 4, ...)
+
+    class Coordinates:
+        to_vector = staticmethod(lambda x: np.array([x]))
+        from_vector = staticmethod(lambda v: float(v[0]))
+
+    it, x = cls(em_map, Coordinates()), 8.0
+    plain_steps = 0
+    while not it._engaged:
+        before = it.n_e_passes
+        bound, x = it.step(x)
+        assert it.n_e_passes == before + 1 and bound == -abs(calls[-1])
+        plain_steps += 1
+    # the pass whose change (8 * 2**-m) fell below ENGAGE_RTOL * (|bound| + 1) engages
+    assert 8 * 2.0 ** -(plain_steps - 1) < _acceleration.ENGAGE_RTOL * (abs(bound) + 1)
+    assert 8 * 2.0 ** -(plain_steps - 2) >= _acceleration.ENGAGE_RTOL * (abs(bound) + 1)
 
 
 def test_plain_iterator_counts_passes():
@@ -162,6 +196,13 @@ def test_coordinates_round_trip(covariance_type):
     assert np.isclose(moved.weights.sum(), 1.0) and (moved.weights > 0).all()
     with pytest.raises(ValueError, match="parameter space"):
         coords.from_vector(np.full_like(vector, 1e3))
+    # every M-step adds reg_covar to the covariances: a smaller variance is outside
+    smallest = np.linalg.eigvalsh(covariance.covariance_matrices(gm.covariances_, K, D)).min()
+    floored = GaussianCoordinates(covariance, variance_floor=0.99 * smallest)
+    floored.from_vector(floored.to_vector(params))
+    above = GaussianCoordinates(covariance, variance_floor=1.01 * smallest)
+    with pytest.raises(ValueError, match="below reg_covar"):
+        above.from_vector(above.to_vector(params))
 
 
 @pytest.mark.parametrize("covariance_type", ["VVV", "EII", "EEE"])
