@@ -615,3 +615,22 @@ def test_gaussian_family_on_dask():
         b = MixtureModel("gaussian", 2, **fit).fit(da.from_array(X, chunks=900))
     np.testing.assert_allclose(b.lower_bounds_, a.lower_bounds_, rtol=1e-12)
     np.testing.assert_allclose(b.params_["covariances"], a.params_["covariances"], rtol=1e-11)
+
+
+@pytest.mark.parametrize("name", ["poisson", "categorical", "gaussian"])
+def test_same_fit_across_containers(name):
+    from _containers import assert_same_fit_across_containers
+
+    rng = np.random.RandomState(12)
+    if name == "gaussian":
+        X = np.vstack([rng.normal(0, 1, (600, 2)), rng.normal(4, 1, (600, 2))])
+    else:
+        X = _problem(name, rng, 1200, 3, 2)[2]
+    w = rng.uniform(0.5, 2.0, len(X))
+    # the streamed and Dask passes add their blocks' statistics in block order, not by
+    # the in-memory pass's slot tree: equal to rounding, not bitwise
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", emfast.ConvergenceWarning)
+        assert_same_fit_across_containers(
+            lambda n_threads: MixtureModel(name, 2, max_iter=4, tol=0, random_state=0,
+                                           n_threads=n_threads), X, sample_weight=w, rtol=1e-11)
