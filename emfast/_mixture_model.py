@@ -13,6 +13,7 @@ import numpy as np
 from ._base import BaseEM, check_random_state
 from ._feature_names import check_feature_names, feature_names
 from ._parallel import effective_n_threads, sequential_blas
+from ._sources import sample_rows
 from ._validation import check_data, check_sample_weight, check_shape
 from .families import get_family
 from .families._base import sum_family_statistics
@@ -252,9 +253,10 @@ class MixtureModel(BaseEM):
         weights, params = context.inits
         gpass = context.gpass
         if params is None:
-            X0, w0, p0 = X, sample_weight, gpass
             if hasattr(gpass, "initial_sample"):     # out of core / Dask: a sample of rows
                 X0, w0, p0 = gpass.initial_sample(X, sample_weight, random_state)
+            else:                                    # the same rows in memory
+                X0, w0, p0 = _initial_sample(X, sample_weight, gpass, random_state)
             stats = self._family().initial_statistics(self.init_params, X, sample_weight,
                                                       gpass, X0, w0, p0, random_state)
             start = self._m_step(stats, context)
@@ -440,3 +442,16 @@ class MixtureModel(BaseEM):
 
         self._stepwise = None
         return incremental_em(self, X, sample_weight, n_blocks)
+
+
+def _initial_sample(X, sample_weight, gpass, random_state):
+    """The rows initialisation runs on in memory: those ``sample_rows`` picks for
+    every container (all of them up to its cap), and a pass for them."""
+    rows = sample_rows(X.shape[0], X.shape[1] * X.dtype.itemsize, gpass.n_components,
+                       random_state)
+    if len(rows) == X.shape[0]:
+        return X, sample_weight, gpass
+    from ._mixture_sources import sample_family_pass
+
+    weights = None if sample_weight is None else sample_weight[rows]
+    return sample_family_pass(np.ascontiguousarray(X[rows]), weights, gpass)

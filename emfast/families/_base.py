@@ -25,7 +25,8 @@ import math
 import numpy as np
 
 from .._kernels import _families
-from .._passes import CHUNK_SIZE, block_layout, cache_aligned_rows, kernel_slices
+from .._passes import (CHUNK_SIZE, TREE_WIDTH, block_layout, cache_aligned_rows, kernel_slices,
+                       tree_sum_rows)
 
 # log x! for the counts most data hold; beyond it the kernel's Stirling series
 LOG_FACTORIAL = np.array([math.lgamma(n + 1.0) for n in range(1024)])
@@ -146,11 +147,20 @@ class FamilyStatistics:
 
 
 def sum_family_statistics(*parts):
-    """The sum of statistics, in the order given."""
+    """The sum of statistics (or floats), added in the order given."""
     total = parts[0]
     for part in parts[1:]:
         total = total + part
     return total
+
+
+def tree_sum_parts(parts, width=TREE_WIDTH):
+    """``tree_sum_rows``'s tree over the statistics of consecutive aligned row blocks
+    (each a whole subtree of slots): the in-memory pass's bits for every container."""
+    while len(parts) > 1:
+        parts = [sum_family_statistics(*parts[i:i + width])
+                 for i in range(0, len(parts), width)]
+    return parts[0]
 
 
 class Family:
@@ -214,7 +224,10 @@ class Family:
         raise NotImplementedError
 
     def make_pass(self, n_samples, n_features, n_components, dtype, n_threads, layout,
-                  missing):
+                  missing, chunks_per_block=None):
+        """The pass over ``n_samples`` rows.  ``chunks_per_block`` fixes the slot size
+        (that of a larger problem this pass computes an aligned part of); the pass's
+        ``slot_rows(n)`` gives the rows per slot of an ``n``-row problem."""
         raise NotImplementedError
 
 
@@ -337,9 +350,9 @@ class LinearFamily(Family):
         return self.m_step(s, observed, prior, gpass.layout)
 
     def make_pass(self, n_samples, n_features, n_components, dtype, n_threads, layout,
-                  missing):
+                  missing, chunks_per_block=None):
         return LinearPass(self, n_samples, n_features, n_components, dtype, n_threads,
-                          layout, missing)
+                          layout, missing, chunks_per_block=chunks_per_block)
 
 
 class LinearPass:
@@ -351,7 +364,7 @@ class LinearPass:
     """
 
     def __init__(self, family, n_samples, n_features, n_components, dtype, n_threads, layout,
-                 missing, chunk_size=CHUNK_SIZE):
+                 missing, chunk_size=CHUNK_SIZE, chunks_per_block=None):
         self.family, self.layout = family, layout
         self.n_features, self.n_components = n_features, n_components
         self.dtype, self.n_threads, self.chunk_size = np.dtype(dtype), n_threads, chunk_size
@@ -360,6 +373,7 @@ class LinearPass:
         self.n_indicators = n_features if self.missing else 0
         self.n_total = self.n_base + self.n_indicators
         self._columns = layout.kernel_array()
+        self._fixed_chunks_per_block = chunks_per_block
         self._scratch = cache_aligned_rows(
             n_threads, _families.scratch_size(chunk_size, self.n_total, n_components),
             np.float64)
@@ -381,12 +395,23 @@ class LinearPass:
                 np.ascontiguousarray(const), np.ascontiguousarray(nat.forbid, dtype=np.intp),
                 np.ascontiguousarray(nat.forbid_value, dtype=np.float64))
 
+    def _layout(self, n_samples):
+        K = self.n_components
+        return block_layout(n_samples, 8 * (K + K * self.n_total + 2),
+                            n_samples * self.n_features * self.dtype.itemsize, self.chunk_size)
+
+    def slot_rows(self, n_samples):
+        """Rows per accumulator slot of an ``n_samples``-row problem."""
+        return self._layout(n_samples)[1] * self.chunk_size
+
     def _blocks(self, n_samples):
         if self._n_samples != n_samples:
             K = self.n_components
-            n_blocks, self._chunks_per_block = block_layout(
-                n_samples, 8 * (K + K * self.n_total + 2),
-                n_samples * self.n_features * self.dtype.itemsize, self.chunk_size)
+            n_blocks, self._chunks_per_block = self._layout(n_samples)
+            fixed = self._fixed_chunks_per_block
+            if fixed is not None:
+                n_chunks = -(-n_samples // self.chunk_size)
+                n_blocks, self._chunks_per_block = max(1, -(-n_chunks // fixed)), fixed
             self._loglik = np.empty(n_blocks)
             self._base = np.empty(n_blocks)
             self._s = np.empty((n_blocks, K * (self.n_total + 1)))
@@ -408,11 +433,12 @@ class LinearPass:
                               loglik[first:stop], base[first:stop], s[first:stop],
                               self._scratch, self.chunk_size,
                               self._chunks_per_block, self.n_threads)
-        # the slots summed in block order: the same bits for any thread count
-        total = s.sum(axis=0).reshape(self.n_components, self.n_total + 1)
-        stats = FamilyStatistics(float(loglik.sum()), total[:, -1].copy(),
+        # the slots summed by a fixed tree: the same bits for any thread count, and
+        # for any container whose blocks are whole subtrees (tree_sum_parts)
+        total = tree_sum_rows(s).reshape(self.n_components, self.n_total + 1)
+        stats = FamilyStatistics(float(tree_sum_rows(loglik[:, None])[0]), total[:, -1].copy(),
                                  np.ascontiguousarray(total[:, :-1]))
-        return stats, float(base.sum())
+        return stats, float(tree_sum_rows(base[:, None])[0])
 
     # --- the driver's calls -------------------------------------------------------
     def statistics(self, X, sample_weight, params, base=None):

@@ -15,8 +15,7 @@ import numpy as np
 from .._covariance import get_covariance
 from .._initialization import INIT_METHODS, initial_statistics
 from .._online import recentre
-from .._passes import GaussianParams, GaussianPass
-from .._passes import add_statistics
+from .._passes import CHUNK_SIZE, GaussianParams, GaussianPass, add_statistics, em_layout
 from ._base import Family, _check_keys, check_param_array
 
 
@@ -53,13 +52,19 @@ class CentredStatistics:
 class GaussianFamilyPass:
     """The family pass interface over a ``GaussianPass``."""
 
-    def __init__(self, family, n_samples, n_features, n_components, dtype, n_threads):
+    def __init__(self, family, n_samples, n_features, n_components, dtype, n_threads,
+                 chunks_per_block=None):
         self.family, self.covariance = family, family.covariance()
         self.n_features, self.n_components = n_features, n_components
         self.n_threads, self.dtype = n_threads, np.dtype(dtype)
-        self.layout, self.missing = None, False
+        self.layout, self.missing, self.chunk_size = None, False, CHUNK_SIZE
         self.gaussian = GaussianPass(n_samples, n_features, n_components, dtype,
-                                     self.covariance, n_threads)
+                                     self.covariance, n_threads,
+                                     chunks_per_block=chunks_per_block)
+
+    def slot_rows(self, n_samples):
+        return em_layout(n_samples, self.n_features, self.n_components, self.dtype,
+                         self.covariance)[1] * CHUNK_SIZE
 
     def kernel_params(self, params):
         return GaussianParams(params.weights, params.params["means"],
@@ -109,8 +114,9 @@ class Gaussian(Family):
         return None
 
     def make_pass(self, n_samples, n_features, n_components, dtype, n_threads, layout,
-                  missing):
-        return GaussianFamilyPass(self, n_samples, n_features, n_components, dtype, n_threads)
+                  missing, chunks_per_block=None):
+        return GaussianFamilyPass(self, n_samples, n_features, n_components, dtype, n_threads,
+                                  chunks_per_block)
 
     def initial_statistics(self, method, X, sample_weight, gpass, X0, w0, p0, random_state):
         if method not in INIT_METHODS:
