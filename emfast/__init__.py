@@ -11,8 +11,11 @@ from ._config import show_config
 from ._model_selection import CriterionTable, select_model
 from ._persistence import ModelFileError, load
 from ._online import incremental_fit
+from ._mixture_model import MixtureModel
+from . import families
 
 __all__ = ["GaussianMixture", "GaussianHMM", "BayesianGaussianMixture", "GaussianPrior",
            "ConvergenceWarning", "NotFittedError", "show_config",
            "select_model", "CriterionTable", "load", "ModelFileError", "incremental_fit",
+           "MixtureModel", "families",
            "__version__"]

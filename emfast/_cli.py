@@ -203,7 +203,8 @@ def _log_likelihood(model, X, weights):
     return total, (X.shape[0] if weights is None else float(weights.sum(dtype=np.float64)))
 
 
-def _print_summary(say, model, X, weights, seconds, threads, load_seconds=None):
+def _print_fit(say, model, X, weights, seconds, threads, load_seconds=None):
+    """The summary's first lines (iterations, timing, lower bound, BIC); False if quiet."""
     n_iter, timing = model.n_iter_, model._fit_timing
     runs = (f" (best of {timing.runs} runs, {timing.em_iterations} iterations in all)"
             if timing.runs > 1 else "")
@@ -211,16 +212,50 @@ def _print_summary(say, model, X, weights, seconds, threads, load_seconds=None):
         f"ms/iteration ({threads} threads), converged: {model.converged_}")
     say(_time_line(timing, seconds, load_seconds))
     if say is not print:
-        return          # --quiet: nothing to print, nothing to compute
+        return False    # --quiet: nothing to print, nothing to compute
     log_likelihood, n = _log_likelihood(model, X, weights)
     bic = -2 * log_likelihood + model._n_parameters() * np.log(n)
     say(f"mean log-likelihood: {model.lower_bound_:.6f}   BIC: {bic:,.1f}")
+    return True
+
+
+def _print_summary(say, model, X, weights, seconds, threads, load_seconds=None):
+    if not _print_fit(say, model, X, weights, seconds, threads, load_seconds):
+        return
     shown = min(model.means_.shape[1], 6)
     more = ", ..." if model.means_.shape[1] > shown else ""
     say("component  weight   mean" + (f" (first {shown} features)" if more else ""))
     for k in np.argsort(-model.weights_, kind="stable"):
         mean = ", ".join(f"{v:7.3f}" for v in model.means_[k, :shown])
         say(f"{k:9d}  {model.weights_[k]:.4f}   [{mean}{more}]")
+
+
+def _family_model(args):
+    """A MixtureModel of ``--family`` from the fit options."""
+    from ._mixture_model import INIT_METHODS, MixtureModel
+
+    if args.init not in INIT_METHODS:
+        raise ValueError(f"--init {args.init} is for Gaussian mixtures; --family "
+                         f"{args.family} takes one of {', '.join(INIT_METHODS)}.")
+    return MixtureModel(args.family, args.n_components, tol=args.tol, max_iter=args.max_iter,
+                        n_init=args.n_init, init_params=args.init, random_state=args.seed,
+                        n_threads=args.threads)
+
+
+def _print_family_summary(say, model, X, weights, seconds, threads, load_seconds=None):
+    if not _print_fit(say, model, X, weights, seconds, threads, load_seconds):
+        return
+    key, first = next(iter(model.params_.items()))
+    first = first[0] if isinstance(first, list) else first
+    if not isinstance(first, np.ndarray):
+        return
+    first = first.reshape(len(first), -1)
+    shown = min(first.shape[1], 6)
+    more = ", ..." if first.shape[1] > shown else ""
+    say(f"component  weight   {key}" + (f" (first {shown} columns)" if more else ""))
+    for k in np.argsort(-model.weights_, kind="stable"):
+        values = ", ".join(f"{v:7.3f}" for v in first[k, :shown])
+        say(f"{k:9d}  {model.weights_[k]:.4f}   [{values}{more}]")
 
 
 def _check_plot_path(path):
@@ -310,17 +345,27 @@ def _fit_command(args):
         _check_plot_path(args.plot)
     threads = effective_n_threads(args.threads)
     say = _say(args)
+    gaussian = args.family == "gaussian"
+    if not gaussian and args.plot is not None:
+        raise ValueError("--plot draws Gaussian components; it cannot be used with "
+                         f"--family {args.family}.")
     (X, names, weights), load_seconds = _timed_load(args)
-    model = GaussianMixture(n_components=args.n_components, covariance_type=args.covariance,
-                            tol=args.tol, reg_covar=args.reg_covar, max_iter=args.max_iter,
-                            n_init=args.n_init, init_params=args.init,
-                            random_state=args.seed, n_threads=args.threads)
+    if gaussian:
+        model = GaussianMixture(n_components=args.n_components, covariance_type=args.covariance,
+                                tol=args.tol, reg_covar=args.reg_covar, max_iter=args.max_iter,
+                                n_init=args.n_init, init_params=args.init,
+                                random_state=args.seed, n_threads=args.threads)
+        what = f"{args.covariance} covariance"
+    else:
+        model = _family_model(args)
+        what = f"{args.family} family"
     say(f"emfast {__version__}: {args.data}, {X.shape[0]:,} samples x {X.shape[1]} features "
         f"({X.dtype}{', weighted' if weights is not None else ''}); "
-        f"{args.n_components} components, {args.covariance} covariance")
+        f"{args.n_components} components, {what}")
     labels, seconds = _fit(model, X, weights,
                            _progress(args, args.n_init), labels=args.labels is not None)
-    _print_summary(say, model, X, weights, seconds, threads, load_seconds)
+    summary = _print_summary if gaussian else _print_family_summary
+    summary(say, model, X, weights, seconds, threads, load_seconds)
     if args.out is not None:
         _save_model(say, model, args.out)
     if labels is not None:
@@ -348,7 +393,7 @@ def _predict_command(args):
     if not os.path.isfile(args.model):
         raise DataError(f"{args.model}: no such model file.")
     model = load(args.model)
-    if not hasattr(model, "means_"):
+    if not hasattr(model, "converged_"):
         raise DataError(f"{args.model}: the model in this file was never fitted.")
     if args.threads is not None:
         model.set_params(n_threads=args.threads)
@@ -512,6 +557,13 @@ def _command(commands, name, **kwargs):
                                formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
 
 
+def _family_names():
+    from .families import FAMILIES
+
+    # "gaussian" is GaussianMixture here; independent needs its column blocks
+    return [name for name in FAMILIES if name not in ("gaussian", "independent")]
+
+
 def build_parser():
     """The ``emfast`` argument parser.
 
@@ -547,6 +599,9 @@ def build_parser():
     fit.add_argument("--covariance", default="full", choices=ALL_TYPES, metavar="TYPE",
                      help="covariance type: full, tied, diag, spherical or one of mclust's "
                           "models EII ... VVV (default: full)")
+    fit.add_argument("--family", default="gaussian", choices=["gaussian"] + _family_names(),
+                     help="emission family: a Gaussian mixture, or a MixtureModel of counts, "
+                          "0/1, categorical codes or positive values (default: gaussian)")
     fit.add_argument("-o", "--out", metavar="MODEL.npz", help="save the fitted model here")
     fit.add_argument("--labels", metavar="FILE",
                      help="write each sample's component (.npy, .csv or .tsv)")

@@ -54,13 +54,22 @@ def open_dask(X, sample_weight, n_components, covariance, n_threads, n_features=
     if sample_weight is not None:
         w = _check_weights(sample_weight, X)
         w = w.persist()
-        checks += [da.isfinite(w).all(), (w >= 0).all(), w.sum(dtype=np.float64)]
+        checks += weight_checks(w)
     results = dask.compute(*checks)
     if not results[0]:
         raise ValueError("X contains NaN or infinity.")
     if w is None:
         return DaskRows(X), None, gpass
-    finite, non_negative, total = results[1:]
+    return DaskRows(X), DaskRows(w, checked_total(*results[1:])), gpass
+
+
+def weight_checks(w):
+    """The lazy checks of persisted weights, for ``checked_total``."""
+    return [da.isfinite(w).all(), (w >= 0).all(), w.sum(dtype=np.float64)]
+
+
+def checked_total(finite, non_negative, total):
+    """The weights' total from the computed ``weight_checks``, or a clear error."""
     if not finite:
         raise ValueError("sample_weight contains NaN or infinity.")
     if not non_negative:
@@ -68,7 +77,7 @@ def open_dask(X, sample_weight, n_components, covariance, n_threads, n_features=
     if not total > 0:
         raise ValueError("sample_weight sums to zero: at least one sample needs positive "
                          "weight.")
-    return DaskRows(X), DaskRows(w, float(total)), gpass
+    return float(total)
 
 
 def _check_array(X, n_features, owner):
@@ -185,10 +194,11 @@ def _block_score(X, params, covariance_type, n_threads, output, index):
 
 
 # --- client side -----------------------------------------------------------------------
-def tree_sum(parts, width=TREE_WIDTH):
-    """A delayed sum of delayed statistics: ``width``-way sums, in order, until one."""
+def tree_sum(parts, width=TREE_WIDTH, combine=add_statistics):
+    """A delayed sum of delayed statistics: ``width``-way sums (``combine``), in order,
+    until one."""
     while len(parts) > 1:
-        parts = [dask.delayed(add_statistics, pure=True)(*parts[i:i + width])
+        parts = [dask.delayed(combine, pure=True)(*parts[i:i + width])
                  for i in range(0, len(parts), width)]
     return parts[0]
 
@@ -254,13 +264,18 @@ class DaskPass:
 
     def initial_sample(self, X, sample_weight, random_state):
         """``(X_sample, w_sample, pass)``: as ``StreamedPass.initial_sample``, computed."""
-        rows = sample_rows(len(X), self.n_features * self.dtype.itemsize, self.n_components,
-                           random_state)
-        whole = len(rows) == len(X)
-        sample = X.array if whole else X.array[rows]
-        weights = None
-        if sample_weight is not None:
-            weights = sample_weight.array if whole else sample_weight.array[rows]
-        sample, weights = dask.compute(sample, weights)
-        return sample_pass(np.ascontiguousarray(sample), weights, self)
+        return sample_pass(*computed_sample(X, sample_weight, self, random_state), self)
+
+
+def computed_sample(X, sample_weight, owner, random_state):
+    """The rows initialisation runs on (``DaskRows``), and their weights, in memory."""
+    rows = sample_rows(len(X), owner.n_features * owner.dtype.itemsize, owner.n_components,
+                       random_state)
+    whole = len(rows) == len(X)
+    sample = X.array if whole else X.array[rows]
+    weights = None
+    if sample_weight is not None:
+        weights = sample_weight.array if whole else sample_weight.array[rows]
+    sample, weights = dask.compute(sample, weights)
+    return np.ascontiguousarray(sample), weights
 

@@ -219,9 +219,34 @@ def _criterion(criterion, loglik, entropy, n_parameters, n_effective, convention
     return -value if convention == "mclust" else value
 
 
-def _fit_candidate(X, sample_weight, params, criterion, n_effective, convention):
+def _family_grid(families):
+    """(MixtureModel, its family parameter, the families as objects) for a family grid."""
+    from ._mixture_model import MixtureModel
+    from .families import get_family
+
+    if isinstance(families, str) or not hasattr(families, "__iter__"):
+        families = (families,)
+    objects = tuple(get_family(f) for f in families)
+    labels = [_family_label(f) for f in objects]
+    if not objects or len(set(labels)) != len(labels):
+        raise ValueError(f"families must be a non-empty sequence of distinct families; got "
+                         f"{families!r}.")
+    return MixtureModel, "family", objects
+
+
+def _family_label(family):
+    """A family's column label: its name with the default configuration, else its repr."""
+    try:
+        default = type(family)()
+    except TypeError:           # no default configuration (Independent's blocks)
+        default = None
+    return family.name if family == default else repr(family)
+
+
+def _fit_candidate(X, sample_weight, params, criterion, n_effective, convention,
+                   estimator=GaussianMixture):
     """Fit one candidate; a ValueError (e.g. a collapsed component) is a result, not fatal."""
-    model = GaussianMixture(**params)
+    model = estimator(**params)
     try:
         model.fit(X, sample_weight=sample_weight)
     except ValueError as exc:   # only the fit: a scoring error is a bug, not a result
@@ -236,7 +261,7 @@ def _fit_candidate(X, sample_weight, params, criterion, n_effective, convention)
 def select_model(X, n_components=range(1, 10),
                  covariance_types=("full", "tied", "diag", "spherical"), criterion="bic",
                  sample_weight=None, n_init=1, random_state=None, n_jobs=None,
-                 convention="sklearn", **gm_kwargs):
+                 convention="sklearn", *, families=None, **gm_kwargs):
     """Fit a grid of Gaussian mixtures and pick the best by an information criterion.
 
     Every ``(n_components, covariance_type)`` pair is fitted with
@@ -267,6 +292,13 @@ def select_model(X, n_components=range(1, 10),
     random_state : int, RandomState instance or None, default=None
         One seed is drawn per component count, in grid order; all covariance
         types of that count use it, so they share their initialisation.
+    families : sequence of str or family objects, default=None
+        Instead of Gaussian covariance types, compare :class:`MixtureModel`
+        emission families (names or objects of :mod:`emfast.families`):
+        the table's columns (``covariance_types``) are then the families'
+        names, ``covariance_types`` is not used, ``**gm_kwargs`` are
+        :class:`MixtureModel` parameters, and X may hold NaN (missing
+        values, marginalised).
     n_jobs : int or None, default=None
         Candidates fitted at once; None uses as many as there are cores (the
         OpenMP default, honouring ``OMP_NUM_THREADS``), negative values count
@@ -329,15 +361,22 @@ def select_model(X, n_components=range(1, 10),
         if covariance_types != ("full", "tied", "diag", "spherical"):
             raise ValueError("Give covariance_types or covariance_type, not both.")
         covariance_types = gm_kwargs.pop("covariance_type")
-    ks, types = _as_grid(n_components, covariance_types)
-    fixed = [name for name in _FIXED_K_PARAMS if gm_kwargs.get(name) is not None]
+    if families is not None:
+        ks, types = _as_grid(n_components, "full")
+        estimator, column, types = _family_grid(families)
+    else:
+        ks, types = _as_grid(n_components, covariance_types)
+        estimator, column = GaussianMixture, "covariance_type"
+    fixed = [name for name in _FIXED_K_PARAMS + ("params_init",)
+             if gm_kwargs.get(name) is not None]
     if fixed:
         raise ValueError(f"select_model does not take {', '.join(fixed)}: initial values fix "
                          "the number of components.")
     # Invalid estimator parameters fail here, once, rather than in every candidate.
-    GaussianMixture(n_init=n_init, **gm_kwargs)._check_parameters()
+    for value in types if families is not None else types[:1]:
+        estimator(n_init=n_init, **{column: value}, **gm_kwargs)._check_parameters()
     names = feature_names(X)
-    X = check_data(X)
+    X = check_data(X, allow_nan=families is not None)
     sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
     n_effective = (X.shape[0] if sample_weight is None
                    else float(sample_weight.sum(dtype=np.float64)))
@@ -345,8 +384,8 @@ def select_model(X, n_components=range(1, 10),
     rng = check_random_state(random_state)
     seeds = rng.randint(np.iinfo(np.int32).max, size=len(ks))
     workers, threads = _workers_and_threads(n_jobs, len(ks) * len(types), gm_kwargs)
-    candidates = [(i, j, dict(gm_kwargs, n_components=k, covariance_type=cov, n_init=n_init,
-                              random_state=int(seeds[i]), n_threads=threads))
+    candidates = [(i, j, dict(gm_kwargs, n_components=k, n_init=n_init,
+                              random_state=int(seeds[i]), n_threads=threads, **{column: cov}))
                   for i, k in enumerate(ks) for j, cov in enumerate(types)]
 
     # One BLAS limiter and one warning filter for the whole grid: both are process-wide.
@@ -355,18 +394,22 @@ def select_model(X, n_components=range(1, 10),
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(
                 lambda c: _fit_candidate(X, sample_weight, c[2], criterion, n_effective,
-                                         convention),
+                                         convention, estimator),
                 candidates))
 
     shape = (len(ks), len(types))
-    table = CriterionTable(criterion=criterion, n_components=ks, covariance_types=types,
+    labels = types if families is None else tuple(_family_label(t) for t in types)
+    table = CriterionTable(criterion=criterion, n_components=ks, covariance_types=labels,
                            values=np.full(shape, np.nan), converged=np.zeros(shape, bool),
                            log_likelihood=np.full(shape, np.nan),
                            n_parameters=np.zeros(shape, dtype=np.int64), convention=convention)
     models = {}
     for (i, j, params), (model, error, loglik, value) in zip(candidates, results):
-        key = (ks[i], types[j])
-        table.n_parameters[i, j] = GaussianMixture(**params)._n_parameters_for(X.shape[1])
+        key = (ks[i], labels[j])
+        if families is None:
+            table.n_parameters[i, j] = GaussianMixture(**params)._n_parameters_for(X.shape[1])
+        elif model is not None:     # a family's count can depend on the data (categories)
+            table.n_parameters[i, j] = model._n_parameters()
         if error is not None:
             table.errors[key] = error
             continue
@@ -379,7 +422,7 @@ def select_model(X, n_components=range(1, 10),
         raise ValueError(f"Every candidate failed to fit. {details}")
     best = np.nanargmax if convention == "mclust" else np.nanargmin
     i, j = np.unravel_index(best(table.values), shape)
-    table.best = (ks[i], types[j])
+    table.best = (ks[i], labels[j])
     best_model = models[table.best]
     # The grid's per-candidate thread split is no use for later predictions.
     best_model.set_params(n_threads=gm_kwargs.get("n_threads"))

@@ -227,10 +227,13 @@ def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
     """
     from ._gaussian_mixture import GaussianMixture     # it imports this module
 
-    if not isinstance(model, GaussianMixture):
-        raise TypeError(f"model must be an emfast.GaussianMixture; got {type(model).__name__}.")
     if isinstance(n_blocks, bool) or not isinstance(n_blocks, numbers.Integral) or n_blocks < 1:
         raise ValueError(f"n_blocks must be an int >= 1; got {n_blocks!r}.")
+    if hasattr(model, "_incremental_fit"):     # estimators with their own (MixtureModel)
+        return model._incremental_fit(X, sample_weight, n_blocks)
+    if not isinstance(model, GaussianMixture):
+        raise TypeError(f"model must be an emfast.GaussianMixture or MixtureModel; got "
+                        f"{type(model).__name__}.")
     names = feature_names(X)
     X, sample_weight, gpass, inits = model._prepare(X, sample_weight)
     covariance = gpass.covariance
@@ -278,18 +281,24 @@ def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
             if abs(lower_bound - previous) < model.tol:
                 converged = True
                 break
+    return finish_incremental(model, params, X.dtype, X.shape[1], names, sweep, history,
+                              converged)
+
+
+def finish_incremental(model, params, dtype, n_features, names, n_sweeps, history, converged):
+    """Store an incremental fit's results on ``model`` (warning if it did not converge)."""
     if not converged and model.max_iter > 0:
         warnings.warn("Incremental EM did not converge. Increase max_iter or tol, or check "
-                      "for degenerate data.", interoperable(ConvergenceWarning), stacklevel=2)
-    model._store_params(params, X.dtype)
-    model.n_features_in_ = X.shape[1]
+                      "for degenerate data.", interoperable(ConvergenceWarning), stacklevel=3)
+    model._store_params(params, dtype)
+    model.n_features_in_ = n_features
     if names is not None:
         model.feature_names_in_ = names
     elif hasattr(model, "feature_names_in_"):
         del model.feature_names_in_
-    model.n_iter_ = sweep
-    bound = model._bound_type(X.dtype)
-    model.lower_bound_ = bound(lower_bound)
+    model.n_iter_ = n_sweeps
+    bound = model._bound_type(dtype)
+    model.lower_bound_ = bound(history[-1] if history else -np.inf)
     model.lower_bounds_ = [bound(value) for value in history]
     model.converged_ = converged
     return model

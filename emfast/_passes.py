@@ -141,6 +141,23 @@ def add_statistics(*parts):
     return Statistics(loglik=loglik, nk=nk, s1=s1, s2=s2, centres=first.centres)
 
 
+def kernel_slices(n_units, n_threads):
+    """Consecutive ranges [first, stop) of blocks (or chunks), one kernel call each.
+
+    Their size adapts so that a call lasts about SLICE_SECONDS: Python
+    handles signals (Ctrl-C) only between calls.  Slicing changes no result.
+    """
+    first, step = 0, n_threads
+    while first < n_units:
+        stop = min(n_units, first + step)
+        start_time = time.perf_counter()
+        yield first, stop
+        elapsed = time.perf_counter() - start_time
+        scale = SLICE_SECONDS / max(elapsed, 1e-6)
+        step = max(n_threads, min(4 * step, int(step * scale)))
+        first = stop
+
+
 class GaussianPass:
     """The fused E-step + statistics pass and the scoring pass for one problem."""
 
@@ -257,20 +274,7 @@ class GaussianPass:
         )
 
     def _slices(self, n_units):
-        """Consecutive ranges [first, stop) of blocks (or chunks), one kernel call each.
-
-        Their size adapts so that a call lasts about SLICE_SECONDS: Python
-        handles signals (Ctrl-C) only between calls.  Slicing changes no result.
-        """
-        first, step = 0, self.n_threads
-        while first < n_units:
-            stop = min(n_units, first + step)
-            start_time = time.perf_counter()
-            yield first, stop
-            elapsed = time.perf_counter() - start_time
-            scale = SLICE_SECONDS / max(elapsed, 1e-6)
-            step = max(self.n_threads, min(4 * step, int(step * scale)))
-            first = stop
+        return kernel_slices(n_units, self.n_threads)
 
     def score(self, X, params, log_norm=False, resp=False, labels=False, log_prob=False):
         """Per-sample outputs (no statistics): log p(x) (n_samples,), responsibilities

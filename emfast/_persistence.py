@@ -20,15 +20,21 @@ Archive members:
       ``numpy.random.RandomState`` as ``{"random_state": {...}}`` with its
       MT19937 key array in the member ``param.<name>.keys``; one of emfast's
       public dataclasses (``GaussianPrior``) as ``{"dataclass": class name,
-      "fields": {...}}``, its fields encoded the same way;
+      "fields": {...}}``, its fields encoded the same way; an emission family
+      (``emfast.families``) as ``{"family": name, "config": {...}}``; a dict
+      (a prior, ``params_init``) as ``{"tree": ...}`` (below);
     - ``fitted``: fitted attribute name -> kind (``ndarray``, ``float``,
       ``int``, ``bool``, ``float_list``, ``scalar``, ``scalar_list``,
-      ``str_array``, ``ndarray_tuple/<n>``); its value is the member
+      ``str_array``, ``ndarray_tuple/<n>``, ``tree/<json>``); its value is the member
       ``fitted.<name>`` (scalars as 0-d arrays; ``scalar`` a numpy scalar
       kept in its dtype, such as the ``numpy.float32`` ``lower_bound_`` of a
       float32 fit, ``scalar_list`` a list of them; ``str_array``, an object array of strings such
       as ``feature_names_in_``, as a unicode array; a tuple of ``n`` arrays
-      as the members ``fitted.<name>.0`` ... ``fitted.<name>.<n-1>``);
+      as the members ``fitted.<name>.0`` ... ``fitted.<name>.<n-1>``; a
+      nested dict such as ``params_`` as ``tree/`` followed by its JSON
+      skeleton: ``{"dict": {key: node}}``, ``{"list": [node, ...]}``,
+      ``{"value": plain JSON}`` or ``{"array": member name}``, each array
+      the member named by its path, e.g. ``fitted.params_.rates``);
     - ``arrays``: member name -> ``{"dtype", "shape"}``;
     - ``sha256``: digest of the metadata without this field (canonical JSON,
       sorted keys) followed, per member in sorted order, by its name, dtype,
@@ -119,6 +125,11 @@ def _encode_param(name, value, arrays):
                 "fields": {f.name: _encode_param(f"{name}.{f.name}", getattr(value, f.name),
                                                  arrays)
                            for f in dataclasses.fields(value)}}
+    family = _encode_family(value)
+    if family is not None:
+        return family
+    if isinstance(value, dict):     # e.g. MixtureModel's prior and params_init
+        return {"tree": _encode_tree(value, f"param.{name}", arrays)}
     if isinstance(value, (np.ndarray, list, tuple)):
         array = np.asarray(value)
         if array.dtype.kind not in "biuf":
@@ -129,6 +140,53 @@ def _encode_param(name, value, arrays):
     raise ValueError(f"Cannot save parameter {name!r} of type {type(value).__name__}: "
                      "only None, bool, numbers, strings, arrays, RandomState and emfast's "
                      "parameter objects (e.g. GaussianPrior) are supported.")
+
+
+def _encode_family(value):
+    """An emission family (emfast.families) as its name and JSON config, else None."""
+    from .families import FAMILIES, Family
+
+    if isinstance(value, Family) and FAMILIES.get(value.name) is type(value):
+        return {"family": value.name, "config": value.get_config()}
+    return None
+
+
+def _encode_tree(value, prefix, arrays):
+    """Nested dicts and lists of arrays and plain values (e.g. MixtureModel's
+    ``params_``) as JSON, each array a member named by its path."""
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            raise ValueError(f"Cannot save {prefix!r}: dictionary keys must be strings.")
+        return {"dict": {key: _encode_tree(v, f"{prefix}.{key}", arrays)
+                         for key, v in value.items()}}
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (np.ndarray, dict, list, tuple))
+                                                for v in value):
+        return {"list": [_encode_tree(v, f"{prefix}.{i}", arrays) for i, v in enumerate(value)]}
+    if value is None or isinstance(value, (bool, str)):
+        return {"value": value}
+    if isinstance(value, (numbers.Real, np.bool_)) and np.ndim(value) == 0:
+        return {"value": bool(value) if isinstance(value, (bool, np.bool_)) else
+                int(value) if isinstance(value, numbers.Integral) else float(value)}
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"Cannot save {prefix!r}: arrays must be numeric; got {array.dtype}.")
+    arrays[prefix] = array
+    return {"array": prefix}
+
+
+def _decode_tree(node, members):
+    if not isinstance(node, dict) or len(node) != 1:
+        raise ModelFileError(f"Unknown nested value {node!r} in the model file.")
+    (kind, body), = node.items()
+    if kind == "dict" and isinstance(body, dict):
+        return {key: _decode_tree(v, members) for key, v in body.items()}
+    if kind == "list" and isinstance(body, list):
+        return [_decode_tree(v, members) for v in body]
+    if kind == "value":
+        return body
+    if kind == "array":
+        return members[body]
+    raise ModelFileError(f"Unknown nested value {node!r} in the model file.")
 
 
 def _exported(cls):
@@ -145,6 +203,9 @@ def _fitted_attributes(estimator):
 
 
 def _encode_fitted(name, value, arrays):
+    if isinstance(value, dict):      # e.g. MixtureModel's params_
+        return "tree/" + json.dumps(_encode_tree(value, f"fitted.{name}", arrays),
+                                    sort_keys=True)
     if isinstance(value, tuple) and value and all(isinstance(v, np.ndarray) for v in value):
         for i, part in enumerate(value):     # e.g. a Dirichlet process's two concentrations
             _encode_fitted(f"{name}.{i}", part, arrays)
@@ -330,6 +391,15 @@ def _check_integrity(metadata, members):
 
 
 def _decode_param(name, value, members):
+    if isinstance(value, dict) and set(value) == {"family", "config"}:
+        from .families import FAMILIES, get_family
+
+        if value["family"] not in FAMILIES:
+            raise ModelFileError(f"Parameter {name!r} names an unknown family "
+                                 f"{value['family']!r}.")
+        return get_family(value["family"], value["config"])
+    if isinstance(value, dict) and set(value) == {"tree"}:
+        return _decode_tree(value["tree"], members)
     if isinstance(value, dict) and set(value) == {"dataclass", "fields"}:
         import emfast
 
@@ -365,6 +435,12 @@ _FITTED_DECODERS = {
 
 
 def _decode_fitted(name, kind, members):
+    if isinstance(kind, str) and kind.startswith("tree/"):
+        try:
+            skeleton = json.loads(kind[len("tree/"):])
+        except ValueError as exc:
+            raise ModelFileError(f"Fitted attribute {name!r} has an invalid layout.") from exc
+        return _decode_tree(skeleton, members)
     if isinstance(kind, str) and kind.startswith("ndarray_tuple/"):
         count = int(kind.split("/", 1)[1])
         return tuple(members[f"fitted.{name}.{i}"] for i in range(count))

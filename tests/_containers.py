@@ -76,6 +76,13 @@ def _assert_equal(name, got, expected, rtol, where):
         for key, value in vars(expected).items():
             _assert_equal(f"{name}.{key}", vars(got)[key], value, rtol, where)
         return
+    if isinstance(expected, collections.abc.Mapping):
+        # e.g. MixtureModel's params_: the same keys, each value compared
+        assert isinstance(got, collections.abc.Mapping) and sorted(got) == sorted(expected), \
+            message
+        for key, value in expected.items():
+            _assert_equal(f"{name}[{key!r}]", got[key], value, rtol, where)
+        return
     if isinstance(expected, collections.abc.Sequence) and not isinstance(expected, str):
         assert type(got) is type(expected) and len(got) == len(expected), message
         for i, (g, e) in enumerate(zip(got, expected)):

@@ -1,0 +1,457 @@
+"""emfast.MixtureModel: a mixture of any emission family on the shared EM driver.
+
+The estimator sees a family only through its protocol (``emfast/families``):
+it validates X with the family, asks it for the column layout and the fused
+pass, and turns the pass's additive statistics into parameters with the
+family's M-step.  Nothing here names a family.
+"""
+from dataclasses import dataclass
+import numbers
+
+import numpy as np
+
+from ._base import BaseEM, check_random_state
+from ._feature_names import check_feature_names, feature_names
+from ._parallel import effective_n_threads, sequential_blas
+from ._sources import sample_rows
+from ._validation import check_data, check_sample_weight, check_shape
+from .families import get_family
+from .families._base import sum_family_statistics
+
+INIT_METHODS = ("kmeans", "random", "random_from_data")
+_ROWS = 1 << 16             # rows per validation block
+STEP_OFFSET = 2.0           # stepwise EM: rho_t = (t + t0) ** -kappa
+STEP_EXPONENT = 0.6
+
+
+@dataclass
+class MixtureParams:
+    """Mixture weights and the family's parameters."""
+
+    weights: np.ndarray     # (K,)
+    params: dict            # the family's params_
+
+
+@dataclass
+class _Context:
+    gpass: object           # the family's pass for this X
+    prior: object           # the family's checked prior (None: maximum likelihood)
+    weight_concentration: float
+    inits: tuple            # (weights_init, params_init), checked, or None entries
+    base: float = 0.0       # sum of w h(x): constant over iterations
+
+
+def _check_number(name, value, kind, low):
+    ok = (isinstance(value, numbers.Integral) if kind == "int"
+          else isinstance(value, numbers.Real)) and not isinstance(value, bool)
+    if not (ok and value >= low):
+        noun = "an int" if kind == "int" else "a float"
+        raise ValueError(f"The '{name}' parameter of MixtureModel must be {noun} in the range "
+                         f"[{low}, inf). Got {value!r} instead.")
+
+
+def scan(family, X, first_row=0):
+    """Validate in-memory X with the family in bounded blocks: (extent, has_missing)."""
+    extent, missing = None, False
+    for start in range(0, X.shape[0], _ROWS):
+        block = X[start:start + _ROWS]
+        part = family.validate(block, first_row + start)
+        extent = part if extent is None else family.merge_extents(extent, part)
+        missing = missing or bool(np.isnan(block).any())
+    return extent, missing
+
+
+def check_observed_columns(X):
+    """Every column needs an observed value (its parameters are estimated from them)."""
+    empty = np.flatnonzero(np.isnan(X).all(axis=0)) if X.shape[0] else []
+    if len(empty):
+        raise ValueError(f"X column {int(empty[0])} has no observed value (all NaN): its "
+                         "parameters cannot be estimated. Drop the column.")
+
+
+class MixtureModel(BaseEM):
+    """A finite mixture of any emission family, fitted by EM on a fused compiled pass.
+
+    Parameters
+    ----------
+    family : str or family object, default="poisson"
+        ``"poisson"``, ``"bernoulli"``, ``"categorical"``, ``"exponential"``,
+        ``"gamma"``, ``"gaussian"``, or an object from :mod:`emfast.families`
+        (``families.Categorical(n_categories=...)``,
+        ``families.Gaussian(covariance_type="diag")``,
+        ``families.Independent([(columns, family), ...])`` for mixed types).
+    n_components : int, default=8
+    tol : float, default=1e-3
+        Convergence threshold on the change of ``lower_bound_``.
+    max_iter : int, default=100
+    n_init : int, default=1
+        Initialisations; the best lower bound is kept.
+    init_params : {'kmeans', 'random', 'random_from_data'}, default='kmeans'
+        'kmeans': k-means (k-means++ seeds on a sample, Lloyd steps on the
+        fused kernel over all rows) in the space of the family's sufficient
+        features, each standardised (counts and values for Poisson,
+        exponential and gamma, with their logarithms for gamma; the 0/1
+        indicators of each category for Bernoulli and categorical data), then
+        one M-step on the hard labels.  'random': uniform random
+        responsibilities.  'random_from_data': each component starts from
+        one random row plus one pseudo-row at the data mean (so no start is a
+        boundary estimate).
+    weights_init : array-like of shape (n_components,), default=None
+    params_init : dict, default=None
+        Initial ``params_`` (the family's keys and shapes); the first E-step
+        uses it.
+    prior : dict or None, default=None
+        MAP-EM: the family's conjugate prior hyperparameters (e.g.
+        ``{"shape": 2.0, "rate": 1.0}`` for Poisson rates, ``{"alpha": 2,
+        "beta": 2}`` for Bernoulli, ``{"concentration": 2}`` for categorical),
+        optionally with ``"weight_concentration"`` (a symmetric Dirichlet >= 1
+        on the weights).  ``lower_bound_`` is then the log-posterior per unit
+        weight, up to a constant.
+    random_state : int, RandomState or None, default=None
+    n_threads : int or None, default=None
+        Kernel threads; results are bitwise identical for every count.
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    params_ : dict
+        The family's parameters (float64 arrays, see :mod:`emfast.families`).
+    lower_bound_ : float
+        Mean log-likelihood per unit sample weight of the best run.
+    lower_bounds_ : list of float
+    n_iter_ : int
+    converged_ : bool
+    n_features_in_ : int
+
+    Notes
+    -----
+    Missing values (NaN) in in-memory X are marginalised: they add nothing to
+    a row's log-density or to its column's statistics.  A boundary estimate
+    (a rate or probability of 0 or 1, a category a component never saw) is
+    legal: the component's log-density is exactly -inf where the data
+    contradict it, never NaN.  A component left without weight keeps weight
+    0 and the pooled parameters.
+    """
+
+    _estimator_type = "density_estimator"
+    warm_start = False          # the shared driver's switch; MixtureModel starts afresh
+    verbose_interval = 10
+
+    def __init__(self, family="poisson", n_components=8, *, tol=1e-3, max_iter=100, n_init=1,
+                 init_params="kmeans", weights_init=None, params_init=None, prior=None,
+                 random_state=None, n_threads=None, verbose=0):
+        self.family = family
+        self.n_components = n_components
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.params_init = params_init
+        self.prior = prior
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+
+    # --- validation ---------------------------------------------------------------
+    def _family(self):
+        return get_family(self.family)
+
+    def _check_parameters(self):
+        family = self._family()
+        _check_number("n_components", self.n_components, "int", 1)
+        _check_number("tol", self.tol, "float", 0)
+        _check_number("max_iter", self.max_iter, "int", 0)
+        _check_number("n_init", self.n_init, "int", 1)
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            _check_number("verbose", self.verbose, "int", 0)
+        if self.init_params not in INIT_METHODS:
+            raise ValueError(f"The 'init_params' parameter of MixtureModel must be one of "
+                             f"{list(INIT_METHODS)}. Got {self.init_params!r} instead.")
+        check_random_state(self.random_state)
+        return family, effective_n_threads(self.n_threads)
+
+    def _check_prior(self, family):
+        prior = self.prior
+        if prior is None:
+            return None, 1.0
+        if not isinstance(prior, dict):
+            raise ValueError(f"prior must be None or a dict of the family's hyperparameters; "
+                             f"got {type(prior).__name__}.")
+        prior = dict(prior)
+        concentration = prior.pop("weight_concentration", 1.0)
+        if (isinstance(concentration, bool) or not isinstance(concentration, numbers.Real)
+                or not concentration >= 1 or not np.isfinite(concentration)):
+            raise ValueError(f"prior['weight_concentration'] must be a real number >= 1; got "
+                             f"{concentration!r}.")
+        return family.check_prior(prior or None), float(concentration)
+
+    def _check_inits(self, family, n_features):
+        K = self.n_components
+        weights = params = None
+        if self.weights_init is not None:
+            weights = check_shape(self.weights_init, (K,), "weights_init")
+            if weights.min() < 0 or not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-6):
+                raise ValueError(f"weights_init must be >= 0 and sum to 1; got min "
+                                 f"{weights.min():.5f}, sum {weights.sum():.5f}.")
+        if self.params_init is not None:
+            params = family.check_params(self.params_init, K, n_features)
+        return weights, params
+
+    def _open(self, X, sample_weight, family, n_threads, fitted=None):
+        """(X, sample_weight, pass) for in-memory, out-of-core or Dask input."""
+        from ._mixture_sources import open_family_source
+
+        K = self.n_components
+        source = open_family_source(X, sample_weight, family, K, n_threads, fitted)
+        if source is not None:
+            return source
+        owner = type(self).__name__
+        X = check_data(X, n_features=None if fitted is None else fitted[0], owner=owner,
+                       allow_nan=family.allows_missing)
+        extent, missing = scan(family, X)
+        if fitted is None:
+            if X.shape[0] < K:
+                raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                                 f"{K}, n_samples = {X.shape[0]}.")
+            check_observed_columns(X)
+            layout = family.layout(X.shape[1], extent)
+            sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+        else:
+            layout = fitted[1]
+        gpass = family.make_pass(X.shape[0], X.shape[1], K, X.dtype, n_threads, layout, missing)
+        return X, sample_weight, gpass
+
+    def _prepare(self, X, sample_weight):
+        family, n_threads = self._check_parameters()
+        prior, concentration = self._check_prior(family)
+        X, sample_weight, gpass = self._open(X, sample_weight, family, n_threads)
+        inits = self._check_inits(family, X.shape[1])
+        context = _Context(gpass, prior, concentration, inits)
+        context.base = gpass.base_measure(X, sample_weight)
+        return X, sample_weight, gpass, context
+
+    # --- EM hooks -----------------------------------------------------------------
+    def _m_step(self, stats, context):
+        family = self._family()
+        K, a = self.n_components, context.weight_concentration
+        total = stats.nk.sum()
+        weights = (stats.nk + (a - 1.0)) / (total + K * (a - 1.0))
+        return MixtureParams(weights, family.maximize(stats, context.gpass, context.prior))
+
+    def _log_prior(self, params, context):
+        a = context.weight_concentration
+        value = self._family().log_prior(params.params, context.prior)
+        if a != 1:
+            with np.errstate(divide="ignore"):
+                value += float(np.sum((a - 1.0) * np.log(params.weights)))
+        return value
+
+    def _initial_params(self, X, sample_weight, context, random_state):
+        context = context[1]        # the driver passes (pass, context)
+        weights, params = context.inits
+        gpass = context.gpass
+        if params is None:
+            if hasattr(gpass, "initial_sample"):     # out of core / Dask: a sample of rows
+                X0, w0, p0 = gpass.initial_sample(X, sample_weight, random_state)
+            else:                                    # the same rows in memory
+                X0, w0, p0 = _initial_sample(X, sample_weight, gpass, random_state)
+            stats = self._family().initial_statistics(self.init_params, X, sample_weight,
+                                                      gpass, X0, w0, p0, random_state)
+            start = self._m_step(stats, context)
+            params = start.params
+            weights = start.weights if weights is None else weights
+        elif weights is None:
+            weights = np.full(self.n_components, 1.0 / self.n_components)
+        return MixtureParams(np.asarray(weights, dtype=np.float64), params)
+
+    def _em_iteration(self, X, sample_weight, params, context, total_weight):
+        context = context[1]
+        stats = context.gpass.statistics(X, sample_weight, params, base=context.base)
+        lower_bound = (stats.loglik + self._log_prior(params, context)) / total_weight
+        if not np.isfinite(lower_bound):
+            raise ValueError(
+                "The log-likelihood is not finite: some samples have zero probability under "
+                "every component (e.g. a count where every component's rate is 0, or a "
+                "category no component has seen). Use a prior (MAP-EM) or other initial "
+                "parameters.")
+        return lower_bound, self._m_step(stats, context)
+
+    def _fitted_params(self):
+        return MixtureParams(self.weights_, self.params_)
+
+    def _store_params(self, params, dtype=None):
+        # float64 parameters for both input dtypes
+        self.weights_ = params.weights
+        self.params_ = params.params
+
+    # --- public API -----------------------------------------------------------------
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the weights and the family's parameters by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            In memory (NaN marks missing entries), a memmap or row-sliceable
+            array-like (read in blocks, free of NaN), or a dask array.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : MixtureModel
+        """
+        self._stepwise = None
+        self._fit(X, sample_weight, labels=False)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit and return the component label of each sample."""
+        self._stepwise = None
+        return self._fit(X, sample_weight, labels=True)
+
+    def _fitted_pass(self, X):
+        self._check_fitted()
+        owner = type(self).__name__
+        check_feature_names(getattr(self, "feature_names_in_", None), X, owner)
+        family, n_threads = self._family(), effective_n_threads(self.n_threads)
+        layout = family.layout(self.n_features_in_, params=self.params_)
+        return self._open(X, None, family, n_threads, (self.n_features_in_, layout))
+
+    def _score(self, X, **outputs):
+        X, _, gpass = self._fitted_pass(X)
+        with sequential_blas():
+            return gpass.score(X, self._fitted_params(), **outputs)
+
+    def predict(self, X):
+        """The most probable component of each sample (n_samples,)."""
+        return self._score(X, labels=True)[2]
+
+    def predict_proba(self, X):
+        """Posterior probabilities of the components (n_samples, n_components)."""
+        return self._score(X, resp=True)[1]
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample (n_samples,); -inf where no component allows it."""
+        return self._score(X, log_norm=True)[0]
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of the samples."""
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1):
+        """Draw ``(X, labels)`` from the fitted mixture."""
+        self._check_fitted()
+        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
+                or n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
+                             "requires at least one sample.")
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_ / self.weights_.sum())
+        labels = np.repeat(np.arange(self.n_components), counts)
+        return self._family().sample(self.params_, labels, rng), labels
+
+    def _n_parameters(self):
+        return self._family().n_parameters(self.params_) + self.n_components - 1
+
+    def bic(self, X):
+        """Bayesian information criterion for X (lower is better)."""
+        n = np.shape(X)[0]
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion for X (lower is better)."""
+        return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
+
+    # --- stepwise (online) EM -------------------------------------------------------
+    def partial_fit(self, X, y=None, sample_weight=None, *, step_offset=STEP_OFFSET,
+                    step_exponent=STEP_EXPONENT):
+        """Update the model with one in-memory batch by stepwise EM (Cappé & Moulines 2009).
+
+        Running statistics per unit weight, ``s <- (1 - rho_t) s + rho_t s(batch)``
+        with ``rho_t = (t + step_offset) ** -step_exponent``, then an M-step.
+        The first call initialises from its batch as ``fit`` would (or
+        continues from fitted parameters).  ``lower_bound_`` is the batch's
+        mean log-likelihood before the update; ``converged_`` is False.
+
+        Returns
+        -------
+        self : MixtureModel
+        """
+        if (isinstance(step_offset, bool) or not isinstance(step_offset, numbers.Real)
+                or not step_offset >= 0 or not np.isfinite(step_offset)):
+            raise ValueError(f"step_offset must be a finite real number >= 0; got "
+                             f"{step_offset!r}.")
+        if (isinstance(step_exponent, bool) or not isinstance(step_exponent, numbers.Real)
+                or not 0.5 < step_exponent <= 1):
+            raise ValueError(f"step_exponent must be a real number in (0.5, 1]; got "
+                             f"{step_exponent!r}.")
+        family, n_threads = self._check_parameters()
+        prior, concentration = self._check_prior(family)
+        fitted = hasattr(self, "converged_")
+        state = getattr(self, "_stepwise", None)
+        if state is not None and not (fitted and state[2] is self.params_):
+            state = None            # fit, load or attributes set since: start from them
+        if fitted:
+            layout = family.layout(self.n_features_in_, params=self.params_)
+            X, sample_weight, gpass = self._open(X, sample_weight, family, n_threads,
+                                                 (self.n_features_in_, layout))
+            sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+        else:
+            names = feature_names(X)
+            X, sample_weight, gpass = self._open(X, sample_weight, family, n_threads)
+        if hasattr(gpass, "initial_sample"):
+            raise ValueError("partial_fit takes in-memory batches; got a streamed input.")
+        context = _Context(gpass, prior, concentration, self._check_inits(family, X.shape[1]))
+        batch_weight = float(X.shape[0] if sample_weight is None else sample_weight.sum())
+        with sequential_blas():
+            if fitted:
+                params = self._fitted_params()
+            else:
+                params = self._initial_params(X, sample_weight, (gpass, context),
+                                              check_random_state(self.random_state))
+            batch = gpass.statistics(X, sample_weight, params).scaled(1.0 / batch_weight)
+            if not np.isfinite(batch.loglik):
+                raise ValueError("The log-likelihood of the batch is not finite: some samples "
+                                 "have zero probability under every component.")
+            if state is None:
+                stats, n_batches = batch, 1
+            else:
+                rho = float((state[1] + step_offset) ** -step_exponent)
+                stats = sum_family_statistics(state[0].scaled(1.0 - rho), batch.scaled(rho))
+                n_batches = state[1] + 1
+            new = self._m_step(stats, context)
+        history = list(getattr(self, "lower_bounds_", [])) if state is not None else []
+        self._store_params(new)
+        if not fitted:
+            self.n_features_in_ = X.shape[1]
+            if names is not None:
+                self.feature_names_in_ = names
+        self.lower_bound_ = float(batch.loglik)
+        self.lower_bounds_ = history + [self.lower_bound_]
+        self.n_iter_ = n_batches
+        self.converged_ = False
+        self._stepwise = (stats, n_batches, self.params_)
+        return self
+
+    def _incremental_fit(self, X, sample_weight, n_blocks):
+        """Incremental EM (Neal & Hinton 1999) for :func:`emfast.incremental_fit`."""
+        from ._mixture_sources import incremental_em
+
+        self._stepwise = None
+        return incremental_em(self, X, sample_weight, n_blocks)
+
+
+def _initial_sample(X, sample_weight, gpass, random_state):
+    """The rows initialisation runs on in memory: those ``sample_rows`` picks for
+    every container (all of them up to its cap), and a pass for them."""
+    rows = sample_rows(X.shape[0], X.shape[1] * X.dtype.itemsize, gpass.n_components,
+                       random_state)
+    if len(rows) == X.shape[0]:
+        return X, sample_weight, gpass
+    from ._mixture_sources import sample_family_pass
+
+    weights = None if sample_weight is None else sample_weight[rows]
+    return sample_family_pass(np.ascontiguousarray(X[rows]), weights, gpass)
