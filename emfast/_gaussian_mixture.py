@@ -13,6 +13,7 @@ from ._parallel import effective_n_threads, sequential_blas
 from ._parsimonious import VALID_COVARIANCE_TYPES, is_parsimonious, resolve_covariance
 from ._passes import GaussianParams
 from ._priors import log_prior, map_m_step, resolve_prior   # MAP-EM (issue #9)
+from ._scaling import observed_per_row, scale_exponent   # any finite magnitude
 from ._online import STEP_EXPONENT, STEP_OFFSET   # online EM (issue #6)
 from ._online import partial_fit as online_partial_fit
 from ._sources import open_streamed     # out of core and Dask (issue #6)
@@ -57,6 +58,24 @@ class GaussianCoordinates:
                               factors)
 
 
+def _check_representable(derived, covariance, exponent):
+    """The parameters of a fit of scaled data, back in the data's units, must be finite
+    and their variances and precisions non-zero; otherwise say why and what to do."""
+    weights, means, prec_chol, precisions, covariances = derived
+    K, D = means.shape
+    finite = all(np.isfinite(a).all() for a in derived)
+    positive = ((covariance.variances(covariances, K, D) > 0).all()
+                and (covariance.variances(precisions, K, D) > 0).all())
+    if not (finite and positive):
+        raise ValueError(
+            f"The fitted covariances are not representable in float64: X's largest "
+            f"magnitude is about 2**{exponent} ({2.0 ** exponent:.0e}), and its variances "
+            f"(or the precisions, their inverses) {'overflow' if exponent > 0 else 'underflow'}"
+            f" float64. Fit the scaled data np.ldexp(X, {-exponent}) instead (exact: a power "
+            f"of two) and read its means_ in units of 2**{exponent} and its covariances_ in "
+            f"units of 2**{2 * exponent}.")
+
+
 class GaussianMixture(BaseEM):
     """Gaussian mixture model fitted by expectation-maximisation.
 
@@ -80,6 +99,14 @@ class GaussianMixture(BaseEM):
       data); the best initialisation that did not collapse is kept, and
       ``fit`` raises a ``ValueError`` only when no initialisation has valid
       parameters.  emfast never returns NaN parameters.
+
+    Data of any finite magnitude fit: when squared deviations would leave
+    float64's range (values beyond about 1e120 or below 1e-120), ``fit``
+    works on a copy of ``X`` scaled by a power of two, which is exact, and
+    scales the parameters back (``reg_covar`` keeps the data's units); an
+    answer that float64 cannot represent raises a ``ValueError`` saying how
+    to scale.  (In memory and without a prior; data within range are never
+    copied.)
 
     As in scikit-learn, float32 input gives float32 fitted attributes,
     ``lower_bound_`` and ``score_samples`` / ``predict_proba`` outputs; but
@@ -351,11 +378,16 @@ class GaussianMixture(BaseEM):
                 raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                                  f"{self.n_components}, n_samples = {X.shape[0]}.")
             sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+            X = self._scaled_for_fit(X, sample_weight)    # data beyond 1e+-120 (_scaling.py)
             gpass = make_pass(X, sample_weight, self.n_components, covariance, n_threads,
                               self.missing_values)   # NaN rows: MissingDataPass (issue #8)
         self._prior = resolve_prior(self.prior, X, sample_weight, self.n_components,
                                     covariance)     # MAP-EM (issue #9)
         inits = self._check_inits(covariance, X.shape[1])
+        if inits[1] is not None:
+            inits = (inits[0], self._to_fit_scale(inits[1], 1), inits[2])
+        if inits[2] is not None:
+            inits = (inits[0], inits[1], self._to_fit_scale(inits[2], -1))
         if self.warm_start and hasattr(self, "converged_"):
             self._check_warm_start(covariance, X.shape[1])
         return X, sample_weight, gpass, inits
@@ -379,7 +411,9 @@ class GaussianMixture(BaseEM):
     def _m_step(self, stats, covariance, previous=None):
         prior = getattr(self, "_prior", None)
         if prior is None:
-            return covariance.m_step(stats.nk, stats.s1, stats.s2, stats.centres, self.reg_covar,
+            # reg_covar is in the data's units: 2**-2k of it in a fit of data scaled by 2**-k
+            reg_covar = self._to_fit_scale(float(self.reg_covar), 2)
+            return covariance.m_step(stats.nk, stats.s1, stats.s2, stats.centres, reg_covar,
                                      None if previous is None else previous.precisions_cholesky)
         return map_m_step(stats, covariance, prior, self.reg_covar)
 
@@ -424,17 +458,55 @@ class GaussianMixture(BaseEM):
         return GaussianCoordinates(context[0].covariance, self.reg_covar)
 
     def _fitted_params(self):
-        # the working copies are float64 whatever the stored dtype
-        return GaussianParams(*(np.asarray(a, dtype=np.float64) for a in
-                                (self.weights_, self.means_, self.precisions_cholesky_)))
+        # the working copies are float64 whatever the stored dtype (and, in a fit of
+        # scaled data, in its scale: a warm start)
+        weights, means, prec_chol = (np.asarray(a, dtype=np.float64) for a in
+                                     (self.weights_, self.means_, self.precisions_cholesky_))
+        return GaussianParams(weights, self._to_fit_scale(means, 1),
+                              self._to_fit_scale(prec_chol, -1))
+
+    # --- data of any magnitude (emfast/_scaling.py) ---------------------------------------
+    def _fit(self, X, sample_weight, labels):
+        try:
+            return super()._fit(X, sample_weight, labels)
+        finally:
+            self.__dict__.pop("_scaling", None)     # set by _prepare for this fit only
+
+    def _scaled_for_fit(self, X, sample_weight):
+        """X, or a copy scaled by 2**-k when its squares would leave float64's range."""
+        exponent = scale_exponent(X)
+        if not exponent:
+            return X
+        if self.prior is not None:
+            raise ValueError(
+                f"X's largest magnitude is about 2**{exponent} ({2.0 ** exponent:.0e}); emfast "
+                "fits such data by scaling it internally, but not with a prior (its mean and "
+                "scale are in the data's units). Scale X yourself (for example "
+                f"np.ldexp(X, {-exponent})) and the prior with it, or use prior=None.")
+        # a density of the scaled data is 2**(k * observed features) times the original's
+        self._scaling = (exponent, exponent * np.log(2.0) * observed_per_row(X, sample_weight))
+        return np.ldexp(X, -exponent)
+
+    def _to_fit_scale(self, array, power):
+        """``array`` (means: power 1, precision factors: -1) in the scale of the fit."""
+        scaling = getattr(self, "_scaling", None)
+        return array if scaling is None else np.ldexp(array, -power * scaling[0])
 
     def _store_params(self, params, dtype=np.float64):
         """Publish float64 working parameters in X's ``dtype`` (scikit-learn's choice:
         float32 data give float32 attributes)."""
         covariance = resolve_covariance(self.covariance_type)
-        covariances = covariance.covariances_from_cholesky(params.precisions_cholesky)
-        derived = (params.weights, params.means, params.precisions_cholesky,
-                   covariance.precisions(params.precisions_cholesky), covariances)
+        prec_chol = params.precisions_cholesky
+        covariances = covariance.covariances_from_cholesky(prec_chol)
+        derived = [params.weights, params.means, prec_chol, covariance.precisions(prec_chol),
+                   covariances]
+        scaling = getattr(self, "_scaling", None)
+        if scaling is not None:        # back to the data's units: exact powers of two
+            with np.errstate(over="ignore", under="ignore"):
+                derived[1:] = (np.ldexp(a, power * scaling[0])
+                               for a, power in zip(derived[1:], (1, -1, -2, 2)))
+            _check_representable(derived, covariance, scaling[0])
+        covariances = derived[4]
         (self.weights_, self.means_, self.precisions_cholesky_, self.precisions_,
          self.covariances_) = (np.asarray(a, dtype=dtype) for a in derived)
         if is_parsimonious(covariance):     # mclust's volume / shape / orientation
@@ -445,7 +517,11 @@ class GaussianMixture(BaseEM):
                 self.__dict__.pop(name, None)
 
     def _bound_type(self, dtype):
-        return np.dtype(dtype).type     # np.float32 for float32 X, as scikit-learn
+        scalar = np.dtype(dtype).type   # np.float32 for float32 X, as scikit-learn
+        scaling = getattr(self, "_scaling", None)
+        if scaling is None:
+            return scalar
+        return lambda value: scalar(value - scaling[1])     # the data's units
 
     # --- public API -----------------------------------------------------------------
     def fit(self, X, y=None, sample_weight=None):

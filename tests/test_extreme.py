@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
+import emfast
 from emfast import ConvergenceWarning, GaussianMixture
 from emfast._covariance import CollapsedComponentError
 
@@ -345,3 +346,89 @@ def test_far_outlier_gives_a_clear_error_not_nan():
     gm = fit(X, 2, random_state=0, covariance_type="diag")
     assert_finite_model(gm, X)
     assert gm.predict(X)[-1] != gm.predict(X)[0]
+
+
+# ---------------------------------------------------------------------------
+# any finite magnitude: squares beyond float64's range (emfast/_scaling.py)
+# ---------------------------------------------------------------------------
+
+
+def _scaled_fit_matches(covariance_type, exponent, **kw):
+    X = three_blobs(21, n_per=150, n_features=2)
+    plain = fit(X, 3, covariance_type=covariance_type, random_state=0, **kw)
+    big = fit(np.ldexp(X, exponent), 3, covariance_type=covariance_type, random_state=0,
+              **{k: (np.ldexp(v, 2 * exponent) if k == "reg_covar" else v)
+                 for k, v in kw.items()})
+    return X, plain, big
+
+
+@pytest.mark.parametrize("exponent", [500, 505, -480, -505])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_data_whose_squares_overflow_or_underflow_fit_exactly(covariance_type, exponent):
+    # X * 2**k is the same fit in other units: scaled internally by a power of two, the
+    # parameters come back bit for bit (the variances would be ~2**1030 or ~2**-1000)
+    X, plain, big = _scaled_fit_matches(covariance_type, exponent, reg_covar=1e-6)
+    np.testing.assert_array_equal(big.means_, np.ldexp(plain.means_, exponent))
+    np.testing.assert_array_equal(big.precisions_cholesky_,
+                                  np.ldexp(plain.precisions_cholesky_, -exponent))
+    np.testing.assert_allclose(big.covariances_, np.ldexp(plain.covariances_, 2 * exponent),
+                               rtol=1e-13)
+    np.testing.assert_array_equal(big.weights_, plain.weights_)
+    assert big.n_iter_ == plain.n_iter_
+    shift = 2 * exponent * np.log(2)        # log-densities per sample: D=2 features
+    np.testing.assert_allclose(big.lower_bounds_, np.asarray(plain.lower_bounds_) - shift,
+                               rtol=1e-12, atol=1e-9)
+    Xb = np.ldexp(X, exponent)
+    np.testing.assert_array_equal(big.predict(Xb), plain.predict(X))
+    np.testing.assert_allclose(big.score_samples(Xb), plain.score_samples(X) - shift,
+                               rtol=1e-12, atol=1e-9)
+
+
+def test_magnitude_1e155_with_its_relative_spread():
+    # ~1e155 with a spread of ~1e153: squared deviations overflow, the variances (~1e306)
+    # do not
+    X = three_blobs(22, n_per=150, n_features=2)
+    big = 1e155 * (1 + 0.01 * X / 10)
+    gm = fit(big, 3, random_state=0, reg_covar=0.0)
+    ref = fit(X, 3, random_state=0, reg_covar=0.0)
+    order, ref_order = np.argsort(gm.means_[:, 0]), np.argsort(ref.means_[:, 0])
+    np.testing.assert_allclose((gm.means_[order] / 1e155 - 1) * 1e3, ref.means_[ref_order],
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gm.covariances_[order] / 1e153 ** 2,
+                               ref.covariances_[ref_order] / 100, rtol=1e-6)
+    assert np.isfinite(gm.score_samples(big)).all()
+
+
+@pytest.mark.parametrize("exponent", [530, -530])
+def test_unrepresentable_answer_says_so_and_names_the_fix(exponent):
+    X = np.ldexp(three_blobs(23, n_per=100, n_features=2), exponent)
+    with pytest.raises(ValueError, match=r"not representable in float64.*"
+                                         rf"np\.ldexp\(X, {-(exponent + 4)}\)"):
+        fit(X, 3, random_state=0, reg_covar=0.0)
+    # the fix it names works
+    fixed = fit(np.ldexp(X, -(exponent + 4)), 3, random_state=0, reg_covar=0.0)
+    assert_finite_model(fixed, np.ldexp(X, -(exponent + 4)))
+
+
+def test_scaled_fit_with_missing_values_shifts_the_bound_by_the_observed_features():
+    X = three_blobs(24, n_per=150, n_features=3)
+    X[np.random.default_rng(0).random(X.shape) < 0.2] = np.nan
+    X = X[~np.isnan(X).all(axis=1)]
+    kw = dict(missing_values="marginalize", random_state=0, reg_covar=0.0)
+    plain = fit(X, 3, **kw)
+    big = fit(np.ldexp(X, 500), 3, **kw)
+    observed = (~np.isnan(X)).sum(axis=1).mean()
+    np.testing.assert_allclose(big.lower_bound_, plain.lower_bound_ - observed * 500 * np.log(2),
+                               rtol=1e-12)
+    # (the incomplete-data pass rounds differently at the last bit)
+    np.testing.assert_allclose(big.means_, np.ldexp(plain.means_, 500), rtol=1e-13)
+
+
+def test_data_in_range_are_not_copied_and_a_prior_is_refused_beyond_it():
+    from emfast._scaling import scale_exponent
+
+    X = three_blobs(25, n_per=50)
+    assert scale_exponent(X * 1e100) == 0 and scale_exponent(X * 1e-100) == 0
+    assert scale_exponent(X * 1e150) != 0 and scale_exponent(X * 1e-150) != 0
+    with pytest.raises(ValueError, match="not with a prior.*np.ldexp"):
+        fit(X * 1e150, 3, prior=emfast.GaussianPrior(), random_state=0)
