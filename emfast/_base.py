@@ -176,7 +176,6 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
             timing.em_seconds += em_seconds
             timing.em_iterations += n_iter
             timing.runs += 1
-            self._fit_timing = timing
             if self.max_iter == 0:
                 # Nothing was iterated: like scikit-learn, no end message and the last
                 # initialisation is the one kept (users ask for initial parameters).
@@ -198,6 +197,7 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
                 interoperable(ConvergenceWarning), stacklevel=4)
         self._store_params(params, X.dtype)
+        self._fit_timing = timing
         bound = self._bound_type(X.dtype)
         self.n_iter_ = n_iter
         self.n_e_passes_ = n_e_passes
