@@ -1,6 +1,6 @@
 """emfast: fast, trustworthy expectation-maximisation for Gaussian mixtures."""
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from ._exceptions import ConvergenceWarning, NotFittedError
 from ._gaussian_mixture import GaussianMixture
@@ -13,6 +13,11 @@ from ._persistence import ModelFileError, load
 from ._online import incremental_fit
 from ._mixture_model import MixtureModel
 from . import families
+from ._persistable import register as _register
+
+# the classes model files may name (emfast.load refuses any other)
+_register(GaussianMixture, GaussianHMM, BayesianGaussianMixture, MixtureModel, GaussianPrior)
+del _register
 
 __all__ = ["GaussianMixture", "GaussianHMM", "BayesianGaussianMixture", "GaussianPrior",
            "ConvergenceWarning", "NotFittedError", "show_config",

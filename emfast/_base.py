@@ -20,7 +20,7 @@ from ._feature_names import feature_names
 from ._parallel import sequential_blas
 from ._params import ParamsMixin
 from ._sklearn_compat import SklearnCompatMixin
-from ._sources import weight_total
+from ._sampling import weight_total
 
 
 def check_random_state(seed):

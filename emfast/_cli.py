@@ -295,7 +295,8 @@ def _check_model_path(path):
 
 # --- commands -------------------------------------------------------------------------
 def _demo(args):
-    from . import GaussianMixture, __version__
+    from . import GaussianMixture
+    from ._version import __version__
     from ._datasets import make_demo
     from ._io import WRITE_SUFFIXES, check_output, write_array
     from ._parallel import effective_n_threads
@@ -334,7 +335,8 @@ def _match_labels(truth, labels):
 
 
 def _fit_command(args):
-    from . import GaussianMixture, __version__
+    from . import GaussianMixture
+    from ._version import __version__
     from ._io import WRITE_SUFFIXES, check_output, write_array
     from ._parallel import effective_n_threads
 
@@ -431,7 +433,8 @@ def _predict_command(args):
 
 
 def _select_command(args):
-    from . import __version__, select_model
+    from . import select_model
+    from ._version import __version__
     from ._parallel import effective_n_threads
 
     _check_model_path(args.out)
@@ -571,7 +574,7 @@ def build_parser():
     -------
     parser : argparse.ArgumentParser
     """
-    from . import __version__
+    from ._version import __version__
 
     parser = _Parser(prog="emfast", description="Fast, trustworthy EM for Gaussian mixtures.",
                      epilog="Errors are one line on stderr with exit status 2.")

@@ -12,7 +12,7 @@ def show_config():
     import numpy
     import scipy
 
-    from . import __version__
+    from ._version import __version__
     from ._kernels import _gaussian, _openmp
 
     print(f"emfast {__version__}")

@@ -29,7 +29,7 @@ import numpy as np
 from ._parsimonious import resolve_covariance
 from ._passes import (CHUNK_SIZE, TREE_WIDTH, GaussianPass, add_statistics, aligned_rows,
                       em_layout)
-from ._sources import sample_pass, sample_rows, weight_total
+from ._sampling import sample_pass, sample_rows, weight_total
 
 _TASK_THREADS = 1       # kernel threads per task (Dask parallelises over tasks)
 

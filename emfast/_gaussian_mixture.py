@@ -15,7 +15,7 @@ from ._passes import GaussianParams
 from ._priors import log_prior, map_m_step, resolve_prior   # MAP-EM (issue #9)
 from ._scaling import observed_per_row, scale_exponent   # any finite magnitude
 from ._online import STEP_EXPONENT, STEP_OFFSET   # online EM (issue #6)
-from ._online import partial_fit as online_partial_fit
+from ._online import gaussian_incremental_fit, partial_fit as online_partial_fit
 from ._sources import open_streamed     # out of core and Dask (issue #6)
 from ._validation import check_data, check_sample_weight, check_shape
 
@@ -539,7 +539,7 @@ class GaussianMixture(BaseEM):
             workers (``pip install emfast[dask]``; predictions are then lazy
             dask arrays).  Every container initialises on the same rows: all
             of them up to 262,144 rows and 64 MB, beyond that a random sample
-            of about that many (``emfast._sources.sample_rows``), so the fit
+            of about that many (``emfast._sampling.sample_rows``), so the fit
             is bitwise the same for a numpy array, a memmap, a row-sliceable
             array-like and a dask array of the same data.
         y : None
@@ -612,6 +612,9 @@ class GaussianMixture(BaseEM):
         """
         online_partial_fit(self, X, sample_weight, step_offset, step_exponent)
         return self
+    def _incremental_fit(self, X, sample_weight, n_blocks):
+        """Incremental EM (Neal & Hinton 1999) for :func:`emfast.incremental_fit`."""
+        return gaussian_incremental_fit(self, X, sample_weight, n_blocks)
     # --- end online EM ----------------------------------------------------------------------
 
     def _score(self, X, **outputs):

@@ -8,7 +8,7 @@ Every method runs on the rows ``initial_sample`` returns, the same for every
 container of the same data (numpy array, memmap, h5py/zarr dataset, dask
 array): all rows up to ``INIT_SAMPLE_ROWS`` (262,144) rows and
 ``INIT_SAMPLE_BYTES`` (64 MB), a uniform random sample of about that many
-rows beyond (``emfast._sources.sample_rows``).  The sample keeps the
+rows beyond (``emfast._sampling.sample_rows``).  The sample keeps the
 initialisation's memory and time bounded on data of any size, and because
 the in-memory path samples exactly as the out-of-core and Dask paths do, a
 model does not change when its data move from memory to a file or a cluster.
@@ -16,7 +16,7 @@ model does not change when its data move from memory to a file or a cluster.
 import numpy as np
 
 from ._passes import Statistics
-from ._sources import sample_pass, sample_rows
+from ._sampling import sample_pass, sample_rows
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 KMEANS_MAX_ITER = 300

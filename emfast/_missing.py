@@ -40,7 +40,7 @@ import numpy as np
 
 from ._exceptions import CollapsedComponentError
 from ._passes import CHUNK_SIZE, GaussianParams, GaussianPass, Statistics
-from ._sources import sample_pass, sample_rows
+from ._sampling import sample_pass, sample_rows
 
 MISSING_VALUES = ("error", "marginalize")
 # Patterns with fewer rows run on one thread: waking the other threads costs

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._dask import DaskPass, DaskRows, _check_array, _check_weights, checked_total, \
     tree_sum, weight_checks
-from .families._base import sum_family_statistics
+from .families._base import sample_family_pass, sum_family_statistics
 
 _TASK_THREADS = 1       # kernel threads per task (Dask parallelises over tasks)
 
@@ -127,6 +127,5 @@ class DaskFamilyPass(DaskPass):
 
     def initial_sample(self, X, sample_weight, random_state):
         from ._dask import computed_sample
-        from ._mixture_sources import sample_family_pass   # it imports this module lazily
 
         return sample_family_pass(*computed_sample(X, sample_weight, self, random_state), self)

@@ -13,10 +13,10 @@ import numpy as np
 from ._base import BaseEM, check_random_state
 from ._feature_names import check_feature_names, feature_names
 from ._parallel import effective_n_threads, sequential_blas
-from ._sources import sample_rows
+from ._sampling import sample_rows
 from ._validation import check_data, check_sample_weight, check_shape
 from .families import get_family
-from .families._base import sum_family_statistics
+from .families._base import sample_family_pass, sum_family_statistics
 
 INIT_METHODS = ("kmeans", "random", "random_from_data")
 _ROWS = 1 << 16             # rows per validation block
@@ -451,7 +451,5 @@ def _initial_sample(X, sample_weight, gpass, random_state):
                        random_state)
     if len(rows) == X.shape[0]:
         return X, sample_weight, gpass
-    from ._mixture_sources import sample_family_pass
-
     weights = None if sample_weight is None else sample_weight[rows]
     return sample_family_pass(np.ascontiguousarray(X[rows]), weights, gpass)

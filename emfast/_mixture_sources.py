@@ -18,9 +18,9 @@ from ._feature_names import feature_names
 from ._parallel import sequential_blas
 from . import _sources
 from ._passes import aligned_rows
-from ._sources import (RowSource, StreamedPass, WeightSource, is_dask_array, is_streamed,
-                       sample_rows, weight_total)
-from .families._base import sum_family_statistics, tree_sum_parts
+from ._sampling import sample_rows, weight_total
+from ._sources import RowSource, StreamedPass, WeightSource, is_dask_array, is_streamed
+from .families._base import sample_family_pass, sum_family_statistics, tree_sum_parts
 
 
 def open_family_source(X, sample_weight, family, n_components, n_threads, fitted=None):
@@ -49,17 +49,6 @@ def open_family_source(X, sample_weight, family, n_components, n_threads, fitted
         layout = fitted[1]
     weights = None if sample_weight is None else WeightSource(sample_weight, source)
     return source, weights, StreamedFamilyPass(source, family, n_components, n_threads, layout)
-
-
-def sample_family_pass(sample, weights, owner):
-    """``(sample, weights, pass)`` for initialising on an in-memory sample."""
-    if weights is not None and not weights.sum() > 0:
-        raise ValueError("The random sample of rows used for initialisation has zero total "
-                         "sample_weight; pass weights_init and params_init, or give fewer rows "
-                         "zero weight.")
-    gpass = owner.family.make_pass(len(sample), owner.n_features, owner.n_components,
-                                   sample.dtype, owner.n_threads, owner.layout, False)
-    return sample, weights, gpass
 
 
 class StreamedFamilyPass(StreamedPass):

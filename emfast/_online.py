@@ -1,7 +1,7 @@
 """Online (stepwise) EM and incremental EM on the fused pass's statistics.
 
 Both keep sufficient statistics computed at different parameters and so about
-different centres.  ``recentre`` moves statistics to common centres exactly
+different centres.  ``emfast._passes.recentre`` moves statistics to common centres exactly
 (a translation of the first and second moments), after which they add and
 blend like any others; the M-step is the estimator's own.
 
@@ -23,41 +23,11 @@ from ._base import check_random_state
 from ._exceptions import ConvergenceWarning, interoperable
 from ._feature_names import check_feature_names, feature_names
 from ._parallel import sequential_blas
-from ._passes import CHUNK_SIZE, GaussianPass, Statistics, add_statistics
+from ._passes import CHUNK_SIZE, GaussianPass, Statistics, add_statistics, recentre
 from ._validation import check_data, check_sample_weight
 
 STEP_OFFSET = 2.0       # t0 of rho_t = (t + t0) ** -kappa
 STEP_EXPONENT = 0.6     # kappa: in (0.5, 1]; smaller forgets the early batches faster
-
-
-def recentre(stats, centres, covariance):
-    """The same statistics about other ``centres`` (K, D).
-
-    With ``d = c - c'``: ``x - c' = (x - c) + d``, so
-    ``S1' = S1 + N d`` and ``S2' = S2 + S1 d^T + d S1^T + N d d^T`` per
-    component (summed over components for a tied covariance, reduced to the
-    diagonal or its sum for diag and spherical).  Exact up to rounding; the
-    rounding is that of the M-step's own ``S2/N - delta delta^T``.
-    """
-    centres = np.asarray(centres, dtype=np.float64)
-    d = stats.centres - centres
-    nk, s1 = stats.nk, stats.s1
-    K, D = d.shape
-    if covariance.has_outer_products:
-        # kernel layout: lower triangles of one (full: K) D x D matrix(ces)
-        lower = np.tril(stats.s2.reshape(-1, D, D))
-        second = lower + np.swapaxes(np.tril(lower, -1), 1, 2)
-        cross = s1[:, :, None] * d[:, None, :]
-        shift = cross + np.swapaxes(cross, 1, 2) + nk[:, None, None] * d[:, :, None] * d[:, None, :]
-        second += shift.reshape(len(second), -1, D, D).sum(axis=1)
-        s2 = np.tril(second).ravel()
-    else:
-        # diag: per feature; spherical: summed over the features
-        shift = 2 * d * s1 + nk[:, None] * d ** 2
-        s2 = (stats.s2.reshape(K, -1) + shift.reshape(K, stats.s2.size // K, -1).sum(axis=2)
-              ).ravel()
-    return Statistics(loglik=stats.loglik, nk=nk.copy(), s1=s1 + nk[:, None] * d, s2=s2,
-                      centres=centres.copy())
 
 
 def _scaled(stats, factor):
@@ -225,15 +195,17 @@ def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
     model : GaussianMixture
         The fitted estimator, with ``n_iter_`` the number of sweeps.
     """
-    from ._gaussian_mixture import GaussianMixture     # it imports this module
-
     if isinstance(n_blocks, bool) or not isinstance(n_blocks, numbers.Integral) or n_blocks < 1:
         raise ValueError(f"n_blocks must be an int >= 1; got {n_blocks!r}.")
-    if hasattr(model, "_incremental_fit"):     # estimators with their own (MixtureModel)
-        return model._incremental_fit(X, sample_weight, n_blocks)
-    if not isinstance(model, GaussianMixture):
+    # each estimator that supports it brings its own (GaussianMixture: gaussian_incremental_fit)
+    if not hasattr(model, "_incremental_fit"):
         raise TypeError(f"model must be an emfast.GaussianMixture or MixtureModel; got "
                         f"{type(model).__name__}.")
+    return model._incremental_fit(X, sample_weight, n_blocks)
+
+
+def gaussian_incremental_fit(model, X, sample_weight, n_blocks):
+    """:func:`incremental_fit` of a GaussianMixture (``n_blocks`` already checked)."""
     names = feature_names(X)
     X, sample_weight, gpass, inits = model._prepare(X, sample_weight)
     covariance = gpass.covariance

@@ -141,6 +141,36 @@ def add_statistics(*parts):
     return Statistics(loglik=loglik, nk=nk, s1=s1, s2=s2, centres=first.centres)
 
 
+def recentre(stats, centres, covariance):
+    """The same statistics about other ``centres`` (K, D).
+
+    With ``d = c - c'``: ``x - c' = (x - c) + d``, so
+    ``S1' = S1 + N d`` and ``S2' = S2 + S1 d^T + d S1^T + N d d^T`` per
+    component (summed over components for a tied covariance, reduced to the
+    diagonal or its sum for diag and spherical).  Exact up to rounding; the
+    rounding is that of the M-step's own ``S2/N - delta delta^T``.
+    """
+    centres = np.asarray(centres, dtype=np.float64)
+    d = stats.centres - centres
+    nk, s1 = stats.nk, stats.s1
+    K, D = d.shape
+    if covariance.has_outer_products:
+        # kernel layout: lower triangles of one (full: K) D x D matrix(ces)
+        lower = np.tril(stats.s2.reshape(-1, D, D))
+        second = lower + np.swapaxes(np.tril(lower, -1), 1, 2)
+        cross = s1[:, :, None] * d[:, None, :]
+        shift = cross + np.swapaxes(cross, 1, 2) + nk[:, None, None] * d[:, :, None] * d[:, None, :]
+        second += shift.reshape(len(second), -1, D, D).sum(axis=1)
+        s2 = np.tril(second).ravel()
+    else:
+        # diag: per feature; spherical: summed over the features
+        shift = 2 * d * s1 + nk[:, None] * d ** 2
+        s2 = (stats.s2.reshape(K, -1) + shift.reshape(K, stats.s2.size // K, -1).sum(axis=2)
+              ).ravel()
+    return Statistics(loglik=stats.loglik, nk=nk.copy(), s1=s1 + nk[:, None] * d, s2=s2,
+                      centres=centres.copy())
+
+
 def kernel_slices(n_units, n_threads):
     """Consecutive ranges [first, stop) of blocks (or chunks), one kernel call each.
 

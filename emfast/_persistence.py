@@ -60,8 +60,9 @@ file.  Version 1 files exist in two layouts: the first (emfast's first
 GaussianMixture) lacks the ``prior`` and ``missing_values`` parameters; files
 written before ``accelerate`` existed lack it.
 
-Extending the format: a new estimator class (any public ``BaseEM``
-subclass) or a new ``covariance_type`` needs nothing here; a new
+Extending the format: a new estimator class (registered by
+``emfast/__init__.py``, see ``emfast._persistable``) or a new
+``covariance_type`` needs nothing here; a new
 constructor parameter adds an entry to ``PARAMETERS_ADDED``; a new kind
 of fitted attribute adds an encoder and a decoder.  Only a change of the
 meaning of existing entries needs a new ``format_version`` and a
@@ -79,6 +80,9 @@ import zipfile
 import zlib
 
 import numpy as np
+
+from ._persistable import estimator_classes, is_registered, registered
+from ._version import __version__
 
 FORMAT_NAME = "emfast-model"
 FORMAT_VERSION = 2
@@ -120,7 +124,7 @@ def _encode_param(name, value, arrays):
         arrays[f"param.{name}.keys"] = np.asarray(keys, dtype=np.uint32)
         return {"random_state": {"bit_generator": kind, "pos": int(pos),
                                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
-    if dataclasses.is_dataclass(value) and _exported(type(value)):   # e.g. GaussianPrior
+    if dataclasses.is_dataclass(value) and is_registered(type(value)):   # e.g. GaussianPrior
         return {"dataclass": type(value).__name__,
                 "fields": {f.name: _encode_param(f"{name}.{f.name}", getattr(value, f.name),
                                                  arrays)
@@ -189,11 +193,6 @@ def _decode_tree(node, members):
     raise ModelFileError(f"Unknown nested value {node!r} in the model file.")
 
 
-def _exported(cls):
-    """Whether ``cls`` is one of emfast's public classes (the only ones a file may name)."""
-    import emfast
-
-    return getattr(emfast, cls.__name__, None) is cls
 
 
 def _fitted_attributes(estimator):
@@ -265,8 +264,6 @@ def save_estimator(estimator, file):
     -------
     None
     """
-    from . import __version__
-
     arrays = {}
     params = {name: _encode_param(name, value, arrays)
               for name, value in estimator.get_params().items()}
@@ -300,21 +297,6 @@ def save_estimator(estimator, file):
 
 
 # --- decoding -----------------------------------------------------------------------
-def _registry():
-    """emfast's estimator classes by name: every public BaseEM subclass in emfast."""
-    import emfast
-    from ._base import BaseEM
-
-    classes, todo = {}, [BaseEM]
-    while todo:
-        cls = todo.pop()
-        todo.extend(cls.__subclasses__())
-        # Only classes emfast itself exports: a file can never name arbitrary code.
-        if cls is not BaseEM and getattr(emfast, cls.__name__, None) is cls:
-            classes[cls.__name__] = cls
-    return classes
-
-
 def _read_members(file):
     """All archive members as arrays; any zip or npy damage becomes a ModelFileError."""
     what = file if isinstance(file, (str, os.PathLike)) else "the file"
@@ -401,9 +383,7 @@ def _decode_param(name, value, members):
     if isinstance(value, dict) and set(value) == {"tree"}:
         return _decode_tree(value["tree"], members)
     if isinstance(value, dict) and set(value) == {"dataclass", "fields"}:
-        import emfast
-
-        cls = getattr(emfast, value["dataclass"], None)
+        cls = registered(value["dataclass"])
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
             raise ModelFileError(f"Parameter {name!r} names an unknown class "
                                  f"{value['dataclass']!r}.")
@@ -491,7 +471,7 @@ def load(file):
     metadata = _read_metadata(members)
     _check_integrity(metadata, members)
     metadata = _migrated(metadata)
-    classes = _registry()
+    classes = estimator_classes()
     cls = classes.get(metadata["class"])
     if cls is None:
         raise ModelFileError(f"The model file holds a {metadata['class']!r}, which this emfast "

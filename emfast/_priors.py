@@ -27,7 +27,7 @@ import numbers
 import numpy as np
 
 from ._covariance import _NK_FLOOR
-from ._sources import weight_total
+from ._sampling import weight_total
 from ._validation import check_data, check_sample_weight, check_shape
 
 _ROWS = 1 << 16     # rows per block of the data moments: bounded temporaries

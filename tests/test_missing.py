@@ -482,9 +482,9 @@ def test_grouping_by_pattern_beyond_64_features():
 
 
 def test_initialisation_samples_the_rows_every_container_samples(monkeypatch, tmp_path):
-    import emfast._sources as sources
+    import emfast._sampling as sampling
 
-    monkeypatch.setattr(sources, "INIT_SAMPLE_ROWS", 1000)
+    monkeypatch.setattr(sampling, "INIT_SAMPLE_ROWS", 1000)
     rng = np.random.default_rng(12)
     X = np.concatenate([rng.normal(0, 1, (3000, 3)), rng.normal(5, 1, (3000, 3))])
     X[rng.random(X.shape) < 0.1] = np.nan

@@ -13,7 +13,8 @@ import _reference as ref  # noqa: E402
 import emfast._sources as sources  # noqa: E402
 from emfast import ConvergenceWarning, GaussianMixture, GaussianPrior, incremental_fit  # noqa: E402
 from emfast._covariance import get_covariance  # noqa: E402
-from emfast._online import partition, recentre, step_size  # noqa: E402
+from emfast._online import partition, step_size  # noqa: E402
+from emfast._passes import recentre  # noqa: E402
 from emfast._passes import CHUNK_SIZE, GaussianParams, GaussianPass  # noqa: E402
 
 COV_TYPES = ref.COVARIANCE_TYPES

@@ -16,6 +16,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _reference as ref  # noqa: E402
 
+import emfast._sampling as sampling  # noqa: E402
 import emfast._sources as sources  # noqa: E402
 from emfast import ConvergenceWarning, GaussianMixture  # noqa: E402
 from emfast._passes import CHUNK_SIZE  # noqa: E402
@@ -134,7 +135,7 @@ def test_streamed_fit_allocates_a_bounded_amount(tmp_path, monkeypatch):
     # capped too.  Whatever the fit allocates (tracemalloc sees numpy's buffers) stays
     # a small fraction of X: nothing copies X whole.
     monkeypatch.setattr(sources, "STREAM_BLOCK_BYTES", 256 << 10)
-    monkeypatch.setattr(sources, "INIT_SAMPLE_ROWS", 5000)
+    monkeypatch.setattr(sampling, "INIT_SAMPLE_ROWS", 5000)
     rng = np.random.default_rng(4)
     X = np.concatenate([rng.normal(0, 1, (200_000, 8)), rng.normal(4, 1, (200_000, 8))])
     mapped = memmap_of(X.astype(np.float32), tmp_path / "X.npy")
@@ -195,7 +196,7 @@ def test_h5py_and_zarr(tmp_path):
 
 
 def test_initialisation_runs_on_a_random_sample_of_rows(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "INIT_SAMPLE_ROWS", 1000)
+    monkeypatch.setattr(sampling, "INIT_SAMPLE_ROWS", 1000)
     problem = ref.sample_problem(7, 6000, 2, 3, "full")
     X = problem["X"]
     mapped = memmap_of(X, tmp_path / "X.npy")

@@ -22,7 +22,7 @@ log-density nor to their column's statistics.  Boundary estimates are legal
 (a rate or probability of 0 or 1, a category a component never saw): the
 log-density is then exactly -inf where the data contradict it, never NaN.
 """
-from ._base import Family
+from ._base import FAMILIES, Family, get_family, register_families
 from .bernoulli import Bernoulli
 from .categorical import Categorical
 from .exponential import Exponential
@@ -31,25 +31,8 @@ from .gaussian import Gaussian
 from .independent import Independent
 from .poisson import Poisson
 
-FAMILIES = {cls.name: cls for cls in (Poisson, Bernoulli, Categorical, Exponential, Gamma,
-                                      Gaussian, Independent)}
-
-
-def get_family(family, config=None):
-    """A family object from a name (with an optional config) or a family object."""
-    if isinstance(family, Family):
-        return family
-    if isinstance(family, str) and family in FAMILIES:
-        cls = FAMILIES[family]
-        return cls.from_config(config) if config is not None else cls() \
-            if cls is not Independent else _independent_needs_blocks()
-    raise ValueError(f"family must be one of {sorted(FAMILIES)} or a family object from "
-                     f"emfast.families; got {family!r}.")
-
-
-def _independent_needs_blocks():
-    raise ValueError("The independent family needs its blocks: pass "
-                     "emfast.families.Independent([(columns, family), ...]).")
+# the families a name (MixtureModel(family=...), model files, the CLI) may stand for
+register_families(Poisson, Bernoulli, Categorical, Exponential, Gamma, Gaussian, Independent)
 
 
 __all__ = ["Family", "Poisson", "Bernoulli", "Categorical", "Exponential", "Gamma",

@@ -27,6 +27,7 @@ import numpy as np
 from .._kernels import _families
 from .._passes import (CHUNK_SIZE, TREE_WIDTH, block_layout, cache_aligned_rows, kernel_slices,
                        tree_sum_rows)
+from ._init import initial_statistics
 
 # log x! for the counts most data hold; beyond it the kernel's Stirling series
 LOG_FACTORIAL = np.array([math.lgamma(n + 1.0) for n in range(1024)])
@@ -163,6 +164,17 @@ def tree_sum_parts(parts, width=TREE_WIDTH):
     return parts[0]
 
 
+def sample_family_pass(sample, weights, owner):
+    """``(sample, weights, pass)`` for initialising on an in-memory sample."""
+    if weights is not None and not weights.sum() > 0:
+        raise ValueError("The random sample of rows used for initialisation has zero total "
+                         "sample_weight; pass weights_init and params_init, or give fewer rows "
+                         "zero weight.")
+    gpass = owner.family.make_pass(len(sample), owner.n_features, owner.n_components,
+                                   sample.dtype, owner.n_threads, owner.layout, False)
+    return sample, weights, gpass
+
+
 class Family:
     """Base class of emission families (see the module docstring for the protocol)."""
 
@@ -229,6 +241,32 @@ class Family:
         (that of a larger problem this pass computes an aligned part of); the pass's
         ``slot_rows(n)`` gives the rows per slot of an ``n``-row problem."""
         raise NotImplementedError
+
+
+# --- names ------------------------------------------------------------------------------
+FAMILIES = {}     # name -> class, filled by emfast/families/__init__.py
+
+
+def register_families(*classes):
+    """Let these family classes be named by their ``name`` (a string family, a model file)."""
+    for cls in classes:
+        FAMILIES[cls.name] = cls
+
+
+def get_family(family, config=None):
+    """A family object from a name (with an optional config) or a family object."""
+    if isinstance(family, Family):
+        return family
+    if isinstance(family, str) and family in FAMILIES:
+        cls = FAMILIES[family]
+        if config is not None:
+            return cls.from_config(config)
+        if family == "independent":
+            raise ValueError("The independent family needs its blocks: pass "
+                             "emfast.families.Independent([(columns, family), ...]).")
+        return cls()
+    raise ValueError(f"family must be one of {sorted(FAMILIES)} or a family object from "
+                     f"emfast.families; got {family!r}.")
 
 
 def _check_keys(params, keys, what):
@@ -334,8 +372,6 @@ class LinearFamily(Family):
     def initial_statistics(self, method, X, sample_weight, gpass, X0, w0, p0, random_state):
         """Statistics the first M-step starts from (``X0``, ``w0``, ``p0``: the rows and
         pass the seeding works on, a sample for streamed input; see ``_init.py``)."""
-        from ._init import initial_statistics
-
         return initial_statistics(method, X, sample_weight, gpass, X0, w0, p0, random_state)
 
     def maximize(self, stats, gpass, prior):

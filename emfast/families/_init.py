@@ -11,7 +11,6 @@
 import numpy as np
 
 from .._initialization import kmeans_plusplus
-from ._base import sum_family_statistics
 
 KMEANS_MAX_ITER = 100
 KMEANS_TOL = 1e-4           # on the squared shift of the standardised centres, per feature
@@ -34,7 +33,7 @@ def initial_statistics(method, X, sample_weight, gpass, X0, w0, p0, random_state
         point = p0.given_statistics(np.ascontiguousarray(X0[rows]), None, np.eye(K))
         spread = p0.given_statistics(X0, w0, np.full((X0.shape[0], K), 1.0 / K))
         # one pseudo-row at the data mean per component, plus its own row
-        return sum_family_statistics(point, spread.scaled(1.0 / spread.nk[0]))
+        return point + spread.scaled(1.0 / spread.nk[0])
     return _kmeans_statistics(X, sample_weight, gpass, X0, w0, p0, random_state)
 
 

@@ -8,14 +8,14 @@ existing fused Gaussian kernel and covariance strategies through it.
 
 The Gaussian statistics are moments about centres (the previous means), so
 they add only about common centres: :class:`CentredStatistics` recentres the
-other operand (a translation, ``emfast._online.recentre``) before adding.
+other operand (a translation, ``emfast._passes.recentre``) before adding.
 """
 import numpy as np
 
 from .._covariance import get_covariance
 from .._initialization import INIT_METHODS, initial_statistics
-from .._online import recentre
-from .._passes import CHUNK_SIZE, GaussianParams, GaussianPass, add_statistics, em_layout
+from .._passes import (CHUNK_SIZE, GaussianParams, GaussianPass, add_statistics, em_layout,
+                       recentre)
 from ._base import Family, _check_keys, check_param_array
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._base import ColumnLayout, LinearFamily, Natural, forbid_arrays
+from ._base import ColumnLayout, LinearFamily, Natural, forbid_arrays, get_family
 
 
 class Independent(LinearFamily):
@@ -31,8 +31,6 @@ class Independent(LinearFamily):
 
     @classmethod
     def from_config(cls, config):
-        from . import get_family
-
         return cls([(cols, get_family(spec["family"], spec["config"]))
                     for cols, spec in config["blocks"]])
 
@@ -130,8 +128,6 @@ def _first_array(params):
 
 
 def _check_blocks(blocks):
-    from . import get_family
-
     if not isinstance(blocks, (list, tuple)) or not blocks:
         raise ValueError("Independent needs a non-empty list of (columns, family) pairs; got "
                          f"{blocks!r}.")
