@@ -111,49 +111,37 @@ class StreamedFamilyPass(StreamedPass):
 
 
 # --- incremental EM -----------------------------------------------------------------------
-def _rows(data, first, last):
-    if data is None:
-        return None
-    return data.rows(first, last) if hasattr(data, "rows") else data[first:last]
-
-
 def incremental_em(model, X, sample_weight, n_blocks):
     """Incremental EM on any family (see :func:`emfast.incremental_fit`)."""
     from ._base import check_random_state
-    from ._online import finish_incremental, partition
+    from ._online import block_rows, finish_incremental, incremental_sweeps, partition
 
     names = feature_names(X)
     X, sample_weight, gpass, context = model._prepare(X, sample_weight)
     blocks = partition(X.shape[0], min(int(n_blocks), X.shape[0]))
     total_weight = weight_total(sample_weight, X.shape[0])
-    bases = [gpass.base_measure(_rows(X, a, b), _rows(sample_weight, a, b)) for a, b in blocks]
+    bases = [gpass.base_measure(block_rows(X, a, b), block_rows(sample_weight, a, b))
+             for a, b in blocks]
 
     def block_stats(i, params):
         a, b = blocks[i]
-        return gpass.statistics(_rows(X, a, b), _rows(sample_weight, a, b), params,
+        return gpass.statistics(block_rows(X, a, b), block_rows(sample_weight, a, b), params,
                                 base=bases[i])
+
+    def m_step(parts, params, first_sweep):
+        return model._m_step(sum_family_statistics(*parts), context)
+
+    def lower_bound_of(parts, params):
+        value = (sum(p.loglik for p in parts) + model._log_prior(params, context)) / total_weight
+        if not np.isfinite(value):
+            raise ValueError("The log-likelihood is not finite: some samples have zero "
+                             "probability under every component.")
+        return value
 
     with sequential_blas():
         params = model._initial_params(X, sample_weight, (gpass, context),
                                        check_random_state(model.random_state))
-        history, converged, sweep, lower_bound = [], False, 0, -np.inf
-        for sweep in range(1, model.max_iter + 1):
-            previous = lower_bound
-            if sweep == 1:      # a batch iteration fills every block's statistics
-                parts = [block_stats(i, params) for i in range(len(blocks))]
-                params = model._m_step(sum_family_statistics(*parts), context)
-            else:
-                for i in range(len(blocks)):
-                    parts[i] = block_stats(i, params)
-                    params = model._m_step(sum_family_statistics(*parts), context)
-            lower_bound = (sum(p.loglik for p in parts)
-                           + model._log_prior(params, context)) / total_weight
-            if not np.isfinite(lower_bound):
-                raise ValueError("The log-likelihood is not finite: some samples have zero "
-                                 "probability under every component.")
-            history.append(lower_bound)
-            if abs(lower_bound - previous) < model.tol:
-                converged = True
-                break
+        params, sweep, history, converged = incremental_sweeps(
+            len(blocks), block_stats, m_step, lower_bound_of, params, model.max_iter, model.tol)
     return finish_incremental(model, params, X.dtype, X.shape[1], names, sweep, history,
                               converged)

@@ -150,10 +150,39 @@ def partial_fit(model, X, sample_weight, step_offset, step_exponent):
 
 
 # --- incremental EM -----------------------------------------------------------------
-def _rows(data, first, last):
+def block_rows(data, first, last):
+    """Rows [first, last) of X or the weights (None stays None), without reading a source."""
     if data is None:
         return None
     return data.rows(first, last) if hasattr(data, "rows") else data[first:last]
+
+
+def incremental_sweeps(n_blocks, block_stats, m_step, lower_bound_of, params, max_iter, tol):
+    """Incremental EM's sweeps (Neal & Hinton 1999), for any model.
+
+    The first sweep is a batch iteration that fills every block's statistics;
+    each later step refreshes one block's statistics and runs an M-step.
+    ``block_stats(i, params)`` gives block i's statistics, ``m_step(parts,
+    params, first_sweep)`` the new parameters from all blocks' statistics and
+    ``lower_bound_of(parts, params)`` the bound after a sweep.
+    Returns ``(params, n_sweeps, history, converged)``.
+    """
+    history, converged, sweep, lower_bound, parts = [], False, 0, -np.inf, None
+    for sweep in range(1, max_iter + 1):
+        previous = lower_bound
+        if sweep == 1:
+            parts = [block_stats(i, params) for i in range(n_blocks)]
+            params = m_step(parts, params, True)
+        else:
+            for i in range(n_blocks):
+                parts[i] = block_stats(i, params)
+                params = m_step(parts, params, False)
+        lower_bound = lower_bound_of(parts, params)
+        history.append(lower_bound)
+        if abs(lower_bound - previous) < tol:
+            converged = True
+            break
+    return params, sweep, history, converged
 
 
 def partition(n_samples, n_blocks):
@@ -216,7 +245,7 @@ def gaussian_incremental_fit(model, X, sample_weight, n_blocks):
 
     def block_stats(i, params, centres=None):
         a, b = blocks[i]
-        return gpass.statistics(_rows(X, a, b), _rows(sample_weight, a, b), params,
+        return gpass.statistics(block_rows(X, a, b), block_rows(sample_weight, a, b), params,
                                 centres=centres)
 
     def lower_bound_of(parts, params):
@@ -226,33 +255,22 @@ def gaussian_incremental_fit(model, X, sample_weight, n_blocks):
                              "standardise the features) or increase reg_covar.")
         return value
 
+    def m_step(parts, params, first_sweep):
+        if first_sweep:     # far moves redo the pass about the new means, as fit does
+            return model._params_from_statistics(
+                add_statistics(*parts), covariance,
+                lambda c, at=params: add_statistics(*(block_stats(i, at, c)
+                                                      for i in range(len(blocks)))),
+                previous=params)
+        total = add_statistics(*(recentre(p, params.means, covariance) for p in parts))
+        return model._params_from_statistics(total, covariance, previous=params)
+
     with sequential_blas():
         params = (model._fitted_params() if warm else
                   model._initial_params(X, sample_weight, (gpass, inits),
                                         check_random_state(model.random_state)))
-        history, converged, sweep = [], False, 0
-        lower_bound = -np.inf
-        for sweep in range(1, model.max_iter + 1):
-            previous = lower_bound
-            if sweep == 1:      # a batch iteration fills every block's statistics
-                parts = [block_stats(i, params) for i in range(len(blocks))]
-                params = model._params_from_statistics(
-                    add_statistics(*parts), covariance,
-                    lambda c, at=params: add_statistics(*(block_stats(i, at, c)
-                                                          for i in range(len(blocks)))),
-                    previous=params)
-            else:
-                for i in range(len(blocks)):
-                    parts[i] = block_stats(i, params)
-                    total = add_statistics(*(recentre(p, params.means, covariance)
-                                             for p in parts))
-                    params = model._params_from_statistics(total, covariance,
-                                                           previous=params)
-            lower_bound = lower_bound_of(parts, params)
-            history.append(lower_bound)
-            if abs(lower_bound - previous) < model.tol:
-                converged = True
-                break
+        params, sweep, history, converged = incremental_sweeps(
+            len(blocks), block_stats, m_step, lower_bound_of, params, model.max_iter, model.tol)
     return finish_incremental(model, params, X.dtype, X.shape[1], names, sweep, history,
                               converged)
 
