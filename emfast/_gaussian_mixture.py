@@ -208,7 +208,9 @@ class GaussianMixture(BaseEM):
         its size (a far extrapolation could reach another fixed point).  One iteration (``n_iter_``, ``max_iter``) is then one
         accelerator step: three E-passes for 'squarem', one (two when
         rejected) for 'anderson'; ``n_e_passes_`` counts the E-passes.  None
-        is textbook EM.
+        is textbook EM.  'squarem' is the safer choice: on slowly converging
+        problems 'anderson' can stop short of the fixed point or take more
+        passes than plain EM (benchmarks/RESULTS.md).
 
     Attributes
     ----------
