@@ -284,8 +284,9 @@ default='dirichlet_process'
         X : array-like of shape (n_samples, n_features)
             Training data, at least two samples.  float32 and float64 are
             used as they are; other numeric dtypes become float64.  As for
-            :meth:`GaussianMixture.fit`, a memmap or any row-sliceable
-            array-like is streamed in bounded blocks and a
+            :meth:`GaussianMixture.fit`, a memmap, any row-sliceable
+            array-like or a list of row blocks is streamed in bounded blocks
+            and a
             ``dask.array.Array`` is fitted on its workers; every container
             initialises on the same rows and gives bitwise the same fit.
         y : None

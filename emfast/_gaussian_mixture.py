@@ -16,7 +16,7 @@ from ._priors import log_prior, map_m_step, resolve_prior   # MAP-EM (issue #9)
 from ._scaling import observed_per_row, scale_exponent   # any finite magnitude
 from ._online import STEP_EXPONENT, STEP_OFFSET   # online EM (issue #6)
 from ._online import gaussian_incremental_fit, partial_fit as online_partial_fit
-from ._sources import open_streamed     # out of core and Dask (issue #6)
+from ._sources import n_rows, open_streamed     # out of core and Dask (issue #6)
 from ._validation import check_data, check_sample_weight, check_shape
 
 
@@ -536,14 +536,17 @@ class GaussianMixture(BaseEM):
             numeric dtypes are converted to float64.  Out of core: a memmap
             (``np.load(path, mmap_mode='r')``) or any row-sliceable array-like
             (an h5py dataset, a zarr array, ...) is read in bounded blocks,
-            never copied whole (so are ``predict``, ``predict_proba`` and
-            ``score_samples``' inputs); a ``dask.array.Array`` is fitted on its
+            never copied whole, and so is a sequence of row blocks (a list or
+            tuple of 2-D arrays with the same columns and dtype, read as their
+            rows concatenated; a generator cannot be read several times and
+            is refused); so are ``predict``, ``predict_proba`` and
+            ``score_samples``' inputs.  A ``dask.array.Array`` is fitted on its
             workers (``pip install emfast[dask]``; predictions are then lazy
             dask arrays).  Every container initialises on the same rows: all
             of them up to 262,144 rows and 64 MB, beyond that a random sample
             of about that many (``emfast._sampling.sample_rows``), so the fit
             is bitwise the same for a numpy array, a memmap, a row-sliceable
-            array-like and a dask array of the same data.
+            array-like, a list of blocks and a dask array of the same data.
         y : None
             Ignored; present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -789,7 +792,7 @@ class GaussianMixture(BaseEM):
         -------
         bic : float
         """
-        n = np.shape(X)[0]
+        n = n_rows(X)
         return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
 
     def aic(self, X):
@@ -803,4 +806,4 @@ class GaussianMixture(BaseEM):
         -------
         aic : float
         """
-        return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
+        return -2 * self.score(X) * n_rows(X) + 2 * self._n_parameters()

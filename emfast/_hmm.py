@@ -23,7 +23,7 @@ from ._parallel import effective_n_threads, sequential_blas
 from ._params import ParamsMixin
 from ._passes import GaussianPass
 from ._sklearn_compat import SklearnCompatMixin
-from ._validation import check_data
+from ._sources import n_rows, read_whole
 
 # hmmlearn reports set attributes that init_params overwrites through logging; so does
 # emfast, under this logger (messages that code written for hmmlearn looks for)
@@ -550,7 +550,11 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
         ----------
         X : array-like of shape (n_samples, n_features)
             The sequences, concatenated.  float32 and float64 are used as
-            they are; other numeric dtypes are converted to float64.
+            they are; other numeric dtypes are converted to float64.  A
+            memmap, a row-sliceable array-like (h5py, zarr), a list of row
+            blocks (2-D arrays with the same columns and dtype) or a dask
+            array is read whole into one in-memory array, block by block:
+            GaussianHMM does not stream.
         lengths : array-like of int of shape (n_sequences,), default=None
             Length of each sequence in ``X`` (positive, summing to
             ``n_samples``); None means one sequence.
@@ -567,7 +571,7 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
 
     def _fit(self, X, lengths):
         covariance, n_threads = self._check_parameters()
-        X = check_data(X, owner="GaussianHMM")
+        X = read_whole(X, owner="GaussianHMM")
         lengths = check_lengths(lengths, X.shape[0])
         random_state = check_random_state(self.random_state)
         priors = self._priors(covariance, X.shape[1])
@@ -614,7 +618,7 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
         self._check_fitted()
         covariance, n_threads = self._check_parameters()
         n_features = np.shape(self.means_)[-1]
-        X = check_data(X, n_features=n_features, owner="GaussianHMM")
+        X = read_whole(X, n_features=n_features, owner="GaussianHMM")
         lengths = check_lengths(lengths, X.shape[0])
         with sequential_blas():
             params = self._checked_params(covariance, n_features)
@@ -795,7 +799,7 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
         -------
         bic : float
         """
-        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(np.shape(X)[0])
+        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(n_rows(X))
 
     def aic(self, X, lengths=None):
         """Akaike information criterion of the model on ``X`` (lower is better).

@@ -14,6 +14,7 @@ from ._base import BaseEM, check_random_state
 from ._feature_names import check_feature_names, feature_names
 from ._parallel import effective_n_threads, sequential_blas
 from ._sampling import sample_rows
+from ._sources import n_rows
 from ._validation import check_data, check_sample_weight, check_shape
 from .families import get_family
 from .families._base import sample_family_pass, sum_family_statistics
@@ -293,8 +294,10 @@ class MixtureModel(BaseEM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            In memory (NaN marks missing entries), a memmap or row-sliceable
-            array-like (read in blocks, free of NaN), or a dask array.
+            In memory (NaN marks missing entries), a memmap, a row-sliceable
+            array-like or a list of row blocks (2-D arrays with the same
+            columns and dtype), read in blocks and free of NaN, or a dask
+            array.
         y : None
             Ignored.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -358,12 +361,12 @@ class MixtureModel(BaseEM):
 
     def bic(self, X):
         """Bayesian information criterion for X (lower is better)."""
-        n = np.shape(X)[0]
+        n = n_rows(X)
         return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
 
     def aic(self, X):
         """Akaike information criterion for X (lower is better)."""
-        return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
+        return -2 * self.score(X) * n_rows(X) + 2 * self._n_parameters()
 
     # --- stepwise (online) EM -------------------------------------------------------
     def partial_fit(self, X, y=None, sample_weight=None, *, step_offset=STEP_OFFSET,

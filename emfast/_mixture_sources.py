@@ -3,7 +3,8 @@
 All of them call only the family protocol (``validate``, ``layout``,
 ``make_pass``, ``maximize``): the same code runs every family.
 
-- Out of core: memmaps and row-sliceable array-likes are read in the blocks
+- Out of core: memmaps, row-sliceable array-likes and sequences of row
+  blocks (``emfast._sources.BlockSequence``) are read in the blocks
   of :class:`emfast._sources.RowSource` (whole kernel chunks, a constant
   size), validated by the family once when opened; the statistics are read in
   aligned blocks and summed by the in-memory pass's tree (bitwise the
@@ -19,7 +20,8 @@ from ._parallel import sequential_blas
 from . import _sources
 from ._passes import aligned_rows
 from ._sampling import sample_rows, weight_total
-from ._sources import RowSource, StreamedPass, WeightSource, is_dask_array, is_streamed
+from ._sources import (RowSource, StreamedPass, WeightSource, is_dask_array, is_streamed,
+                       streamable)
 from .families._base import sample_family_pass, sum_family_statistics, tree_sum_parts
 
 
@@ -28,6 +30,7 @@ def open_family_source(X, sample_weight, family, n_components, n_threads, fitted
 
     ``fitted`` is ``(n_features, layout)`` of a fitted model (prediction).
     """
+    X = streamable(X)
     if is_dask_array(X):
         from ._mixture_dask import open_dask
 

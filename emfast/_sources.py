@@ -2,9 +2,12 @@
 
 ``fit``, ``predict``, ``predict_proba`` and ``score_samples`` stream their
 input when it is file-backed (an ``np.memmap``, ``np.load(..., mmap_mode=...)``
-or a view of one) or any other 2-D array-like that supports row slicing
-(``X[start:stop]``), e.g. an h5py dataset or a zarr array.  Dask arrays go to
-``emfast._dask`` instead.
+or a view of one), any other 2-D array-like that supports row slicing
+(``X[start:stop]``), e.g. an h5py dataset or a zarr array, or a sequence of
+row blocks (a list or tuple of 2-D arrays with the same columns and dtype,
+read as their concatenation by ``BlockSequence``).  Dask arrays go to
+``emfast._dask`` instead.  EM reads the data several times, so one-shot
+iterables (generators, iterators) are refused (``refuse_one_shot``).
 
 Each block holds at most ``STREAM_BLOCK_BYTES`` of rows (a constant, so streamed
 results do not depend on the thread count), and at least one accumulator slot.  A block that is already a
@@ -50,8 +53,47 @@ def _file_backed(X):
     return False
 
 
+def is_block_sequence(X, ndim=2):
+    """True for a list or tuple with an ``ndim``-D array among its items.
+
+    Only such items make a sequence of blocks: a list of rows (lists of
+    numbers, or 1-D arrays) stays an ordinary array-like.
+    """
+    return isinstance(X, (list, tuple)) and any(
+        len(getattr(item, "shape", ())) == ndim for item in X)
+
+
+def refuse_one_shot(X, name="X"):
+    """Refuse an iterable that can be read only once (EM reads the data several times)."""
+    if isinstance(X, np.ndarray) or is_dask_array(X):
+        return
+    if hasattr(X, "__next__") or (hasattr(X, "__iter__") and not hasattr(X, "__len__")
+                                  and not hasattr(X, "__getitem__")):
+        raise TypeError(
+            f"{name} is a one-shot iterable ({type(X).__name__}): EM reads the data several "
+            "times, so a generator or iterator cannot be used. Pass a list of row blocks "
+            "(2-D arrays), a memmap (np.load(..., mmap_mode='r')), a row-sliceable dataset "
+            "(h5py, zarr) or a dask array instead.")
+
+
+def streamable(X, name="X"):
+    """X as the streaming readers take it: a sequence of blocks becomes a BlockSequence."""
+    refuse_one_shot(X, name)
+    return BlockSequence(X, name) if is_block_sequence(X) else X
+
+
+def n_rows(X):
+    """The number of rows of any accepted container (a sequence of blocks included)."""
+    refuse_one_shot(X)
+    if is_block_sequence(X):
+        return sum(block.shape[0] for block in X)
+    return np.shape(X)[0]
+
+
 def is_streamed(X):
     """True for inputs read in row blocks rather than validated as one array."""
+    if isinstance(X, BlockSequence):
+        return True
     if isinstance(X, np.ndarray):
         return _file_backed(X)
     if is_dask_array(X) or hasattr(X, "columns") or hasattr(X, "iloc"):
@@ -74,11 +116,13 @@ def open_streamed(X, sample_weight, n_components, covariance, n_threads, n_featu
     (missing values to marginalise) keeps memmaps on the in-memory path,
     which maps them without a copy; other streamed inputs are refused.
     """
+    X = streamable(X)
     if allow_nan and (is_dask_array(X) or is_streamed(X)):
         if isinstance(X, np.ndarray):
             return None
+        kind = "a sequence of blocks" if isinstance(X, BlockSequence) else type(X).__name__
         raise ValueError(f"missing_values='marginalize' needs X as a numpy array (a memmap "
-                         f"works); got {type(X).__name__}. Streamed and Dask input must be "
+                         f"works); got {kind}. Streamed and Dask input must be "
                          "free of NaN (missing_values='error').")
     if is_dask_array(X):
         from ._dask import open_dask
@@ -95,7 +139,78 @@ def open_streamed(X, sample_weight, n_components, covariance, n_threads, n_featu
     return source, weights, StreamedPass(source, n_components, covariance, n_threads)
 
 
+def read_whole(X, name="X", n_features=None, owner="the model"):
+    """X as one validated in-memory array (``check_data``), for models that read X whole.
+
+    Row-sliceable array-likes and sequences of blocks are read block by
+    block into one array; everything else goes to ``check_data`` directly.
+    """
+    X = streamable(X, name)
+    if is_streamed(X) and not isinstance(X, np.ndarray):
+        source = RowSource(X, name, n_features=n_features, owner=owner)
+        whole = np.empty(source.shape, source.dtype)
+        for a, b in source.bounds():
+            whole[a:b] = source.read(a, b)
+        X = whole
+    return check_data(X, name=name, n_features=n_features, owner=owner)
+
+
 # --- readers --------------------------------------------------------------------------
+class BlockSequence:
+    """A list or tuple of row blocks, read as the array of their rows concatenated.
+
+    Every block is a 2-D array (or row-sliceable 2-D array-like) with the same
+    number of columns and the same dtype; ``X[a:b]`` reads rows [a, b), across
+    block boundaries, copying only the rows asked for.  ``ndim=1`` does the
+    same for 1-D blocks (sample weights).
+    """
+
+    def __init__(self, blocks, name="X", ndim=2):
+        self._blocks, self.name = list(blocks), name
+        what = "2-D array (n_samples, n_features)" if ndim == 2 else "1-D array"
+        sizes = []
+        for i, block in enumerate(self._blocks):
+            shape = tuple(getattr(block, "shape", ()))
+            if len(shape) != ndim:
+                raise ValueError(f"{name} is a sequence of blocks, but block {i} "
+                                 f"({type(block).__name__}, shape {shape}) is not a {what}: "
+                                 "every block must be one.")
+            dtype = getattr(block, "dtype", None)
+            dtype = np.asarray(block[0:1]).dtype if dtype is None else np.dtype(dtype)
+            if i == 0:
+                self.dtype, columns = dtype, shape[1:]
+            elif shape[1:] != columns:
+                raise ValueError(f"{name} is a sequence of blocks with different column "
+                                 f"counts: block {i} has {shape[1]} columns, block 0 has "
+                                 f"{columns[0]}.")
+            elif dtype != self.dtype:
+                raise ValueError(f"{name} is a sequence of blocks with different dtypes: "
+                                 f"block {i} is {dtype}, block 0 is {self.dtype}. Cast the "
+                                 "blocks to one dtype.")
+            sizes.append(shape[0])
+        self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        self.shape = (int(self._starts[-1]),) + columns
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        first, last = _row_range(rows, len(self))
+        parts = []
+        i = int(np.searchsorted(self._starts, first, side="right")) - 1
+        while first < last:
+            start, end = int(self._starts[i]), int(self._starts[i + 1])
+            if end > first:
+                parts.append(self._blocks[i][first - start:min(end, last) - start])
+                first = min(end, last)
+            i += 1
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return np.empty((0,) + self.shape[1:], self.dtype)
+        return np.concatenate([np.asarray(part) for part in parts])
+
+
 def _row_range(rows, n):
     if not isinstance(rows, slice) or rows.step not in (None, 1):
         raise TypeError("sources are read by contiguous row ranges (slices) only")
@@ -227,6 +342,8 @@ class WeightSource:
         w = sample_weight
         if isinstance(w, numbers.Number):
             w = np.broadcast_to(np.asarray(w), (n,))
+        elif is_block_sequence(w, ndim=1):
+            w = BlockSequence(w, "sample_weight", ndim=1)
         elif not hasattr(w, "shape") or not hasattr(w, "__getitem__"):
             w = np.asarray(w)
         kind = np.dtype(getattr(w, "dtype", np.float64)).kind

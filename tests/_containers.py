@@ -7,6 +7,8 @@
 - a memmap (``np.save`` then ``np.load(..., mmap_mode="r")``),
 - a row-sliceable array-like that is not an ndarray (``RowSliced``: what an
   h5py dataset or a zarr array offers: ``shape``, ``dtype``, ``X[a:b]``),
+- a sequence of row blocks (a list of 2-D arrays of uneven sizes, with the
+  weights as a matching list of 1-D blocks of other sizes),
 - a dask array in two different chunkings (when dask is installed),
 
 and asserts that every fitted attribute (every public name ending in ``_``,
@@ -31,7 +33,8 @@ import tempfile
 import numpy as np
 from numpy.testing import assert_allclose, assert_array_equal
 
-CONTAINERS = ("ndarray-2-threads", "memmap", "row-sliced", "dask", "dask-other-chunks")
+CONTAINERS = ("ndarray-2-threads", "memmap", "row-sliced", "blocks", "dask",
+              "dask-other-chunks")
 
 
 class RowSliced:
@@ -132,6 +135,8 @@ def _container(name, X, w, folder):
         return mapped, np.load(os.path.join(folder, "w.npy"), mmap_mode="r")
     if name == "row-sliced":
         return RowSliced(X), None if w is None else RowSliced(w)
+    if name == "blocks":
+        return _blocks(X, (0, 1, 300)), None if w is None else _blocks(w, (0, 2, 777))
     if name in ("dask", "dask-other-chunks"):
         try:
             import dask.array as da
@@ -141,6 +146,14 @@ def _container(name, X, w, folder):
         return (da.from_array(X, chunks=(rows, X.shape[1])),
                 None if w is None else da.from_array(w, chunks=rows))
     raise ValueError(f"unknown container {name!r}; choose from {CONTAINERS}")
+
+
+def _blocks(array, cuts):
+    """The array as a list of row blocks split at ``cuts`` (and every 1,000 rows after):
+    an empty block, a one-row block and blocks unlike the kernel's chunks."""
+    n = len(array)
+    edges = sorted({min(c, n) for c in cuts} | set(range(1000, n, 1000)) | {n})
+    return [array[:0]] + [array[a:b] for a, b in zip(edges[:-1], edges[1:])]
 
 
 def blobs(n_samples, n_features=2, seed=0):

@@ -13,7 +13,12 @@ class _ContainerAware:
         self.n_threads, self.sensitive = n_threads, sensitive
 
     def fit(self, X, sample_weight=None):
-        rows = np.asarray(X[0:len(X)] if isinstance(X, RowSliced) else X, dtype=np.float64)
+        data = X
+        if isinstance(X, RowSliced):
+            data = X[0:len(X)]
+        elif isinstance(X, list):       # a sequence of row blocks
+            data = np.concatenate(X)
+        rows = np.asarray(data, dtype=np.float64)
         self.mean_ = rows.mean(axis=0)
         if self.sensitive and not isinstance(X, np.ndarray):
             self.mean_ = self.mean_ * (1 + 1e-15)     # one ulp or so: must be caught
@@ -24,7 +29,8 @@ class _ContainerAware:
 def test_the_helper_passes_equal_fits_and_catches_one_ulp():
     X, w = blobs(500)
     fits = assert_same_fit_across_containers(lambda n: _ContainerAware(n, False), X, w)
-    assert set(fits) >= {"ndarray-1-thread", "ndarray-2-threads", "memmap", "row-sliced"}
+    assert set(fits) >= {"ndarray-1-thread", "ndarray-2-threads", "memmap", "row-sliced",
+                         "blocks"}
     with pytest.raises(AssertionError, match="mean_ differs between the numpy array and "
                                              "row-sliced"):
         assert_same_fit_across_containers(lambda n: _ContainerAware(n, True), X, w,
@@ -32,6 +38,10 @@ def test_the_helper_passes_equal_fits_and_catches_one_ulp():
     # with a tolerance, one ulp passes
     assert_same_fit_across_containers(lambda n: _ContainerAware(n, True), X, w,
                                       containers=("row-sliced",), rtol=1e-14)
+    with pytest.raises(AssertionError, match="mean_ differs between the numpy array and "
+                                             "blocks"):
+        assert_same_fit_across_containers(lambda n: _ContainerAware(n, True), X, w,
+                                          containers=("blocks",))
     assert sorted(fitted_attributes(fits["memmap"])) == ["history_", "mean_"]
     with pytest.raises(ValueError, match="unknown container"):
         assert_same_fit_across_containers(lambda n: _ContainerAware(n, False), X,

@@ -3,6 +3,7 @@
 import _hmm_reference as ref
 import numpy as np
 import pytest
+from numpy.testing import assert_array_equal
 from _reference import compute_precision_cholesky, estimate_log_gaussian_prob
 from scipy.special import logsumexp
 
@@ -503,14 +504,35 @@ def test_sklearn_clone_and_params():
     assert "covars_prior=0.1" in repr(model)
 
 
-def test_same_fit_in_every_container_it_accepts():
-    # GaussianHMM reads X whole (check_data): a memmap and a dask array are converted to
-    # one in-memory array, and a row-sliceable array-like that is not array-convertible is
-    # refused; the containers it accepts give bitwise the same model
+def test_same_fit_in_every_container():
+    # GaussianHMM reads X whole: a memmap, a row-sliceable array-like, a sequence of
+    # blocks and a dask array become one in-memory array, and give bitwise the same model
     from _containers import assert_same_fit_across_containers, blobs
 
     X, _ = blobs(1000, seed=4)
-    assert_same_fit_across_containers(
+    fits = assert_same_fit_across_containers(
         lambda n_threads: GaussianHMM(3, n_iter=3, tol=0, random_state=0, n_threads=n_threads),
-        X, fit=lambda model, data, weights: model.fit(data, lengths=[400, 600]),
-        containers=("ndarray-2-threads", "memmap", "dask", "dask-other-chunks"))
+        X, fit=lambda model, data, weights: model.fit(data, lengths=[400, 600]))
+    assert {"row-sliced", "blocks"} <= set(fits)
+
+
+def test_containers_read_whole_are_validated_like_arrays():
+    from _containers import RowSliced, _blocks
+
+    X = np.random.default_rng(0).standard_normal((300, 2))
+    model = GaussianHMM(2, n_iter=2, random_state=0).fit(X)
+    blocks = _blocks(X, (0, 1, 100))
+    assert_array_equal(model.predict(blocks), model.predict(X))
+    assert_array_equal(model.score_samples(RowSliced(X))[1], model.score_samples(X)[1])
+    assert model.bic(blocks) == model.bic(X)
+    bad = X.copy()
+    bad[150, 1] = np.nan
+    for container in (RowSliced(bad), _blocks(bad, (0, 1, 100))):
+        with pytest.raises(ValueError, match="X contains NaN or infinity"):
+            model.fit(container)
+    with pytest.raises(ValueError, match="X has 3 features, but GaussianHMM is expecting 2"):
+        model.predict(RowSliced(np.zeros((4, 3))))
+    with pytest.raises(ValueError, match="block 1 has 3 columns, block 0 has 2"):
+        model.predict([X[:10], np.zeros((4, 3))])
+    with pytest.raises(TypeError, match="X is a one-shot iterable.*several times"):
+        model.fit(block for block in blocks)

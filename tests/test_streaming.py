@@ -1,4 +1,5 @@
-"""Out-of-core input (emfast/_sources.py): memmaps and row-sliceable array-likes.
+"""Out-of-core input (emfast/_sources.py): memmaps, row-sliceable array-likes and
+sequences of row blocks.
 
 Streamed fits are compared with in-memory fits from the same start.  The block
 size is shrunk so that every test streams many blocks; the blocks are whole
@@ -18,7 +19,7 @@ import _reference as ref  # noqa: E402
 
 import emfast._sampling as sampling  # noqa: E402
 import emfast._sources as sources  # noqa: E402
-from emfast import ConvergenceWarning, GaussianMixture  # noqa: E402
+from emfast import ConvergenceWarning, GaussianMixture, MixtureModel  # noqa: E402
 from emfast._passes import CHUNK_SIZE  # noqa: E402
 
 COV_TYPES = ref.COVARIANCE_TYPES
@@ -171,6 +172,115 @@ def test_row_sliceable_array_likes_are_streamed(tmp_path):
     assert_same_fit(b, a)
 
 
+def split(array, sizes):
+    """``array`` as a list of consecutive row blocks of the given sizes (the rest last)."""
+    edges = np.cumsum([0] + list(sizes))
+    return [array[a:b] for a, b in zip(edges, list(edges[1:]) + [len(array)])]
+
+
+def test_block_sequence_reads_rows_across_blocks():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((1000, 3))
+    blocks = split(X, [0, 1, 0, 300, 255, 257])
+    seq = sources.BlockSequence(blocks)
+    assert seq.shape == (1000, 3) and seq.dtype == np.float64 and len(seq) == 1000
+    for a, b in [(0, 0), (0, 1), (0, 1000), (1, 301), (300, 302), (556, 813), (999, 1000),
+                 (813, 813), (900, 2000)] + [tuple(sorted(rng.integers(0, 1001, 2)))
+                                              for _ in range(30)]:
+        assert_array_equal(seq[a:b], X[a:b], strict=True)
+    assert seq[5:10].base is not None     # inside one block: a view, no copy
+    with pytest.raises(TypeError, match="slices"):
+        seq[[1, 2]]
+    # a tuple of row-sliceable array-likes works too
+    assert_array_equal(sources.BlockSequence((RowSliced(X[:10]), RowSliced(X[10:])))[5:15],
+                       X[5:15])
+
+
+def test_sequences_of_blocks_are_streamed():
+    problem = ref.sample_problem(7, 3000, 3, 3, "full", weighted=True)
+    X, w = problem["X"], problem["sample_weight"]
+    clean = start(problem, "full", 5).fit(X, sample_weight=w)
+    blocks = split(X, [0, 1, 700, 1000])
+    for weights in (w, list(w), split(w, [5, 1500]), tuple(split(w, [3000]))):
+        assert_same_fit(start(problem, "full", 5).fit(blocks, sample_weight=weights), clean)
+    assert_same_fit(start(problem, "full", 5).fit(tuple(blocks), sample_weight=w), clean)
+    new = split(X[:900] + 0.25, [100, 0, 399])
+    assert_array_equal(clean.predict(new), clean.predict(X[:900] + 0.25))
+    assert_allclose(clean.score_samples(new), clean.score_samples(X[:900] + 0.25), rtol=1e-10)
+    assert_allclose(clean.predict_proba(new), clean.predict_proba(X[:900] + 0.25),
+                    rtol=1e-9, atol=1e-12)
+    assert clean.bic(new) == clean.bic(X[:900] + 0.25)
+    # the default initialisation (k-means on the sample) starts alike too
+    a = GaussianMixture(3, max_iter=3, tol=0, random_state=0).fit(X)
+    b = GaussianMixture(3, max_iter=3, tol=0, random_state=0).fit(blocks)
+    assert_same_fit(b, a)
+
+
+def test_lists_of_rows_are_not_block_sequences():
+    X = np.random.default_rng(1).standard_normal((60, 2))
+    a = GaussianMixture(2, max_iter=3, tol=0, random_state=0).fit(X)
+    for rows in (X.tolist(), list(X), tuple(map(tuple, X.tolist()))):
+        assert not sources.is_block_sequence(rows) and not sources.is_streamed(rows)
+        assert_same_fit(GaussianMixture(2, max_iter=3, tol=0, random_state=0).fit(rows), a)
+
+
+def test_bad_block_sequences_are_named():
+    X = np.random.default_rng(2).standard_normal((50, 2))
+    model = GaussianMixture(2, max_iter=2)
+    with pytest.raises(ValueError, match="block 2 has 3 columns, block 0 has 2"):
+        model.fit([X[:10], X[10:20], np.zeros((5, 3))])
+    with pytest.raises(ValueError, match="block 1 is float32, block 0 is float64"):
+        model.fit([X[:10], X[10:].astype(np.float32)])
+    with pytest.raises(ValueError, match=r"block 1 \(list, shape \(\)\) is not a 2-D array"):
+        model.fit([X[:10], [1.0, 2.0]])
+    with pytest.raises(ValueError, match="block 0 .* is not a 2-D array"):
+        model.fit([X[0], X[:10]])
+    bad = X.copy()
+    bad[33, 0] = np.inf
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        model.fit(split(bad, [20]))
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(50,\)"):
+        model.fit(split(X, [20]), sample_weight=split(np.ones(49), [20]))
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        GaussianMixture(3).fit([X[:1], X[1:2]])
+    fitted = GaussianMixture(2, max_iter=2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="X has 3 features, but GaussianMixture is expecting 2"):
+        fitted.predict([np.zeros((4, 3))])
+    with pytest.raises(ValueError, match="needs X as a numpy array.*sequence of blocks"):
+        GaussianMixture(2, missing_values="marginalize").fit(split(X, [20]))
+
+
+@pytest.mark.parametrize("one_shot", [lambda b: (x for x in b), lambda b: iter(b),
+                                      lambda b: map(np.asarray, b)])
+def test_one_shot_iterables_are_refused(one_shot):
+    X = np.random.default_rng(2).standard_normal((50, 2))
+    blocks = split(X, [20])
+    fitted = GaussianMixture(2, max_iter=2, random_state=0).fit(X)
+    message = ("X is a one-shot iterable .*EM reads the data several times.*list of row "
+               "blocks.*memmap.*dask array")
+    with pytest.raises(TypeError, match=message):
+        GaussianMixture(2).fit(one_shot(blocks))
+    with pytest.raises(TypeError, match=message):
+        fitted.predict_proba(one_shot(blocks))
+    with pytest.raises(TypeError, match=message):
+        fitted.bic(one_shot(blocks))
+    with pytest.raises(TypeError, match=message):
+        MixtureModel("gaussian", 2).fit(one_shot(blocks))
+
+
+def test_mixture_model_streams_sequences_of_blocks():
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(rng.choice([2.0, 9.0], 2000)[:, None], (2000, 2)).astype(np.float64)
+    a = MixtureModel("poisson", 2, max_iter=4, tol=0, random_state=0).fit(counts)
+    blocks = split(counts, [0, 999, 1])
+    b = MixtureModel("poisson", 2, max_iter=4, tol=0, random_state=0).fit(blocks)
+    assert b.lower_bounds_ == a.lower_bounds_
+    assert_array_equal(b.predict(blocks), a.predict(counts))
+    assert b.bic(blocks) == a.bic(counts)
+    with pytest.raises(ValueError, match="block 1 has 3 columns, block 0 has 2"):
+        a.predict([counts[:5], np.zeros((2, 3))])
+
+
 def test_h5py_and_zarr(tmp_path):
     problem = ref.sample_problem(6, 2500, 3, 2, "diag", weighted=True)
     X32 = problem["X"].astype(np.float32)
@@ -277,6 +387,9 @@ def test_which_inputs_stream(tmp_path):
     assert sources.is_streamed(mapped[::2]) and sources.is_streamed(RowSliced(np.zeros((3, 2))))
     assert not sources.is_streamed(np.zeros((10, 2)))
     assert not sources.is_streamed([[1.0, 2.0]])
+    assert sources.is_block_sequence([np.zeros((3, 2))]) and sources.is_block_sequence(
+        (np.zeros((3, 2)), RowSliced(np.zeros((1, 2)))))
+    assert not sources.is_block_sequence([]) and not sources.is_block_sequence(np.zeros((3, 2)))
     pd = pytest.importorskip("pandas")
     assert not sources.is_streamed(pd.DataFrame(np.zeros((3, 2))))
 
