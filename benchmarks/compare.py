@@ -16,7 +16,6 @@ The machine's limits (GEMM peaks, exp throughput, read bandwidth) are measured
 in the same run.  See benchmarks/README.md for what each column means.
 """
 import argparse
-import gc
 import json
 import os
 import platform
@@ -26,27 +25,21 @@ import sys
 import tempfile
 import time
 import warnings
-import zlib
 from dataclasses import dataclass
+
+from _harness import (OPENBLAS_OVERRIDES, best_time, measured, parallel_rate, spawn,
+                      warm_up)
+from _mixture_data import AMBIGUOUS_RESP, write_dataset
+from compare_families import FAMILY_SHAPES, family_main, work_family
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-# Machine-level OpenBLAS overrides (an older CPU's kernel): removed for every
-# worker unless --keep-openblas-env, so the peak and the implementations use the
-# same, current BLAS kernel.
-OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 KEEP_OPENBLAS_ENV = False   # set from --keep-openblas-env
 ALL_IMPLS = ("emfast", "sklearn", "daal4py", "reference")
 PEERS = ("sklearn", "daal4py")
 DATA_KINDS = ("separated", "overlap")
 MODES = ("iter", "fit", "accel")
 DASH = "—"
-AMBIGUOUS_RESP = 0.9      # a point is ambiguous when its largest responsibility is below this
-OVERLAP_TARGET = 0.3      # overlapping data: this fraction of ambiguous points is aimed at
-SEPARATED_SCALE = 4.0     # least standard deviation of the component means, separated data ...
-SEPARATED_TARGET = 0.01   # ... raised until at most this fraction of points is ambiguous
 DAAL_REQUIREMENTS = ("daal4py", "scikit-learn<1.6", "packaging", "threadpoolctl")
 
 
@@ -133,220 +126,9 @@ def build_shapes(threads, iters, quick, data_kinds=DATA_KINDS, modes=MODES):
     return shapes
 
 
-# --------------------------------------------------------------------------- data
-def spread_means(rng, k, d, draws=64):
-    """(k, d) standard normal means, the best of ``draws`` draws by their smallest
-    pairwise distance (at small D two of a few random means often nearly coincide,
-    and no scale separates them)."""
-    import numpy as np
-    best, best_gap = None, -1.0
-    for _ in range(draws if k > 1 else 1):
-        m = rng.normal(size=(k, d))
-        sq = (m ** 2).sum(axis=1)
-        gap = (sq[:, None] + sq[None, :] - 2 * m @ m.T + np.diag(np.full(k, np.inf))).min()
-        if gap > best_gap:
-            best, best_gap = m, gap
-    return best
-
-
-def _component_factors(rng, d, k, cov):
-    """Per-component scale factors A_k of the generating mixture (covariance A A^T):
-    (k, d, d) lower-triangular for full, (d, d) tied, (k, d) diag, (k,) spherical."""
-    import numpy as np
-    if cov == "full":
-        a = rng.normal(size=(k, d, d)) / np.sqrt(d)
-        return np.linalg.cholesky(a @ np.swapaxes(a, 1, 2) + 0.3 * np.eye(d))
-    if cov == "tied":
-        a = rng.normal(size=(d, d)) / np.sqrt(d)
-        return np.linalg.cholesky(a @ a.T + 0.3 * np.eye(d))
-    if cov == "diag":
-        return np.sqrt(rng.uniform(0.3, 2.0, (k, d)))
-    return np.sqrt(rng.uniform(0.3, 2.0, k))
-
-
-def _noise(z, labels, factors, cov):
-    """z (n, d) standard normals turned into each row's component noise, in place."""
-    import numpy as np
-    if cov == "tied":
-        return z @ factors.T
-    if cov == "diag":
-        z *= factors[labels]
-        return z
-    if cov == "spherical":
-        z *= factors[labels][:, None]
-        return z
-    order = np.argsort(labels, kind="stable")  # full: one product per component's rows
-    bounds = np.searchsorted(labels[order], np.arange(len(factors) + 1))
-    for j in range(len(factors)):
-        idx = order[bounds[j]:bounds[j + 1]]
-        z[idx] = z[idx] @ factors[j].T
-    return z
-
-
-def ambiguous_fraction(X, weights, means, factors, cov, block=8192):
-    """Fraction of rows whose largest responsibility under the generating mixture
-    is below AMBIGUOUS_RESP (the posterior computed in numpy, block by block)."""
-    import numpy as np
-    from scipy.linalg import solve_triangular
-    k, d = means.shape
-    if cov == "tied":
-        factors = np.broadcast_to(factors, (k, d, d))
-    if cov in ("full", "tied"):
-        log_det = np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1)
-    elif cov == "diag":
-        log_det, prec = np.log(factors).sum(axis=1), factors ** -2.0
-    else:
-        log_det, prec = d * np.log(factors), np.repeat((factors ** -2.0)[:, None], d, axis=1)
-    const = np.log(weights) - log_det
-    ambiguous = 0
-    for s in range(0, len(X), block):
-        x = X[s:s + block].astype(np.float64)
-        if cov in ("full", "tied"):
-            sq = np.stack([(solve_triangular(factors[j], (x - means[j]).T, lower=True) ** 2)
-                           .sum(axis=0) for j in range(k)], axis=1)
-        else:
-            sq = (x ** 2) @ prec.T - 2 * x @ (means * prec).T + (means ** 2 * prec).sum(axis=1)
-        logp = const - 0.5 * sq
-        logp -= logp.max(axis=1, keepdims=True)
-        p = np.exp(logp)
-        ambiguous += int((p.max(axis=1) / p.sum(axis=1) < AMBIGUOUS_RESP).sum())
-    return ambiguous / max(len(X), 1)
-
-
-def mean_scale(weights, base_means, labels, z, factors, cov, target, low=0.0, high=64.0):
-    """Scale s of the component means (X = s * means[labels] + noise) at which about
-    ``target`` of the points are ambiguous, by bisection on a sample of rows."""
-    fraction = lambda s: ambiguous_fraction(s * base_means[labels] + z, weights,
-                                            s * base_means, factors, cov)
-    for _ in range(18):
-        mid = 0.5 * (low + high)
-        low, high = (mid, high) if fraction(mid) > target else (low, mid)
-    return 0.5 * (low + high)
-
-
-def make_dataset(n, d, k, cov, seed, data="separated"):
-    """Samples of a random Gaussian mixture plus one explicit EM start.
-
-    The component means are standard normals times a scale.  ``data``
-    'separated': the scale is SEPARATED_SCALE, or larger until at most
-    SEPARATED_TARGET of the points are ambiguous (largest responsibility below
-    AMBIGUOUS_RESP; at small D and that scale the clusters still overlap);
-    'overlap': the scale at which about OVERLAP_TARGET of them are.  The returned
-    ``ambiguous`` is that fraction, measured under the generating mixture on
-    (up to 200,000 of) the samples.
-    """
-    import numpy as np
-    rng = np.random.default_rng(seed)
-    weights = rng.dirichlet(np.full(k, 5.0))
-    base_means = spread_means(rng, k, d)
-    factors = _component_factors(rng, d, k, cov)
-    labels = rng.choice(k, size=n, p=weights)
-    noise = _noise(rng.standard_normal((n, d)), labels, factors, cov)
-    m = min(n, 20_000)
-    sample = (weights, base_means, labels[:m], noise[:m], factors, cov)
-    if data == "overlap":
-        scale = mean_scale(*sample, OVERLAP_TARGET)
-    elif ambiguous_fraction(SEPARATED_SCALE * base_means[labels[:m]] + noise[:m], weights,
-                            SEPARATED_SCALE * base_means, factors, cov) > SEPARATED_TARGET:
-        scale = mean_scale(*sample, SEPARATED_TARGET, low=SEPARATED_SCALE)
-    else:
-        scale = SEPARATED_SCALE
-    means = scale * base_means
-    X = noise
-    X += means[labels]
-    del noise
-    m = min(n, 200_000)
-    ambiguous = ambiguous_fraction(X[:m], weights, means, factors, cov)
-
-    # Start: K random data rows as means, uniform weights, the (sub-sampled) data
-    # covariance for every component -- a realistic "random_from_data" start.
-    means_init = X[rng.choice(n, size=k, replace=False)].copy()
-    c = np.atleast_2d(np.cov(X[: min(n, 100_000)], rowvar=False)) + 1e-6 * np.eye(d)
-    p = np.linalg.inv(c)
-    if cov == "full":
-        prec = np.repeat(p[None], k, axis=0)
-    elif cov == "tied":
-        prec = p
-    elif cov == "diag":
-        prec = np.tile(1.0 / np.diag(c), (k, 1))
-    else:
-        prec = np.full(k, 1.0 / np.diag(c).mean())
-    return dict(X=X, weights_init=np.full(k, 1.0 / k), means_init=means_init,
-                precisions_init=prec, precisions_cholesky=precision_cholesky(prec, cov),
-                ambiguous=np.float64(ambiguous), mean_scale=np.float64(scale))
-
-
-def precision_cholesky(prec, cov):
-    """sklearn convention: upper-triangular U with P = U U^T (full/tied), sqrt(P) otherwise."""
-    import numpy as np
-    if cov in ("diag", "spherical"):
-        return np.sqrt(prec)
-    flip = lambda m: m[..., ::-1, ::-1]  # chol of the flipped matrix gives an upper factor
-    return flip(np.linalg.cholesky(flip(prec)))
-
-
-def write_dataset(shape, tmpdir, seed):
-    """Path of the shape's .npz (made once per data key) and its ambiguous fraction."""
-    import numpy as np
-    path = os.path.join(tmpdir, "data-{}-{}-{}-{}-{}.npz".format(*shape.data_key))
-    if not os.path.exists(path):
-        n, d, k, cov, data = shape.data_key
-        s = seed + zlib.crc32(repr((n, d, k, cov)).encode())  # stable across runs
-        np.savez(path, **make_dataset(n, d, k, cov, seed=s, data=data))
-    with np.load(path) as f:
-        return path, float(f["ambiguous"])
-
-
-# --------------------------------------------------------------------------- worker side
-def mem_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return None
-
-
-def reset_peak_rss():
-    try:  # "5" resets VmHWM (peak RSS) to the current RSS on Linux
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def measured(fn):
-    """Run fn(), return (result, wall seconds, peak RSS growth in MB or None)."""
-    gc.collect()
-    ok = reset_peak_rss()
-    before = mem_kb("VmRSS")
-    t0 = time.perf_counter()
-    out = fn()
-    dt = time.perf_counter() - t0
-    extra = (mem_kb("VmHWM") - before) / 1024 if ok and before is not None else None
-    return out, dt, extra
-
-
-def best_time(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def warm_rows(X, k):
     # enough rows per component that a float32 covariance does not collapse
     return min(len(X), max(1000, 10 * k * X.shape[1]))
-
-
-def warm_up(fn):
-    """Untimed run so imports, thread pools and first-touch costs are excluded."""
-    try:
-        fn()
-    except Exception as e:  # noqa: BLE001 - only its side effects matter
-        print(f"warm-up failed (ignored): {e!r}", file=sys.stderr)
 
 
 def make_estimator(impl, k, cov, threads, iters, start, **override):
@@ -487,29 +269,6 @@ def work_impl(a):
     return res
 
 
-def parallel_rate(threads, fn, work, seconds=0.3):
-    """Best rate (work units / s) over 3 rounds of ``threads`` Python threads each
-    calling fn() (numpy releases the GIL in its loops) for about ``seconds``."""
-    import threading
-    best = 0.0
-    for _ in range(3):
-        counts = [0] * threads
-
-        def loop(t, stop):
-            while time.perf_counter() < stop:
-                fn(t)
-                counts[t] += 1
-        stop = time.perf_counter() + seconds
-        t0 = time.perf_counter()
-        pool = [threading.Thread(target=loop, args=(t, stop)) for t in range(threads)]
-        for th in pool:
-            th.start()
-        for th in pool:
-            th.join()
-        best = max(best, sum(counts) * work / (time.perf_counter() - t0))
-    return best
-
-
 def work_limits(a):
     """The machine limits every row is measured against: DGEMM/SGEMM peak (a square
     matmul), float64 exp throughput (numpy's vectorised exp on cache-resident
@@ -561,34 +320,6 @@ def worker_main(a):
         fn = {"info": work_info, "gemm": work_gemm, "limits": work_limits,
               "impl": work_impl, "family": work_family}[a.worker]
         print("RESULT " + json.dumps(fn(a)), flush=True)
-
-
-# --------------------------------------------------------------------------- parent side
-def spawn(mode, threads, extra_args, timeout, clean_openblas=True, python=None):
-    """Run a worker subprocess with pinned threads; return its result dict or None.
-
-    The machine's OpenBLAS overrides (an older-CPU kernel) are removed by default
-    for every worker, so the peak and the implementations use the same, current
-    BLAS kernel; --keep-openblas-env keeps them.  ``python`` is the interpreter
-    (daal4py's own virtual environment); default this one.
-    """
-    env = dict(os.environ, **{v: str(threads) for v in THREAD_VARS})
-    if clean_openblas:
-        for v in OPENBLAS_OVERRIDES:
-            env.pop(v, None)
-    cmd = [python or sys.executable, os.path.abspath(__file__), "--worker", mode,
-           "--threads", str(threads), *map(str, extra_args)]
-    try:
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        print(f"  ! worker {mode} {extra_args} timed out after {timeout}s", flush=True)
-        return None
-    for line in reversed(p.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    tail = "\n".join(p.stderr.splitlines()[-15:])
-    print(f"  ! worker {mode} {extra_args} failed (rc={p.returncode}):\n{tail}", flush=True)
-    return None
 
 
 # --------------------------------------------------------------------------- oneDAL's venv
@@ -918,178 +649,6 @@ def main_parent(a):
         with open(a.out, "a") as f:
             f.write(f"\n## {time.strftime('%Y-%m-%d %H:%M')} `{' '.join(sys.argv)}`\n\n"
                     f"{header}\n\n{body}\n")
-
-
-# --------------------------------------------------------------------------- families
-# `--family poisson,bernoulli,categorical`: MixtureModel against a plain numpy EM (one GEMM
-# for the log-densities, a log-sum-exp, one GEMM for the statistics) from the same start,
-# fixed iterations, and the limit: the two GEMMs at the measured DGEMM peak plus N*K
-# exponentials at the measured exp throughput.
-FAMILY_SHAPES = {   # name: (n, d, k, n_categories or None)
-    "poisson": (1_000_000, 16, 16, None),
-    "bernoulli": (1_000_000, 16, 16, None),
-    "categorical": (100_000, 20, 6, 4),     # latent class analysis
-}
-
-
-def family_problem(name, quick, seed=0):
-    """(X, weights0, params0, T, n_features_total) for a family benchmark."""
-    import numpy as np
-    n, d, k, c = FAMILY_SHAPES[name]
-    n = n // 100 if quick else n
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, k, n)
-    if name == "poisson":
-        X = rng.poisson(rng.uniform(0.5, 8.0, (k, d))[labels]).astype(np.float64)
-        params = {"rates": rng.uniform(0.5, 8.0, (k, d))}
-        T = X
-    elif name == "bernoulli":
-        X = (rng.uniform(size=(n, d)) < rng.uniform(0.1, 0.9, (k, d))[labels]).astype(np.float64)
-        params = {"probs": rng.uniform(0.2, 0.8, (k, d))}
-        T = X
-    else:
-        truth = rng.dirichlet(np.ones(c), (k, d))
-        cum = truth[labels].cumsum(axis=2)
-        X = (rng.uniform(size=(n, d, 1)) > cum).sum(axis=2).astype(np.float64)
-        params = {"probs": [p / p.sum(axis=1, keepdims=True)
-                            for p in rng.uniform(0.2, 1.0, (d, k, c))]}
-        T = np.zeros((n, d * c))
-        T[np.arange(n)[:, None], np.arange(d) * c + X.astype(int)] = 1.0
-    return X, np.full(k, 1.0 / k), params, T
-
-
-def _numpy_natural(name, weights, params):
-    import numpy as np
-    if name == "poisson":
-        rates = params["rates"]
-        return np.log(rates), np.log(weights) - rates.sum(axis=1)
-    if name == "bernoulli":
-        p = params["probs"]
-        return np.log(p) - np.log1p(-p), np.log(weights) + np.log1p(-p).sum(axis=1)
-    return np.log(np.hstack(params["probs"])), np.log(weights)
-
-
-def _numpy_m_step(name, S, nk, d):
-    if name == "poisson":
-        return {"rates": S / nk[:, None]}
-    if name == "bernoulli":
-        return {"probs": S / nk[:, None]}
-    c = S.shape[1] // d
-    return {"probs": [S[:, j * c:(j + 1) * c] / nk[:, None] for j in range(d)]}
-
-
-def numpy_family_em(name, T, weights, params, iters):
-    """The plain numpy EM: (seconds per iteration, weights, params)."""
-    import numpy as np
-    d = FAMILY_SHAPES[name][1]
-    start = time.perf_counter()
-    for _ in range(iters):
-        A, c = _numpy_natural(name, weights, params)
-        L = T @ A.T + c                      # GEMM 1: log-densities (without h(x))
-        m = L.max(axis=1, keepdims=True)
-        P = np.exp(L - m)
-        P /= P.sum(axis=1, keepdims=True)    # responsibilities
-        S = P.T @ T                          # GEMM 2: statistics
-        nk = P.sum(axis=0)
-        weights, params = nk / nk.sum(), _numpy_m_step(name, S, nk, d)
-    return (time.perf_counter() - start) / iters, weights, params
-
-
-def work_family(a):
-    import numpy as np
-    from emfast import MixtureModel, families
-    name = a.family_name
-    X, weights, params, T = family_problem(name, a.quick)
-    n, d, k = X.shape[0], X.shape[1], len(weights)
-    family = (families.Categorical(n_categories=FAMILY_SHAPES[name][3])
-              if name == "categorical" else name)
-    # the numpy EM (one iteration of warm-up is not needed: no lazy set-up)
-    numpy_s, np_weights, np_params = numpy_family_em(name, T, weights, params, a.iters)
-
-    def fit(max_iter):
-        model = MixtureModel(family, k, max_iter=max_iter, tol=0, weights_init=weights,
-                             params_init=params, n_threads=a.threads)
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(X)
-        return time.perf_counter() - start, model
-    fit(1)   # warm-up: imports, first-touch of the buffers
-    setup = min(fit(0)[0] for _ in range(2))
-    total, model = fit(a.iters)
-    emfast_s = max(total - setup, 1e-9) / a.iters
-    ours = [model.params_[key] for key in sorted(model.params_)]
-    theirs = [np_params[key] for key in sorted(np_params)]
-    flat = lambda v: np.concatenate([np.ravel(x) for x in (v if isinstance(v, list) else [v])])
-    agreement = max(float(np.max(np.abs(flat(o) - flat(t)) / np.maximum(np.abs(flat(t)), 1e-12)))
-                    for o, t in zip(ours, theirs))
-    # the limit: two GEMMs at the measured peak, N*K exps at the measured throughput
-    m = np.random.default_rng(0).standard_normal((2048, 2048))
-    m @ m
-    peak = 2 * 2048 ** 3 / best_time(lambda: m @ m, 3)
-    from threadpoolctl import threadpool_limits
-    e = -np.random.default_rng(0).uniform(0, 30, 4_000_000)
-    with threadpool_limits(limits=1):
-        exp_rate = e.size / best_time(lambda: np.exp(e), 3)   # one thread
-    gemm_flops = 2 * 2 * n * T.shape[1] * k
-    limit = gemm_flops / peak + n * k / (exp_rate * a.threads)
-    return {"family": name, "n": n, "d": d, "k": k, "features": T.shape[1],
-            "emfast_s": emfast_s, "numpy_s": numpy_s, "limit_s": limit,
-            "dgemm_gflops": peak / 1e9, "exp_per_s": exp_rate,
-            "max_rel_diff": agreement, "stepmix_s": stepmix_seconds(name, X, k, a.iters)}
-
-
-def stepmix_seconds(name, X, k, iters):
-    """stepmix's seconds per iteration on the latent class shape (None: not installed).
-
-    Its own random start (stepmix re-initialises in ``fit``); the time of a
-    one-iteration fit is subtracted, so set-up and initialisation do not count."""
-    if name != "categorical":
-        return None
-    try:
-        from stepmix import StepMix
-    except ImportError:
-        return None
-
-    def fit(max_iter):
-        model = StepMix(n_components=k, measurement="categorical", max_iter=max_iter,
-                        abs_tol=0, rel_tol=0, n_init=1, random_state=0, progress_bar=0)
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(X.astype(int))
-        return time.perf_counter() - start
-    return max(fit(iters + 1) - fit(1), 1e-9) / iters
-
-
-def family_main(a):
-    names = a.family.split(",")
-    unknown = [n for n in names if n not in FAMILY_SHAPES]
-    if unknown:
-        sys.exit(f"unknown families {unknown}; choose from {list(FAMILY_SHAPES)}")
-    print(f"# emfast family benchmark\n\ncommand: `{' '.join(sys.argv)}`\n", flush=True)
-    rows = ["| family | N | D | K | features | emfast s/iter | numpy EM s/iter | speed-up | "
-            "limit s/iter | fraction of limit | max rel diff |", "|" + "---|" * 11]
-    for name in names:
-        r = spawn("family", a.threads, ["--family-name", name] + (["--quick"] if a.quick else [])
-                  + ["--iters", a.iters], a.timeout)
-        if r is None:
-            rows.append(f"| {name} | failed |" + " |" * 9)
-            continue
-        rows.append(f"| {name} | {r['n']:,} | {r['d']} | {r['k']} | {r['features']} | "
-                    f"{r['emfast_s']:.4f} | {r['numpy_s']:.4f} | "
-                    f"{r['numpy_s'] / r['emfast_s']:.1f}x | {r['limit_s']:.4f} | "
-                    f"{r['limit_s'] / r['emfast_s']:.2f} | {r['max_rel_diff']:.1e} |")
-        print(f"  {name}: DGEMM peak {r['dgemm_gflops']:.1f} GFLOP/s on {a.threads} threads, "
-              f"exp {r['exp_per_s'] / 1e6:.0f} M/s per thread", flush=True)
-        if r.get("stepmix_s"):
-            print(f"  {name}: stepmix {r['stepmix_s']:.4f} s/iter, "
-                  f"{r['stepmix_s'] / r['emfast_s']:.1f}x emfast's time", flush=True)
-    body = "\n".join(rows)
-    print("\n" + body, flush=True)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write(f"\n## {time.strftime('%Y-%m-%d %H:%M')} `{' '.join(sys.argv)}`\n\n{body}\n")
 
 
 def parse_args(argv=None):

@@ -8,12 +8,12 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # tests/ holds the numpy reference EM (_reference.py); benchmarks/ holds compare.py,
-# whose data generator we reuse so both harnesses benchmark the same mixtures.
+# whose data generator (_mixture_data.py) we reuse so both harnesses benchmark the same mixtures.
 for path in (os.path.join(ROOT, "tests"), HERE):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from compare import make_dataset  # noqa: E402
+from _mixture_data import make_dataset  # noqa: E402
 
 SEED = 0
 ITERS = 10  # fixed EM iteration count (tol=0) for every fit benchmark
@@ -63,7 +63,7 @@ def gmm_case():
 def reference_lower_bound(gmm_case):
     """get(n, d, k, cov, dtype) -> final lower bound of the numpy reference EM."""
     reference = pytest.importorskip("_reference", reason="tests/_reference.py not available")
-    from compare import precision_cholesky
+    from _mixture_data import precision_cholesky
     cache = {}
 
     def get(n, d, k, cov, dtype):

@@ -1,0 +1,182 @@
+"""``compare.py --family``: MixtureModel families against a plain numpy EM.
+
+The numpy EM is one GEMM for the log-densities, a log-sum-exp and one GEMM for
+the statistics, from the same start for the same fixed iterations; the limit is
+the two GEMMs at the measured DGEMM peak plus N*K exponentials at the measured
+exp throughput.
+"""
+import sys
+import time
+import warnings
+
+from _harness import best_time, spawn
+
+# `--family poisson,bernoulli,categorical`: MixtureModel against a plain numpy EM (one GEMM
+# for the log-densities, a log-sum-exp, one GEMM for the statistics) from the same start,
+# fixed iterations, and the limit: the two GEMMs at the measured DGEMM peak plus N*K
+# exponentials at the measured exp throughput.
+FAMILY_SHAPES = {   # name: (n, d, k, n_categories or None)
+    "poisson": (1_000_000, 16, 16, None),
+    "bernoulli": (1_000_000, 16, 16, None),
+    "categorical": (100_000, 20, 6, 4),     # latent class analysis
+}
+
+
+def family_problem(name, quick, seed=0):
+    """(X, weights0, params0, T, n_features_total) for a family benchmark."""
+    import numpy as np
+    n, d, k, c = FAMILY_SHAPES[name]
+    n = n // 100 if quick else n
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    if name == "poisson":
+        X = rng.poisson(rng.uniform(0.5, 8.0, (k, d))[labels]).astype(np.float64)
+        params = {"rates": rng.uniform(0.5, 8.0, (k, d))}
+        T = X
+    elif name == "bernoulli":
+        X = (rng.uniform(size=(n, d)) < rng.uniform(0.1, 0.9, (k, d))[labels]).astype(np.float64)
+        params = {"probs": rng.uniform(0.2, 0.8, (k, d))}
+        T = X
+    else:
+        truth = rng.dirichlet(np.ones(c), (k, d))
+        cum = truth[labels].cumsum(axis=2)
+        X = (rng.uniform(size=(n, d, 1)) > cum).sum(axis=2).astype(np.float64)
+        params = {"probs": [p / p.sum(axis=1, keepdims=True)
+                            for p in rng.uniform(0.2, 1.0, (d, k, c))]}
+        T = np.zeros((n, d * c))
+        T[np.arange(n)[:, None], np.arange(d) * c + X.astype(int)] = 1.0
+    return X, np.full(k, 1.0 / k), params, T
+
+
+def _numpy_natural(name, weights, params):
+    import numpy as np
+    if name == "poisson":
+        rates = params["rates"]
+        return np.log(rates), np.log(weights) - rates.sum(axis=1)
+    if name == "bernoulli":
+        p = params["probs"]
+        return np.log(p) - np.log1p(-p), np.log(weights) + np.log1p(-p).sum(axis=1)
+    return np.log(np.hstack(params["probs"])), np.log(weights)
+
+
+def _numpy_m_step(name, S, nk, d):
+    if name == "poisson":
+        return {"rates": S / nk[:, None]}
+    if name == "bernoulli":
+        return {"probs": S / nk[:, None]}
+    c = S.shape[1] // d
+    return {"probs": [S[:, j * c:(j + 1) * c] / nk[:, None] for j in range(d)]}
+
+
+def numpy_family_em(name, T, weights, params, iters):
+    """The plain numpy EM: (seconds per iteration, weights, params)."""
+    import numpy as np
+    d = FAMILY_SHAPES[name][1]
+    start = time.perf_counter()
+    for _ in range(iters):
+        A, c = _numpy_natural(name, weights, params)
+        L = T @ A.T + c                      # GEMM 1: log-densities (without h(x))
+        m = L.max(axis=1, keepdims=True)
+        P = np.exp(L - m)
+        P /= P.sum(axis=1, keepdims=True)    # responsibilities
+        S = P.T @ T                          # GEMM 2: statistics
+        nk = P.sum(axis=0)
+        weights, params = nk / nk.sum(), _numpy_m_step(name, S, nk, d)
+    return (time.perf_counter() - start) / iters, weights, params
+
+
+def work_family(a):
+    import numpy as np
+    from emfast import MixtureModel, families
+    name = a.family_name
+    X, weights, params, T = family_problem(name, a.quick)
+    n, d, k = X.shape[0], X.shape[1], len(weights)
+    family = (families.Categorical(n_categories=FAMILY_SHAPES[name][3])
+              if name == "categorical" else name)
+    # the numpy EM (one iteration of warm-up is not needed: no lazy set-up)
+    numpy_s, np_weights, np_params = numpy_family_em(name, T, weights, params, a.iters)
+
+    def fit(max_iter):
+        model = MixtureModel(family, k, max_iter=max_iter, tol=0, weights_init=weights,
+                             params_init=params, n_threads=a.threads)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X)
+        return time.perf_counter() - start, model
+    fit(1)   # warm-up: imports, first-touch of the buffers
+    setup = min(fit(0)[0] for _ in range(2))
+    total, model = fit(a.iters)
+    emfast_s = max(total - setup, 1e-9) / a.iters
+    ours = [model.params_[key] for key in sorted(model.params_)]
+    theirs = [np_params[key] for key in sorted(np_params)]
+    flat = lambda v: np.concatenate([np.ravel(x) for x in (v if isinstance(v, list) else [v])])
+    agreement = max(float(np.max(np.abs(flat(o) - flat(t)) / np.maximum(np.abs(flat(t)), 1e-12)))
+                    for o, t in zip(ours, theirs))
+    # the limit: two GEMMs at the measured peak, N*K exps at the measured throughput
+    m = np.random.default_rng(0).standard_normal((2048, 2048))
+    m @ m
+    peak = 2 * 2048 ** 3 / best_time(lambda: m @ m, 3)
+    from threadpoolctl import threadpool_limits
+    e = -np.random.default_rng(0).uniform(0, 30, 4_000_000)
+    with threadpool_limits(limits=1):
+        exp_rate = e.size / best_time(lambda: np.exp(e), 3)   # one thread
+    gemm_flops = 2 * 2 * n * T.shape[1] * k
+    limit = gemm_flops / peak + n * k / (exp_rate * a.threads)
+    return {"family": name, "n": n, "d": d, "k": k, "features": T.shape[1],
+            "emfast_s": emfast_s, "numpy_s": numpy_s, "limit_s": limit,
+            "dgemm_gflops": peak / 1e9, "exp_per_s": exp_rate,
+            "max_rel_diff": agreement, "stepmix_s": stepmix_seconds(name, X, k, a.iters)}
+
+
+def stepmix_seconds(name, X, k, iters):
+    """stepmix's seconds per iteration on the latent class shape (None: not installed).
+
+    Its own random start (stepmix re-initialises in ``fit``); the time of a
+    one-iteration fit is subtracted, so set-up and initialisation do not count."""
+    if name != "categorical":
+        return None
+    try:
+        from stepmix import StepMix
+    except ImportError:
+        return None
+
+    def fit(max_iter):
+        model = StepMix(n_components=k, measurement="categorical", max_iter=max_iter,
+                        abs_tol=0, rel_tol=0, n_init=1, random_state=0, progress_bar=0)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X.astype(int))
+        return time.perf_counter() - start
+    return max(fit(iters + 1) - fit(1), 1e-9) / iters
+
+
+def family_main(a):
+    names = a.family.split(",")
+    unknown = [n for n in names if n not in FAMILY_SHAPES]
+    if unknown:
+        sys.exit(f"unknown families {unknown}; choose from {list(FAMILY_SHAPES)}")
+    print(f"# emfast family benchmark\n\ncommand: `{' '.join(sys.argv)}`\n", flush=True)
+    rows = ["| family | N | D | K | features | emfast s/iter | numpy EM s/iter | speed-up | "
+            "limit s/iter | fraction of limit | max rel diff |", "|" + "---|" * 11]
+    for name in names:
+        r = spawn("family", a.threads, ["--family-name", name] + (["--quick"] if a.quick else [])
+                  + ["--iters", a.iters], a.timeout)
+        if r is None:
+            rows.append(f"| {name} | failed |" + " |" * 9)
+            continue
+        rows.append(f"| {name} | {r['n']:,} | {r['d']} | {r['k']} | {r['features']} | "
+                    f"{r['emfast_s']:.4f} | {r['numpy_s']:.4f} | "
+                    f"{r['numpy_s'] / r['emfast_s']:.1f}x | {r['limit_s']:.4f} | "
+                    f"{r['limit_s'] / r['emfast_s']:.2f} | {r['max_rel_diff']:.1e} |")
+        print(f"  {name}: DGEMM peak {r['dgemm_gflops']:.1f} GFLOP/s on {a.threads} threads, "
+              f"exp {r['exp_per_s'] / 1e6:.0f} M/s per thread", flush=True)
+        if r.get("stepmix_s"):
+            print(f"  {name}: stepmix {r['stepmix_s']:.4f} s/iter, "
+                  f"{r['stepmix_s'] / r['emfast_s']:.1f}x emfast's time", flush=True)
+    body = "\n".join(rows)
+    print("\n" + body, flush=True)
+    if a.out:
+        with open(a.out, "a") as f:
+            f.write(f"\n## {time.strftime('%Y-%m-%d %H:%M')} `{' '.join(sys.argv)}`\n\n{body}\n")
