@@ -1,0 +1,359 @@
+"""Student-t: multivariate t components (robust clustering), fitted by ECM.
+
+Component k has a location ``means[k]``, a scatter matrix (``covariances``,
+shaped by ``covariance_type`` exactly as ``GaussianMixture.covariances_``)
+and degrees of freedom ``dofs[k]``.  A t component is a Gaussian scale
+mixture: x | W ~ N(mu, Sigma / W) with W ~ Gamma(nu/2, nu/2), so EM treats W
+as missing too.  Given x and the component, W has the conditional mean
+u = (nu + D) / (nu + d) (d the squared Mahalanobis distance) and
+E[log W] = log u + digamma((nu + D)/2) - log((nu + D)/2).
+
+The fused pass (``emfast/_kernels/_student_t.pyx``) returns, per component,
+N = sum r, Su = sum r u, the u-weighted first and second moments about the
+old locations and L = sum r (E[log W] - E[W]).  The expected complete-data
+log-likelihood separates into a (location, scatter) part and a
+degrees-of-freedom part, and both are maximised exactly:
+
+    mu = sum r u x / Su,     Sigma = sum r u (x - mu)(x - mu)^T / N
+    nu:  log(nu/2) - digamma(nu/2) + 1 + L / N = 0
+
+(tied: the scatter pooled over components and divided by sum N; diag and
+spherical: its diagonal, or the mean of it).  The nu equation is the gamma
+family's one-dimensional digamma equation (``gamma.solve_shape``, a
+safeguarded Newton solve) in nu / 2, then clipped to ``dof_bounds`` (the
+objective is concave in nu, so that is the constrained maximum).  Each
+iteration therefore increases the likelihood, as EM.  ``reg_covar`` is added
+to the scatter's diagonal, as in the Gaussian family; a component whose
+scatter is not positive definite raises ``CollapsedComponentError``.
+
+NaN entries are refused: missing values are not marginalised by this family.
+"""
+import numbers
+
+import numpy as np
+from scipy.special import digamma, gammaln
+
+from .._covariance import _NK_FLOOR, get_covariance
+from .._exceptions import CollapsedComponentError
+from .._initialization import initial_statistics as gaussian_initial_statistics
+from .._kernels import _student_t
+from .._passes import (CHUNK_SIZE, GaussianPass, Statistics, block_layout, cache_aligned_rows,
+                       kernel_slices, recentre, tree_sum_rows)
+from ._base import Family, _check_keys, check_param_array, first_bad
+from .gamma import solve_shape
+
+DOF_BOUNDS = (0.5, 1000.0)  # nu beyond 1000 is a Gaussian to the likelihood's digits
+MAX_DOF = 1e6               # log Gamma differences keep ~1e-9 absolute accuracy up to here
+INITIAL_DOF = 10.0          # the start of estimated degrees of freedom (clipped to the bounds)
+
+
+def solve_dofs(mean_term, bounds):
+    """Degrees of freedom maximising the expected complete-data log-likelihood.
+
+    ``mean_term`` (K,) is the weighted mean of E[log W] - E[W] (at most -1,
+    by Jensen); nu / 2 solves log(a) - digamma(a) = -(1 + mean_term), whose
+    left side decreases from +inf to 0.  A mean term of -1 (every latent
+    weight equal: Gaussian data) has its root at infinity: the upper bound.
+    """
+    s = np.maximum(-(1.0 + np.asarray(mean_term, dtype=np.float64)), 0.0)
+    return np.clip(2.0 * solve_shape(s), bounds[0], bounds[1])
+
+
+class StudentTStatistics:
+    """Additive statistics of one t pass (the family protocol's ``+`` and ``scaled``).
+
+    The moments are u-weighted and about ``centres``; ``+`` moves the other
+    operand's moments to these centres first (``emfast._passes.recentre``,
+    with Su as the count).  ``dof_term`` is None for initial statistics
+    (Gaussian ones: the M-step then starts the degrees of freedom).
+    """
+
+    def __init__(self, loglik, nk, su, s1, s2, centres, dof_term, covariance):
+        self.loglik, self.nk, self.su, self.s1, self.s2 = loglik, nk, su, s1, s2
+        self.centres, self.dof_term, self.covariance = centres, dof_term, covariance
+
+    def _moments(self):
+        return Statistics(loglik=self.loglik, nk=self.su, s1=self.s1, s2=self.s2,
+                          centres=self.centres)
+
+    def __add__(self, other):
+        moved = recentre(other._moments(), self.centres, self.covariance)
+        dof_term = (None if self.dof_term is None or other.dof_term is None
+                    else self.dof_term + other.dof_term)
+        return StudentTStatistics(self.loglik + other.loglik, self.nk + other.nk,
+                                  self.su + other.su, self.s1 + moved.s1, self.s2 + moved.s2,
+                                  self.centres, dof_term, self.covariance)
+
+    def scaled(self, factor):
+        dof_term = None if self.dof_term is None else self.dof_term * factor
+        return StudentTStatistics(self.loglik * factor, self.nk * factor, self.su * factor,
+                                  self.s1 * factor, self.s2 * factor, self.centres, dof_term,
+                                  self.covariance)
+
+
+class StudentTPass:
+    """Buffers, block layout and ordered reduction of the fused t pass for one problem."""
+
+    def __init__(self, family, n_samples, n_features, n_components, dtype, n_threads,
+                 chunks_per_block=None, chunk_size=CHUNK_SIZE):
+        self.family, self.covariance = family, family.covariance()
+        self.n_features, self.n_components = n_features, n_components
+        self.n_threads, self.dtype = n_threads, np.dtype(dtype)
+        self.layout, self.missing, self.chunk_size = None, False, chunk_size
+        self._fixed_chunks_per_block = chunks_per_block
+        f64_size, x_size = _student_t.scratch_sizes(chunk_size, n_features, n_components)
+        self._scratch_f64 = cache_aligned_rows(n_threads, f64_size, np.float64)
+        self._scratch_x = cache_aligned_rows(n_threads, x_size, self.dtype)
+        self._gaussian = None
+        self._n_samples = None
+
+    @property
+    def gaussian(self):
+        """A Gaussian pass over the same rows: the initialisation (k-means) runs on it."""
+        if self._gaussian is None:
+            self._gaussian = GaussianPass(0, self.n_features, self.n_components, self.dtype,
+                                          self.covariance, self.n_threads)
+        return self._gaussian
+
+    def _layout(self, n_samples):
+        K, D = self.n_components, self.n_features
+        stats_bytes = 8 * (3 * K + K * D + self.covariance.stats_size(K, D) + 1)
+        return block_layout(n_samples, stats_bytes, n_samples * D * self.dtype.itemsize,
+                            self.chunk_size)
+
+    def slot_rows(self, n_samples):
+        return self._layout(n_samples)[1] * self.chunk_size
+
+    def _blocks(self, n_samples):
+        if self._n_samples != n_samples:
+            K, D = self.n_components, self.n_features
+            n_blocks, self._chunks_per_block = self._layout(n_samples)
+            fixed = self._fixed_chunks_per_block
+            if fixed is not None:
+                n_chunks = -(-n_samples // self.chunk_size)
+                n_blocks, self._chunks_per_block = max(1, -(-n_chunks // fixed)), fixed
+            self._loglik = np.empty(n_blocks)
+            self._nk, self._su, self._sl = (np.empty((n_blocks, K)) for _ in range(3))
+            self._s1 = np.empty((n_blocks, K * D))
+            self._s2 = np.empty((n_blocks, self.covariance.stats_size(K, D)))
+            self._n_samples = n_samples
+        return self._loglik, self._nk, self._su, self._sl, self._s1, self._s2
+
+    def kernel_arguments(self, params):
+        """(means, precision factors, log_const, dofs) of mixture ``params`` for the kernel."""
+        cov, K, D = self.covariance, self.n_components, self.n_features
+        p = params.params
+        dofs = np.ascontiguousarray(p["dofs"], dtype=np.float64)
+        factors = cov.precisions_cholesky(p["covariances"])
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(np.asarray(params.weights, dtype=np.float64))
+        log_const = (log_weights + gammaln(0.5 * (dofs + D)) - gammaln(0.5 * dofs)
+                     - 0.5 * D * np.log(dofs * np.pi) + cov.log_det_cholesky(factors, K, D))
+        means = np.ascontiguousarray(p["means"], dtype=self.dtype)
+        prec = np.ascontiguousarray(cov.kernel_factors(factors), dtype=self.dtype).ravel()
+        return means, prec, np.ascontiguousarray(log_const), dofs
+
+    def statistics(self, X, sample_weight, params, base=None):
+        """E-step at ``params`` and the statistics, moments about the locations."""
+        loglik, nk, su, sl, s1, s2 = self._blocks(X.shape[0])
+        means, prec, log_const, dofs = self.kernel_arguments(params)
+        weights = np.empty(0) if sample_weight is None else sample_weight
+        weights = np.ascontiguousarray(weights, dtype=self.dtype)
+        rows_per_block = self._chunks_per_block * self.chunk_size
+        for first, stop in kernel_slices(len(loglik), self.n_threads):
+            rows = slice(first * rows_per_block, stop * rows_per_block)
+            _student_t.em_pass(X[rows], weights[rows], means, prec, log_const, dofs, means,
+                               self.covariance.kernel_kind, loglik[first:stop], nk[first:stop],
+                               su[first:stop], sl[first:stop], s1[first:stop], s2[first:stop],
+                               self._scratch_f64, self._scratch_x, self.chunk_size,
+                               self._chunks_per_block, self.n_threads)
+        # the slots summed by the fixed tree: the same bits for any thread count
+        K, D = self.n_components, self.n_features
+        total_nk = tree_sum_rows(nk)
+        half_shape = 0.5 * (dofs + D)
+        # E[log W] = log u + digamma((nu + D)/2) - log((nu + D)/2): the kernel sums log u - u
+        dof_term = tree_sum_rows(sl) + total_nk * (digamma(half_shape) - np.log(half_shape))
+        return StudentTStatistics(float(tree_sum_rows(loglik[:, None])[0]), total_nk,
+                                  tree_sum_rows(su), tree_sum_rows(s1).reshape(K, D),
+                                  tree_sum_rows(s2), means.astype(np.float64), dof_term,
+                                  self.covariance)
+
+    def base_measure(self, X, sample_weight):
+        return 0.0
+
+    def score(self, X, params, log_norm=False, resp=False, labels=False, log_prob=False):
+        """Per-sample outputs, each only when asked for (as ``GaussianPass.score``)."""
+        means, prec, log_const, dofs = self.kernel_arguments(params)
+        n, K = X.shape[0], self.n_components
+        outputs = (np.empty(n if log_norm else 0), np.empty((n, K) if resp else (0, 0)),
+                   np.empty(n if labels else 0, dtype=np.intp),
+                   np.empty((n, K) if log_prob else (0, 0)))
+        n_chunks = -(-n // self.chunk_size)
+        for first, stop in kernel_slices(n_chunks, self.n_threads):
+            rows = slice(first * self.chunk_size, stop * self.chunk_size)
+            _student_t.score_pass(X[rows], means, prec, log_const, dofs,
+                                  self.covariance.kernel_kind,
+                                  *(out[rows] if out.size else out for out in outputs),
+                                  self._scratch_f64, self._scratch_x, self.chunk_size,
+                                  self.n_threads)
+        return outputs
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+class StudentT(Family):
+    """Multivariate Student-t components: ``params_ = {"means": (K, D), "covariances":
+    shaped by covariance_type, "dofs": (K,)}``.
+
+    Parameters
+    ----------
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        The scatter matrices' structure, with ``GaussianMixture``'s shapes.
+    dof : float or None, default=None
+        Fixed degrees of freedom for every component; None estimates them per
+        component (the exact one-dimensional M-step, see the module docstring).
+    dof_bounds : (float, float), default=(0.5, 1000.0)
+        The interval estimated degrees of freedom are kept in (at most 1e6).
+    reg_covar : float, default=1e-6
+        Added to the diagonal of every scatter matrix.
+
+    Initialisation is the Gaussian one (k-means, random responsibilities or
+    random points) with degrees of freedom ``dof`` or 10 (clipped to the
+    bounds).  No prior; NaN is refused.
+    """
+
+    name = "student_t"
+    params_keys = ("means", "covariances", "dofs")
+    allows_missing = False
+
+    def __init__(self, covariance_type="full", dof=None, dof_bounds=DOF_BOUNDS, reg_covar=1e-6):
+        self.covariance_type = covariance_type
+        self.dof = dof
+        self.dof_bounds = dof_bounds
+        self.reg_covar = reg_covar
+
+    def get_config(self):
+        self._check_config()
+        return {"covariance_type": self.covariance_type,
+                "dof": None if self.dof is None else float(self.dof),
+                "dof_bounds": [float(b) for b in self.dof_bounds],
+                "reg_covar": float(self.reg_covar)}
+
+    def _check_config(self):
+        if not (_is_real(self.reg_covar) and self.reg_covar >= 0 and np.isfinite(self.reg_covar)):
+            raise ValueError(f"reg_covar of the student_t family must be a finite float >= 0; "
+                             f"got {self.reg_covar!r}.")
+        if self.dof is not None and not (_is_real(self.dof) and 0 < self.dof <= MAX_DOF):
+            raise ValueError(f"dof of the student_t family must be None (estimated) or a real "
+                             f"number in (0, {MAX_DOF:g}]; got {self.dof!r}.")
+        bounds = self.dof_bounds
+        ok = (isinstance(bounds, (tuple, list)) and len(bounds) == 2
+              and all(_is_real(b) for b in bounds) and 0 < bounds[0] <= bounds[1] <= MAX_DOF)
+        if not ok:
+            raise ValueError(f"dof_bounds of the student_t family must be two real numbers "
+                             f"(low, high) with 0 < low <= high <= {MAX_DOF:g}; got "
+                             f"{bounds!r}.")
+        return get_covariance(self.covariance_type)
+
+    def covariance(self):
+        return self._check_config()
+
+    # --- data -------------------------------------------------------------------------
+    def validate(self, block, first_row=0, columns=None):
+        first_bad(block, ~np.isfinite(block), first_row, columns,
+                  "X column {column} has the value {value!r} at row {row}: student_t data "
+                  "must be finite (missing values are not supported by this family).")
+
+    def layout(self, n_features, extent=None, params=None):
+        return None
+
+    def make_pass(self, n_samples, n_features, n_components, dtype, n_threads, layout,
+                  missing, chunks_per_block=None):
+        return StudentTPass(self, n_samples, n_features, n_components, dtype, n_threads,
+                            chunks_per_block)
+
+    # --- EM -----------------------------------------------------------------------------
+    def initial_statistics(self, method, X, sample_weight, gpass, X0, w0, p0, random_state):
+        """The Gaussian initialisation's statistics, as t statistics with u = 1."""
+        g = gaussian_initial_statistics(method, X0, w0, p0.gaussian, random_state)
+        return StudentTStatistics(0.0, g.nk, g.nk, g.s1, g.s2, g.centres, None,
+                                  p0.covariance)
+
+    def starting_dofs(self, n_components):
+        value = self.dof if self.dof is not None else np.clip(INITIAL_DOF, *self.dof_bounds)
+        return np.full(n_components, float(value))
+
+    def maximize(self, stats, gpass, prior):
+        cov = gpass.covariance
+        nk, su = stats.nk, stats.su
+        # locations and the u-weighted scatter per unit Su, then per unit N
+        _, means, scatter = cov.m_step(su, stats.s1, stats.s2, stats.centres, 0.0)
+        if cov.name == "tied":
+            scatter = scatter * ((su + _NK_FLOOR).sum() / (nk + _NK_FLOOR).sum())
+        else:
+            ratio = (su + _NK_FLOOR) / (nk + _NK_FLOOR)
+            scatter = scatter * ratio.reshape((-1,) + (1,) * (scatter.ndim - 1))
+        if cov.has_outer_products:
+            D = means.shape[1]
+            scatter[..., np.arange(D), np.arange(D)] += self.reg_covar
+        else:
+            scatter = scatter + self.reg_covar
+        return {"means": means, "covariances": scatter, "dofs": self._dofs(stats)}
+
+    def _dofs(self, stats):
+        K = len(stats.nk)
+        if self.dof is not None or stats.dof_term is None:
+            return self.starting_dofs(K)
+        nk, term = stats.nk, stats.dof_term
+        seen = nk > _NK_FLOOR
+        # a component without weight gets the pooled equation (it explains nothing)
+        pooled = term[seen].sum() / nk[seen].sum() if seen.any() else -1.0
+        mean_term = np.where(seen, term / np.where(seen, nk, 1.0), pooled)
+        return solve_dofs(mean_term, self.dof_bounds)
+
+    # --- parameters ---------------------------------------------------------------------
+    def check_params(self, params, n_components, n_features):
+        _check_keys(params, self.params_keys, self.name)
+        cov = self.covariance()
+        K, D = n_components, n_features
+        means = check_param_array(params, "means", (K, D), self.name)
+        covariances = check_param_array(params, "covariances", cov.shape(K, D), self.name)
+        try:
+            cov.precisions_cholesky(covariances)
+        except CollapsedComponentError as exc:
+            raise ValueError(f"params_init['covariances'] of the student_t family must be "
+                             f"symmetric positive definite; components {exc.components} are "
+                             f"not.") from None
+        dofs = check_param_array(params, "dofs", (K,), self.name, low=0.0, low_open=True)
+        if self.dof is not None:
+            if not np.all(dofs == self.dof):
+                raise ValueError(f"params_init['dofs'] must equal the family's fixed dof="
+                                 f"{self.dof!r}; got {dofs.tolist()}.")
+        else:
+            low, high = self.dof_bounds
+            outside = np.flatnonzero((dofs < low) | (dofs > high))
+            if outside.size:
+                k = int(outside[0])
+                raise ValueError(f"params_init['dofs'] must lie within dof_bounds=({low}, "
+                                 f"{high}); component {k} has {float(dofs[k])!r}.")
+        return {"means": means, "covariances": covariances, "dofs": dofs}
+
+    def n_parameters(self, params):
+        K, D = params["means"].shape
+        estimated = K if self.dof is None else 0
+        return K * D + self.covariance().n_parameters(K, D) + estimated
+
+    def sample(self, params, labels, random_state):
+        """x = mu + z / sqrt(g), z ~ N(0, Sigma), g ~ Gamma(nu/2, rate nu/2)."""
+        means, dofs = params["means"], params["dofs"]
+        K, D = means.shape
+        matrices = self.covariance().covariance_matrices(params["covariances"], K, D)
+        out = np.empty((len(labels), D))
+        for k in range(K):
+            rows = np.flatnonzero(labels == k)
+            z = random_state.multivariate_normal(np.zeros(D), matrices[k], len(rows))
+            g = random_state.gamma(0.5 * dofs[k], 2.0 / dofs[k], len(rows))
+            out[rows] = means[k] + z / np.sqrt(g)[:, None]
+        return out
