@@ -156,3 +156,67 @@ def sample_t(rng, weights, params, cov_type, n):
     nu = params["dofs"][labels]
     g = rng.gamma(nu / 2, 2 / nu)
     return means[labels] + z / np.sqrt(g)[:, None], labels
+
+
+def missing_em_iteration(X, weights, params, cov_type, sample_weight=None, reg_covar=1e-6,
+                         dof_bounds=(0.5, 1000.0)):
+    """One EM iteration on incomplete rows (NaN missing), row by row (Liu & Rubin 1995).
+
+    Per row and component, with o the observed and m the missing features:
+    x_o ~ t(mu_o, Sigma_oo, nu) in D_o dimensions; u = (nu + D_o)/(nu + d_o);
+    x^_m = mu_m + Sigma_mo Sigma_oo^-1 (x_o - mu_o), C = Sigma_mm - Sigma_mo Sigma_oo^-1
+    Sigma_om; E[W x] = u x^, E[W x x^T] = u x^ x^T + [0, 0; 0, C].
+    Returns (log-likelihood sum, per-row log-likelihood, weights, params).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, D = X.shape
+    means, nu = params["means"], params["dofs"]
+    K = len(weights)
+    S = full_matrices(params["covariances"], cov_type, K, D)
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+    nk, su, dof_sum = np.zeros(K), np.zeros(K), np.zeros(K)
+    sx, sxx = np.zeros((K, D)), np.zeros((K, D, D))
+    row_loglik = np.empty(n)
+    for i in range(n):
+        o = ~np.isnan(X[i])
+        m = ~o
+        x_o = X[i, o]
+        D_o = o.sum()
+        logp, u, log_w = np.empty(K), np.empty(K), np.empty(K)
+        completed, spread = np.empty((K, D)), np.zeros((K, D, D))
+        for k in range(K):
+            S_oo = S[k][np.ix_(o, o)]
+            z = x_o - means[k, o]
+            solved = np.linalg.solve(S_oo, z)
+            d = z @ solved
+            logp[k] = (np.log(weights[k]) + gammaln((nu[k] + D_o) / 2) - gammaln(nu[k] / 2)
+                       - D_o / 2 * np.log(nu[k] * np.pi) - 0.5 * np.linalg.slogdet(S_oo)[1]
+                       - (nu[k] + D_o) / 2 * np.log1p(d / nu[k]))
+            u[k] = (nu[k] + D_o) / (nu[k] + d)
+            log_w[k] = digamma((nu[k] + D_o) / 2) - np.log((nu[k] + d) / 2)
+            completed[k] = X[i]
+            completed[k, m] = means[k, m] + S[k][np.ix_(m, o)] @ solved
+            spread[k][np.ix_(m, m)] = (S[k][np.ix_(m, m)]
+                                       - S[k][np.ix_(m, o)] @ np.linalg.solve(S_oo, S[k][np.ix_(o, m)]))
+        row_loglik[i] = logsumexp(logp)
+        r = w[i] * np.exp(logp - row_loglik[i])
+        nk += r
+        su += r * u
+        dof_sum += r * (log_w - u)
+        sx += (r * u)[:, None] * completed
+        sxx += ((r * u)[:, None, None] * completed[:, :, None] * completed[:, None, :]
+                + r[:, None, None] * spread)
+    new_means = sx / su[:, None]
+    scatter = sxx - su[:, None, None] * new_means[:, :, None] * new_means[:, None, :]
+    if cov_type == "full":
+        cov = scatter / nk[:, None, None] + reg_covar * np.eye(D)
+    elif cov_type == "tied":
+        cov = scatter.sum(axis=0) / nk.sum() + reg_covar * np.eye(D)
+    elif cov_type == "diag":
+        cov = np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None] + reg_covar
+    else:
+        cov = np.trace(scatter, axis1=1, axis2=2) / (D * nk) + reg_covar
+    dofs = np.array([solve_dof(dof_sum[k] / nk[k], dof_bounds) for k in range(K)])
+    loglik = float(np.sum(np.where(w > 0, w * row_loglik, 0.0)))
+    return loglik, row_loglik, nk / nk.sum(), {"means": new_means, "covariances": cov,
+                                               "dofs": dofs}

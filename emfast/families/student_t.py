@@ -26,7 +26,9 @@ iteration therefore increases the likelihood, as EM.  ``reg_covar`` is added
 to the scatter's diagonal, as in the Gaussian family; a component whose
 scatter is not positive definite raises ``CollapsedComponentError``.
 
-NaN entries are refused: missing values are not marginalised by this family.
+NaN entries of in-memory X are missing values, marginalised exactly
+(:class:`StudentTMissingPass`: per missingness pattern, the marginal t of the
+observed features and the conditional moments of the missing ones).
 """
 import numbers
 
@@ -37,8 +39,10 @@ from .._covariance import _NK_FLOOR, get_covariance
 from .._exceptions import CollapsedComponentError
 from .._initialization import initial_statistics as gaussian_initial_statistics
 from .._kernels import _student_t
-from .._passes import (CHUNK_SIZE, GaussianPass, Statistics, block_layout, cache_aligned_rows,
-                       kernel_slices, recentre, tree_sum_rows)
+from .._missing import (PARALLEL_MIN_ROWS, _Marginals, _symmetric, add_completed,
+                        batch_patterns, group_patterns, mean_imputed, pattern_marginals)
+from .._passes import (CHUNK_SIZE, GaussianParams, GaussianPass, Statistics, block_layout,
+                       cache_aligned_rows, kernel_slices, recentre, tree_sum_rows)
 from ._base import Family, _check_keys, check_param_array, first_bad
 from .gamma import solve_shape
 
@@ -139,24 +143,32 @@ class StudentTPass:
             self._n_samples = n_samples
         return self._loglik, self._nk, self._su, self._sl, self._s1, self._s2
 
-    def kernel_arguments(self, params):
-        """(means, precision factors, log_const, dofs) of mixture ``params`` for the kernel."""
+    def kernel_arguments(self, weights, means, factors, dofs):
+        """(means, precision factors, log_const, dofs) for the kernel: locations (K, D),
+        precision Cholesky factors of the scatters, degrees of freedom (K,)."""
         cov, K, D = self.covariance, self.n_components, self.n_features
-        p = params.params
-        dofs = np.ascontiguousarray(p["dofs"], dtype=np.float64)
-        factors = cov.precisions_cholesky(p["covariances"])
+        dofs = np.ascontiguousarray(dofs, dtype=np.float64)
         with np.errstate(divide="ignore"):
-            log_weights = np.log(np.asarray(params.weights, dtype=np.float64))
+            log_weights = np.log(np.asarray(weights, dtype=np.float64))
         log_const = (log_weights + gammaln(0.5 * (dofs + D)) - gammaln(0.5 * dofs)
                      - 0.5 * D * np.log(dofs * np.pi) + cov.log_det_cholesky(factors, K, D))
-        means = np.ascontiguousarray(p["means"], dtype=self.dtype)
+        means = np.ascontiguousarray(means, dtype=self.dtype)
         prec = np.ascontiguousarray(cov.kernel_factors(factors), dtype=self.dtype).ravel()
         return means, prec, np.ascontiguousarray(log_const), dofs
 
+    def _factors(self, params):
+        p = params.params
+        return (params.weights, p["means"], self.covariance.precisions_cholesky(p["covariances"]),
+                p["dofs"])
+
     def statistics(self, X, sample_weight, params, base=None):
         """E-step at ``params`` and the statistics, moments about the locations."""
+        return self.factor_statistics(X, sample_weight, *self._factors(params))
+
+    def factor_statistics(self, X, sample_weight, weights, means, factors, dofs):
+        """``statistics`` at the mixture given by its precision factors."""
         loglik, nk, su, sl, s1, s2 = self._blocks(X.shape[0])
-        means, prec, log_const, dofs = self.kernel_arguments(params)
+        means, prec, log_const, dofs = self.kernel_arguments(weights, means, factors, dofs)
         weights = np.empty(0) if sample_weight is None else sample_weight
         weights = np.ascontiguousarray(weights, dtype=self.dtype)
         rows_per_block = self._chunks_per_block * self.chunk_size
@@ -183,7 +195,13 @@ class StudentTPass:
 
     def score(self, X, params, log_norm=False, resp=False, labels=False, log_prob=False):
         """Per-sample outputs, each only when asked for (as ``GaussianPass.score``)."""
-        means, prec, log_const, dofs = self.kernel_arguments(params)
+        return self.factor_score(X, *self._factors(params), log_norm=log_norm, resp=resp,
+                                 labels=labels, log_prob=log_prob)
+
+    def factor_score(self, X, weights, means, factors, dofs, log_norm=False, resp=False,
+                     labels=False, log_prob=False):
+        """``score`` at the mixture given by its precision factors."""
+        means, prec, log_const, dofs = self.kernel_arguments(weights, means, factors, dofs)
         n, K = X.shape[0], self.n_components
         outputs = (np.empty(n if log_norm else 0), np.empty((n, K) if resp else (0, 0)),
                    np.empty(n if labels else 0, dtype=np.intp),
@@ -197,6 +215,115 @@ class StudentTPass:
                                   self._scratch_f64, self._scratch_x, self.chunk_size,
                                   self.n_threads)
         return outputs
+
+
+class StudentTMissingPass(StudentTPass):
+    """The t pass over incomplete rows (NaN entries missing at random).
+
+    A row's observed features x_o follow the marginal t: location mu_o,
+    scatter Sigma_oo, the same nu, dimension D_o; so per missingness pattern
+    (grouped as for the Gaussian, ``emfast/_missing.py``) the fused pass on
+    the observed entries gives the observed-data E-step and u = (nu + D_o) /
+    (nu + d_o).  Given x_o and W, x_m is Gaussian with mean
+    x^_m = mu_m + B (x_o - mu_o) and covariance C / W, so the expected
+    complete-data statistics are the Gaussian reconstruction with u-weighted
+    moments: E[W x^] = u x^ and E[W x x^T] = u x^ x^T + [0, 0; 0, C] (C not
+    weighted by u: it enters as r C).  E[log W] uses D_o.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.missing = True
+        self._grouped = None        # (X, sample_weight, batches) of the last X
+        self._pattern_passes = {}
+
+    def _batches_for(self, X, sample_weight):
+        cached = self._grouped
+        if cached is None or cached[0] is not X or cached[1] is not sample_weight:
+            batches = batch_patterns(group_patterns(X, sample_weight), self.n_components,
+                                     self.n_features)
+            self._grouped = cached = (X, sample_weight, batches)
+        return cached[2]
+
+    def _pattern_pass(self, n_rows, n_observed):
+        threads = self.n_threads if n_rows >= PARALLEL_MIN_ROWS else 1
+        key = (n_observed, threads)
+        if key not in self._pattern_passes:
+            self._pattern_passes[key] = StudentTPass(self.family, 0, n_observed,
+                                                     self.n_components, self.dtype, threads)
+        return self._pattern_passes[key]
+
+    def _marginals(self, X, sample_weight, params):
+        weights, means, factors, dofs = self._factors(params)
+        batches = self._batches_for(X, sample_weight)
+        return batches, pattern_marginals(self.covariance, GaussianParams(weights, means,
+                                                                          factors), batches)
+
+    def statistics(self, X, sample_weight, params, base=None):
+        batches, marginals = self._marginals(X, sample_weight, params)
+        kind, K, D = self.covariance.name, self.n_components, self.n_features
+        weights, dofs = params.weights, params.params["dofs"]
+        # the locations the kernel uses (X's dtype): the moments are exact about them
+        centres = np.asarray(params.params["means"], dtype=self.dtype).astype(np.float64)
+        offset = params.params["means"] - centres
+        s2_shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[kind]
+        moments = Statistics(loglik=0.0, nk=np.zeros(K), s1=np.zeros((K, D)),
+                             s2=np.zeros(s2_shape), centres=centres)
+        nk, dof_term = np.zeros(K), np.zeros(K)
+        for batch, marginal in zip(batches, marginals):
+            parts = [self._pattern_pass(p.rows.size, p.observed.size).factor_statistics(
+                         p.values, p.weights, weights, mp.means, mp.precisions_cholesky, dofs)
+                     for p, mp in zip(batch.patterns, marginal.params)]
+            moments.loglik += sum(st.loglik for st in parts)
+            for st in parts:
+                nk += st.nk
+                dof_term += st.dof_term
+            if batch.missing.shape[1] == 0:     # one pattern, every feature observed
+                st = parts[0]
+                moments.nk += st.su
+                moments.s1 += st.s1
+                moments.s2 += (_symmetric(st.s2.reshape(s2_shape)) if kind in ("full", "tied")
+                               else st.s2.reshape(s2_shape))
+                continue
+            n = np.array([st.nk for st in parts])                       # (P, K)
+            n_u = np.array([st.su for st in parts])                     # (P, K)
+            moments.nk += n_u.sum(axis=0)
+            add_completed(kind, batch, _weighted_spread(marginal, n, n_u, kind), n_u,
+                          np.array([st.s1 for st in parts]), np.array([st.s2 for st in parts]),
+                          offset, moments)
+        return StudentTStatistics(moments.loglik, nk, moments.nk, moments.s1,
+                                  moments.s2.ravel(), centres, dof_term, self.covariance)
+
+    def score(self, X, params, log_norm=False, resp=False, labels=False, log_prob=False):
+        batches, marginals = self._marginals(X, None, params)
+        weights, dofs = params.weights, params.params["dofs"]
+        n, K = X.shape[0], self.n_components
+        outputs = (np.empty(n if log_norm else 0), np.empty((n, K) if resp else (0, 0)),
+                   np.empty(n if labels else 0, dtype=np.intp),
+                   np.empty((n, K) if log_prob else (0, 0)))
+        wanted = {"log_norm": log_norm, "resp": resp, "labels": labels, "log_prob": log_prob}
+        for batch, marginal in zip(batches, marginals):
+            for p, mp in zip(batch.patterns, marginal.params):
+                parts = self._pattern_pass(p.rows.size, p.observed.size).factor_score(
+                    p.values, weights, mp.means, mp.precisions_cholesky, dofs, **wanted)
+                for out, part in zip(outputs, parts):
+                    if out.size:
+                        out[p.rows] = part
+        return outputs
+
+
+def _weighted_spread(marginal, n, n_u, kind):
+    """The marginals with C scaled by N / Su per pattern and component: the Gaussian
+    reconstruction (``add_completed``) multiplies C by the count it is given (Su here),
+    and the t statistics hold r C, not r u C."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "tied":
+            ratio = np.where(n_u.sum(axis=1) > 0, n.sum(axis=1) / n_u.sum(axis=1), 0.0)
+            ratio = ratio[:, None]
+        else:
+            ratio = np.where(n_u > 0, n / n_u, 0.0)
+    c = marginal.c * ratio.reshape(ratio.shape + (1,) * (marginal.c.ndim - 2))
+    return _Marginals(marginal.params, marginal.b, c)
 
 
 def _is_real(value):
@@ -221,12 +348,11 @@ class StudentT(Family):
 
     Initialisation is the Gaussian one (k-means, random responsibilities or
     random points) with degrees of freedom ``dof`` or 10 (clipped to the
-    bounds).  No prior; NaN is refused.
+    bounds).  No prior.  NaN entries are missing values, marginalised.
     """
 
     name = "student_t"
     params_keys = ("means", "covariances", "dofs")
-    allows_missing = False
 
     def __init__(self, covariance_type="full", dof=None, dof_bounds=DOF_BOUNDS, reg_covar=1e-6):
         self.covariance_type = covariance_type
@@ -262,21 +388,23 @@ class StudentT(Family):
 
     # --- data -------------------------------------------------------------------------
     def validate(self, block, first_row=0, columns=None):
-        first_bad(block, ~np.isfinite(block), first_row, columns,
+        first_bad(block, np.isinf(block), first_row, columns,
                   "X column {column} has the value {value!r} at row {row}: student_t data "
-                  "must be finite (missing values are not supported by this family).")
+                  "must be finite (NaN marks a missing entry).")
 
     def layout(self, n_features, extent=None, params=None):
         return None
 
     def make_pass(self, n_samples, n_features, n_components, dtype, n_threads, layout,
                   missing, chunks_per_block=None):
-        return StudentTPass(self, n_samples, n_features, n_components, dtype, n_threads,
-                            chunks_per_block)
+        cls = StudentTMissingPass if missing else StudentTPass
+        return cls(self, n_samples, n_features, n_components, dtype, n_threads, chunks_per_block)
 
     # --- EM -----------------------------------------------------------------------------
     def initial_statistics(self, method, X, sample_weight, gpass, X0, w0, p0, random_state):
         """The Gaussian initialisation's statistics, as t statistics with u = 1."""
+        if np.isnan(X0).any():      # the Gaussian initialisation on mean-imputed rows
+            X0 = mean_imputed(X0, w0)
         g = gaussian_initial_statistics(method, X0, w0, p0.gaussian, random_state)
         return StudentTStatistics(0.0, g.nk, g.nk, g.s1, g.s2, g.centres, None,
                                   p0.covariance)
