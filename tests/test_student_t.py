@@ -102,6 +102,22 @@ def test_pass_bitwise_across_threads(cov_type, dtype):
     assert np.array_equal(scores[0][1], scores[1][1])
 
 
+def test_kernel_logarithm_and_reciprocal():
+    from emfast._kernels import _student_t
+
+    x = np.concatenate([1.0 + np.logspace(-17, 0, 20_000), np.logspace(0, 308, 20_000),
+                        [1.0, 2.0, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 2.0), 2.0 ** 1022,
+                         1.7976931348623157e308]])
+    log, inverse = np.empty_like(x), np.empty_like(x)
+    _student_t.log_ge1_inv(x, log, inverse)
+    assert (np.abs(log - np.log(x)) <= 4 * np.spacing(np.log(x))).all()
+    normal = 1.0 / x >= np.finfo(np.float64).tiny
+    assert (np.abs(inverse - 1.0 / x)[normal] <= 4 * np.spacing(1.0 / x[normal])).all()
+    assert (inverse[~normal] <= np.finfo(np.float64).tiny).all()    # flushed, or subnormal
+    _student_t.log_ge1_inv(np.array([np.inf]), log[:1], inverse[:1])
+    assert log[0] == np.inf and inverse[0] == 0.0
+
+
 def test_dof_solve_is_exact():
     from emfast.families.student_t import solve_dofs
 

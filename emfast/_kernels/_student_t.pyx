@@ -30,10 +30,15 @@ results are bitwise identical for any number of threads.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport log, log1p
 import numpy as np
 
 from ._columns cimport *
+
+cdef extern from "emfast_student_t.h" nogil:
+    void emfast_t_columns(double *logpt, double *u, double *g, Py_ssize_t n_pad, double nu,
+                          double n_features, double log_const)
+    void emfast_log_ge1_inv_array(const double *x, double *log_out, double *inverse_out,
+                                  Py_ssize_t n)
 
 
 def scratch_sizes(Py_ssize_t chunk_size, Py_ssize_t n_features, Py_ssize_t n_components):
@@ -76,23 +81,23 @@ cdef void _log_prob_chunk(
     floating *zt,                   # SCRATCH (D, n_pad)
     Scratch64 s,                    # OUT s.logpt, s.u, s.g
 ) noexcept nogil:
-    cdef Py_ssize_t n_pad = emfast_padded(n_rows), k, i
-    cdef double nu, half_shape, log_ratio, d, shrink
-    cdef double *lp
+    cdef Py_ssize_t n_pad = emfast_padded(n_rows), k
     transpose_columns(x, weights, n_rows, D, n_pad, xt)
     # with a zero constant the Gaussian kernel gives -d / 2 per row
     log_prob_columns(kind, xt, n_pad, D, K, means, prec, zeros, zt, s.logpt)
     for k in range(K):
-        nu = dofs[k]
-        half_shape = 0.5 * (nu + D)
-        log_ratio = log((nu + D) / nu)
-        lp = s.logpt + k * n_pad
-        for i in range(n_pad):
-            d = -2.0 * lp[i]
-            shrink = log1p(d / nu)          # log(1 + d / nu)
-            lp[i] = log_const[k] - half_shape * shrink
-            s.u[k * n_pad + i] = (nu + D) / (nu + d)
-            s.g[k * n_pad + i] = (log_ratio - shrink) - s.u[k * n_pad + i]
+        emfast_t_columns(s.logpt + k * n_pad, s.u + k * n_pad, s.g + k * n_pad, n_pad,
+                         dofs[k], <double> D, log_const[k])
+
+
+def log_ge1_inv(
+    const double[::1] x,                    # IN (n,) values >= 1
+    double[::1] log_out,                    # OUT (n,) log x
+    double[::1] inverse_out,                # OUT (n,) 1 / x
+):
+    """The kernels' logarithm and reciprocal of x >= 1, for testing against numpy."""
+    if x.shape[0]:
+        emfast_log_ge1_inv_array(&x[0], &log_out[0], &inverse_out[0], x.shape[0])
 
 
 def em_pass(
@@ -163,9 +168,10 @@ def em_pass(
                     sum_r = 0.0
                     sum_g = 0.0
                     for i in range(n_rows):
-                        # rows of zero weight add nothing (padding rows have w = 0)
-                        if wt[i] > 0:
-                            rw = s.logpt[k * n_pad + i] * wt[i]
+                        # rows of zero weight or responsibility add nothing (padding
+                        # rows have w = 0; g is -inf where a distance overflowed)
+                        rw = s.logpt[k * n_pad + i] * wt[i]
+                        if rw > 0:
                             sum_r = sum_r + rw
                             sum_g = sum_g + rw * s.g[k * n_pad + i]
                     block_nk[block, k] += sum_r
