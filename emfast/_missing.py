@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._exceptions import CollapsedComponentError
-from ._passes import CHUNK_SIZE, GaussianParams, GaussianPass, Statistics
+from ._passes import CHUNK_SIZE, GaussianParams, GaussianPass, Statistics, score_outputs
 from ._sampling import sample_pass, sample_rows
 
 MISSING_VALUES = ("error", "marginalize")
@@ -360,11 +360,7 @@ class MissingDataPass:
         Same contract as :meth:`GaussianPass.score`.
         """
         batches = self._batches_for(X)
-        n_samples, K = X.shape[0], self.n_components
-        outputs = (np.empty(n_samples if log_norm else 0),
-                   np.empty((n_samples, K) if resp else (0, 0)),
-                   np.empty(n_samples if labels else 0, dtype=np.intp),
-                   np.empty((n_samples, K) if log_prob else (0, 0)))
+        outputs = score_outputs(X.shape[0], self.n_components, log_norm, resp, labels, log_prob)
         wanted = {"log_norm": log_norm, "resp": resp, "labels": labels, "log_prob": log_prob}
         for batch, marginals in zip(batches, self._marginals(params, batches)):
             for pattern, marginal in zip(batch.patterns, marginals.params):

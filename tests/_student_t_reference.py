@@ -103,6 +103,19 @@ def solve_dof(mean_term, bounds):
     return float(np.clip(np.sqrt(lo * hi), *bounds))
 
 
+def covariances_from_scatter(scatter, nk, cov_type, reg_covar):
+    """The type's covariances from the u-weighted scatter matrices (K, D, D) about the
+    new locations, per unit N_k (tied: pooled over the components)."""
+    D = scatter.shape[1]
+    if cov_type == "full":
+        return scatter / nk[:, None, None] + reg_covar * np.eye(D)
+    if cov_type == "tied":
+        return scatter.sum(axis=0) / nk.sum() + reg_covar * np.eye(D)
+    if cov_type == "diag":
+        return np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None] + reg_covar
+    return np.trace(scatter, axis1=1, axis2=2) / (D * nk) + reg_covar
+
+
 def m_step(X, resp, u, log_w, cov_type, sample_weight=None, reg_covar=1e-6,
            dof_bounds=(0.5, 1000.0), dof=None):
     X = np.asarray(X, dtype=np.float64)
@@ -113,14 +126,7 @@ def m_step(X, resp, u, log_w, cov_type, sample_weight=None, reg_covar=1e-6,
     K, D = resp.shape[1], X.shape[1]
     means = (ru.T @ X) / ru.sum(axis=0)[:, None]
     scatter = np.stack([(X - means[k]).T @ (ru[:, k, None] * (X - means[k])) for k in range(K)])
-    if cov_type == "full":
-        cov = scatter / nk[:, None, None] + reg_covar * np.eye(D)
-    elif cov_type == "tied":
-        cov = scatter.sum(axis=0) / nk.sum() + reg_covar * np.eye(D)
-    elif cov_type == "diag":
-        cov = np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None] + reg_covar
-    else:
-        cov = np.trace(scatter, axis1=1, axis2=2) / (D * nk) + reg_covar
+    cov = covariances_from_scatter(scatter, nk, cov_type, reg_covar)
     if dof is None:
         dofs = np.array([solve_dof((r[:, k] * (log_w[:, k] - u[:, k])).sum() / nk[k],
                                    dof_bounds) for k in range(K)])
@@ -208,14 +214,7 @@ def missing_em_iteration(X, weights, params, cov_type, sample_weight=None, reg_c
                 + r[:, None, None] * spread)
     new_means = sx / su[:, None]
     scatter = sxx - su[:, None, None] * new_means[:, :, None] * new_means[:, None, :]
-    if cov_type == "full":
-        cov = scatter / nk[:, None, None] + reg_covar * np.eye(D)
-    elif cov_type == "tied":
-        cov = scatter.sum(axis=0) / nk.sum() + reg_covar * np.eye(D)
-    elif cov_type == "diag":
-        cov = np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None] + reg_covar
-    else:
-        cov = np.trace(scatter, axis1=1, axis2=2) / (D * nk) + reg_covar
+    cov = covariances_from_scatter(scatter, nk, cov_type, reg_covar)
     dofs = np.array([solve_dof(dof_sum[k] / nk[k], dof_bounds) for k in range(K)])
     loglik = float(np.sum(np.where(w > 0, w * row_loglik, 0.0)))
     return loglik, row_loglik, nk / nk.sum(), {"means": new_means, "covariances": cov,

@@ -42,7 +42,8 @@ from .._kernels import _student_t
 from .._missing import (PARALLEL_MIN_ROWS, _Marginals, _symmetric, add_completed,
                         batch_patterns, group_patterns, mean_imputed, pattern_marginals)
 from .._passes import (CHUNK_SIZE, GaussianParams, GaussianPass, Statistics, block_layout,
-                       cache_aligned_rows, kernel_slices, recentre, tree_sum_rows)
+                       cache_aligned_rows, kernel_slices, part_layout, recentre,
+                       score_outputs, tree_sum_rows)
 from ._base import Family, _check_keys, check_param_array, first_bad
 from .gamma import solve_shape
 
@@ -131,11 +132,9 @@ class StudentTPass:
     def _blocks(self, n_samples):
         if self._n_samples != n_samples:
             K, D = self.n_components, self.n_features
-            n_blocks, self._chunks_per_block = self._layout(n_samples)
-            fixed = self._fixed_chunks_per_block
-            if fixed is not None:
-                n_chunks = -(-n_samples // self.chunk_size)
-                n_blocks, self._chunks_per_block = max(1, -(-n_chunks // fixed)), fixed
+            n_blocks, self._chunks_per_block = part_layout(
+                n_samples, self._layout(n_samples), self.chunk_size,
+                self._fixed_chunks_per_block)
             self._loglik = np.empty(n_blocks)
             self._nk, self._su, self._sl = (np.empty((n_blocks, K)) for _ in range(3))
             self._s1 = np.empty((n_blocks, K * D))
@@ -202,10 +201,8 @@ class StudentTPass:
                      labels=False, log_prob=False):
         """``score`` at the mixture given by its precision factors."""
         means, prec, log_const, dofs = self.kernel_arguments(weights, means, factors, dofs)
-        n, K = X.shape[0], self.n_components
-        outputs = (np.empty(n if log_norm else 0), np.empty((n, K) if resp else (0, 0)),
-                   np.empty(n if labels else 0, dtype=np.intp),
-                   np.empty((n, K) if log_prob else (0, 0)))
+        n = X.shape[0]
+        outputs = score_outputs(n, self.n_components, log_norm, resp, labels, log_prob)
         n_chunks = -(-n // self.chunk_size)
         for first, stop in kernel_slices(n_chunks, self.n_threads):
             rows = slice(first * self.chunk_size, stop * self.chunk_size)
@@ -297,10 +294,7 @@ class StudentTMissingPass(StudentTPass):
     def score(self, X, params, log_norm=False, resp=False, labels=False, log_prob=False):
         batches, marginals = self._marginals(X, None, params)
         weights, dofs = params.weights, params.params["dofs"]
-        n, K = X.shape[0], self.n_components
-        outputs = (np.empty(n if log_norm else 0), np.empty((n, K) if resp else (0, 0)),
-                   np.empty(n if labels else 0, dtype=np.intp),
-                   np.empty((n, K) if log_prob else (0, 0)))
+        outputs = score_outputs(X.shape[0], self.n_components, log_norm, resp, labels, log_prob)
         wanted = {"log_norm": log_norm, "resp": resp, "labels": labels, "log_prob": log_prob}
         for batch, marginal in zip(batches, marginals):
             for p, mp in zip(batch.patterns, marginal.params):
