@@ -77,9 +77,10 @@ class MixtureModel(BaseEM):
     ----------
     family : str or family object, default="poisson"
         ``"poisson"``, ``"bernoulli"``, ``"categorical"``, ``"exponential"``,
-        ``"gamma"``, ``"gaussian"``, or an object from :mod:`emfast.families`
-        (``families.Categorical(n_categories=...)``,
+        ``"gamma"``, ``"gaussian"``, ``"student_t"``, or an object from
+        :mod:`emfast.families` (``families.Categorical(n_categories=...)``,
         ``families.Gaussian(covariance_type="diag")``,
+        ``families.StudentT(covariance_type="full", dof=None)``,
         ``families.Independent([(columns, family), ...])`` for mixed types).
     n_components : int, default=8
     tol : float, default=1e-3

@@ -433,6 +433,21 @@ def test_select_model_over_gaussian_and_student_t():
     assert families.get_family(model.family) == families.StudentT()
 
 
+def test_cli_fit_student_t(tmp_path):
+    from emfast._cli import main
+
+    rng = np.random.RandomState(0)
+    X = rng.standard_t(3.0, (300, 2)) + np.repeat([[0.0, 0.0], [7.0, 7.0]], 150, axis=0)
+    data = tmp_path / "heavy.csv"
+    np.savetxt(data, X, delimiter=",", header="a,b", comments="")
+    out = tmp_path / "model.npz"
+    assert main(["fit", str(data), "-k", "2", "--family", "student_t", "--out", str(out),
+                 "--quiet"]) == 0
+    model = emfast.load(out)
+    assert isinstance(model, MixtureModel) and model.params_["dofs"].shape == (2,)
+    np.testing.assert_allclose(np.sort(model.params_["means"][:, 0]), [0.0, 7.0], atol=0.3)
+
+
 # --- bad input ------------------------------------------------------------------------------
 def test_bad_data_is_named():
     X = np.random.RandomState(0).normal(size=(50, 3))

@@ -1,4 +1,6 @@
-"""Student-t: multivariate t components (robust clustering), fitted by ECM.
+"""Student-t: multivariate t components (robust clustering), fitted by EM with the
+latent precision weights (McLachlan and Peel's ECM, whose conditional steps are
+here one joint exact maximisation).
 
 Component k has a location ``means[k]``, a scatter matrix (``covariances``,
 shaped by ``covariance_type`` exactly as ``GaussianMixture.covariances_``)
@@ -343,6 +345,12 @@ class StudentT(Family):
     Initialisation is the Gaussian one (k-means, random responsibilities or
     random points) with degrees of freedom ``dof`` or 10 (clipped to the
     bounds).  No prior.  NaN entries are missing values, marginalised.
+
+    The degrees of freedom move at EM's pace (each step maximises the
+    expected complete-data likelihood, not the likelihood itself): on heavy
+    tails a fit may need a few hundred iterations, so raise ``max_iter``
+    (and lower ``tol``) when ``dofs`` matter.  Stepwise EM (``partial_fit``)
+    takes one step per batch.
     """
 
     name = "student_t"
