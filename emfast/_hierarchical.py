@@ -69,7 +69,7 @@ class MergeTree:
         n_threads = effective_n_threads(n_threads)
         _agglomerative.agglomerate(
             weight, np.ones(n_rows), Z.copy(), np.zeros((n_rows, n_features, n_features)),
-            np.zeros(n_rows), alpha, beta, np.empty(n_rows * (n_rows - 1) // 2),
+            np.zeros(n_rows), np.zeros((n_rows, n_features, n_features)), alpha, beta, np.empty(n_rows * (n_rows - 1) // 2),
             np.empty((n_threads, max(n_features, 1) ** 2)), self.merges, self.merge_cost,
             n_threads)
 
