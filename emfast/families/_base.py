@@ -180,6 +180,7 @@ class Family:
 
     name = None             # the string MixtureModel(family=...) accepts
     params_keys = ()        # the keys of params_
+    init_methods = ("kmeans", "random", "random_from_data")   # MixtureModel's init_params
 
     def get_config(self):
         """The constructor arguments as JSON-able values."""
