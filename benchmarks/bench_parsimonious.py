@@ -21,6 +21,11 @@ the same start (emfast ``fit``, R ``me()`` inside ``system.time``, data already
 loaded).  The final log-likelihood of both is printed, so a fast wrong answer
 shows (VVE differs: mclust's VVE M-step stops short of its maximum).  R's
 mclust is single-threaded Fortran; emfast runs ``--threads`` kernel threads.
+
+Then mclust's hierarchical start (``init_params="hc"``) on the first
+``--hc-rows`` rows (2,000: the subset size both use above it): emfast's
+agglomeration beside R's ``hc(X, "VVV", use = "SVD")``, and whether the
+partitions into 1..K clusters are identical.
 """
 import argparse
 import os
@@ -47,6 +52,49 @@ for (m in strsplit(args[6], ",")[[1]]) {
   cat(m, seconds, sprintf("%.12g", fit$loglik / n), "\n")
 }
 """
+
+R_HC_SCRIPT = r"""
+suppressMessages(library(mclust))
+args <- commandArgs(trailingOnly = TRUE)
+n <- as.integer(args[2]); d <- as.integer(args[3]); k <- as.integer(args[4])
+X <- matrix(readBin(args[1], "double", n = n * d), nrow = n, byrow = TRUE)
+seconds <- system.time(tree <- hc(X, modelName = "VVV", use = "SVD"))[["elapsed"]]
+cat(seconds, "\n")
+cl <- hclass(tree, 1:k)
+for (g in 1:k) cat(cl[, g], "\n")
+"""
+
+
+def _hc_row(X, k, threads, repeats):
+    """emfast's and R's hierarchical agglomeration of X: seconds and equal partitions."""
+    import numpy as np
+
+    from emfast._hierarchical import MergeTree, svd_scaled
+
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        tree = MergeTree(svd_scaled(X), n_threads=threads)
+        seconds.append(time.perf_counter() - t0)
+    ours = statistics.median(seconds)
+    if not shutil.which("Rscript"):
+        return ours, None, None
+    with tempfile.TemporaryDirectory() as tmp:
+        data, script = os.path.join(tmp, "x.bin"), os.path.join(tmp, "hc.R")
+        X.astype("<f8").tofile(data)
+        with open(script, "w") as f:
+            f.write(R_HC_SCRIPT)
+        out = subprocess.run(["Rscript", script, data, str(X.shape[0]), str(X.shape[1]),
+                              str(k)], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+
+    def numbered(labels):   # clusters by first row, as MergeTree.labels
+        first = {}
+        return [first.setdefault(v, len(first)) for v in labels]
+
+    equal = all(numbered(lines[g].split()) == tree.labels(g).tolist()
+                for g in range(1, k + 1))
+    return ours, float(lines[0]), equal
 
 
 def _data(n, d, k, seed):
@@ -103,6 +151,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--no-r", action="store_true", help="skip R's mclust")
+    parser.add_argument("--hc-rows", type=int, default=2000)
     args = parser.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import numpy as np
@@ -165,6 +214,15 @@ def main():
             else:
                 line += " | | |"
         print(line)
+
+    hc_rows = min(args.hc_rows, args.n)
+    ours, theirs, equal = _hc_row(X[:hc_rows], args.k, args.threads, args.repeats)
+    print(f"\nhc (VVV on SVD-scaled data), {hc_rows:,} rows: emfast {ours:.3f} s", end="")
+    if theirs is not None and not args.no_r:
+        print(f", R hc() {theirs:.2f} s ({theirs / ours:.0f}x); partitions into 1..{args.k} "
+              f"clusters {'identical' if equal else 'DIFFERENT'}")
+    else:
+        print()
 
 
 if __name__ == "__main__":

@@ -49,8 +49,8 @@ class BayesianGaussianMixture(BaseEM):
     max_iter : int, default=100
     n_init : int, default=1
         Initialisations; the run with the best lower bound is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-        How the initial responsibilities are chosen.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', 'hc'}, default='kmeans'
+        How the initial responsibilities are chosen (as ``GaussianMixture``'s).
     weight_concentration_prior_type : {'dirichlet_process', 'dirichlet_distribution'}, \
 default='dirichlet_process'
     weight_concentration_prior : float, default=None

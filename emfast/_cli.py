@@ -232,11 +232,13 @@ def _print_summary(say, model, X, weights, seconds, threads, load_seconds=None):
 
 def _family_model(args):
     """A MixtureModel of ``--family`` from the fit options."""
-    from ._mixture_model import INIT_METHODS, MixtureModel
+    from ._mixture_model import MixtureModel
+    from .families import get_family
 
-    if args.init not in INIT_METHODS:
+    methods = get_family(args.family).init_methods
+    if args.init not in methods:
         raise ValueError(f"--init {args.init} is for Gaussian mixtures; --family "
-                         f"{args.family} takes one of {', '.join(INIT_METHODS)}.")
+                         f"{args.family} takes one of {', '.join(methods)}.")
     return MixtureModel(args.family, args.n_components, tol=args.tol, max_iter=args.max_iter,
                         n_init=args.n_init, init_params=args.init, random_state=args.seed,
                         n_threads=args.threads)
@@ -524,8 +526,8 @@ def _add_fit_options(parser):
     parser.add_argument("--n-init", type=_positive_int, default=1,
                         help="runs from different starts; the best is kept (default: 1)")
     parser.add_argument("--init", default="kmeans",
-                        choices=["kmeans", "k-means++", "random", "random_from_data"],
-                        help="initialisation (default: kmeans)")
+                        choices=["kmeans", "k-means++", "random", "random_from_data", "hc"],
+                        help="initialisation (default: kmeans; hc: mclust's hierarchical)")
     parser.add_argument("--reg-covar", type=_non_negative_float, default=1e-6,
                         help="added to the covariances' diagonals (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0,

@@ -154,10 +154,13 @@ class GaussianMixture(BaseEM):
         Number of EM iterations per initialisation.
     n_init : int, default=1
         Number of initialisations; the run with the best lower bound is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', 'hc'}, default='kmeans'
         How the initial responsibilities are chosen: k-means labels (seeded by
         k-means++, Lloyd iterations on emfast's kernel), k-means++ seeds,
-        random responsibilities, or random data points.
+        random responsibilities, random data points, or 'hc': R mclust's
+        default start, the K-cluster partition of model-based agglomerative
+        clustering (VVV criterion on SVD-scaled data, on a random subset of
+        2,000 rows beyond that; ``emfast._hierarchical``).
     weights_init : array-like of shape (n_components,), default=None
         Initial weights; overrides ``init_params`` for the weights.
     means_init : array-like of shape (n_components, n_features), default=None
@@ -429,7 +432,8 @@ class GaussianMixture(BaseEM):
         if weights is None or means is None or prec_chol is None:
             # the same rows for every container (emfast/_initialization.py)
             X, sample_weight, gpass = initial_sample(X, sample_weight, gpass, random_state)
-            stats = initial_statistics(self.init_params, X, sample_weight, gpass, random_state)
+            stats = initial_statistics(self.init_params, X, sample_weight, gpass, random_state,
+                                       getattr(self, "_hierarchical_start", None))
             start = self._params_from_statistics(stats, gpass.covariance)
             weights = start.weights if weights is None else weights
             means = start.means if means is None else means

@@ -1,4 +1,5 @@
-"""Initial statistics for EM: k-means, k-means++, random responsibilities, random points.
+"""Initial statistics for EM: k-means, k-means++, random responsibilities, random points,
+mclust's model-based hierarchical agglomeration (``_hierarchical.py``).
 
 Every method ends in statistics (N_k, S1, S2 about some centres) that the
 covariance strategy's M-step turns into parameters, exactly as an EM
@@ -15,10 +16,11 @@ model does not change when its data move from memory to a file or a cluster.
 """
 import numpy as np
 
+from ._hierarchical import hierarchical_statistics
 from ._passes import Statistics
 from ._sampling import sample_pass, sample_rows
 
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc")
 KMEANS_MAX_ITER = 300
 KMEANS_TOL = 1e-4            # relative to the mean feature variance, as k-means usually is
 KMEANS_SEED_ROWS = 100_000   # k-means++ seeds from at most this many rows
@@ -42,8 +44,8 @@ def initial_sample(X, sample_weight, gpass, random_state):
     return sample_pass(X[rows], None if sample_weight is None else sample_weight[rows], gpass)
 
 
-def initial_statistics(method, X, sample_weight, gpass, random_state):
-    """Statistics the first M-step starts from."""
+def initial_statistics(method, X, sample_weight, gpass, random_state, hierarchical_start=None):
+    """Statistics the first M-step starts from (``hierarchical_start``: a shared 'hc' tree)."""
     n_components = gpass.n_components
     if method == "kmeans":
         centres = kmeans_plusplus(X, sample_weight, n_components, random_state)[0]
@@ -63,6 +65,8 @@ def initial_statistics(method, X, sample_weight, gpass, random_state):
         return _point_statistics(X, sample_weight, indices, gpass)
     if method == "random":
         return _random_statistics(X, sample_weight, gpass, random_state)
+    if method == "hc":
+        return hierarchical_statistics(X, sample_weight, gpass, random_state, hierarchical_start)
     raise ValueError(f"init_params must be one of {list(INIT_METHODS)}; got {method!r}.")
 
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._exceptions import CollapsedComponentError
-from ._passes import CHUNK_SIZE, GaussianParams, GaussianPass, Statistics
+from ._passes import CHUNK_SIZE, GaussianParams, GaussianPass, Statistics, score_outputs
 from ._sampling import sample_pass, sample_rows
 
 MISSING_VALUES = ("error", "marginalize")
@@ -170,7 +170,7 @@ class _Batch:
     inverse: np.ndarray     # (P, D) position of each feature in (observed, missing) order
 
 
-def _batches(patterns, n_components, n_features):
+def batch_patterns(patterns, n_components, n_features):
     """Consecutive same-width patterns, at most about 2**22 K x D x D values per batch."""
     size = max(1, (1 << 22) // (n_components * n_features * n_features))
     batches, first = [], 0
@@ -212,6 +212,37 @@ def _gather(array, index):
     return np.moveaxis(array[..., index], -2, 0)
 
 
+def pattern_marginals(covariance, params, batches):
+    """Per batch of patterns, the marginal parameters of the observed features and the
+    conditional maps of the missing ones (``_Marginals``) under ``params``
+    (``GaussianParams``; for any elliptical family, its location and scatter factors)."""
+    name, prec = covariance.name, params.precisions_cholesky
+    K, D = params.means.shape
+    if name in ("full", "tied"):
+        sigma = _matrix_covariances(prec if name == "full" else prec[None])
+    else:
+        variances = np.broadcast_to((1.0 / prec ** 2).reshape(K, -1), (K, D))
+    marginals = []
+    for batch in batches:
+        means = _gather(params.means, batch.observed)
+        if batch.missing.shape[1] == 0:
+            # fully observed: the model's own factors, bit for bit the complete pass
+            marginals.append(_Marginals([GaussianParams(params.weights, means[0], prec)],
+                                        None, None))
+            continue
+        b = None
+        if name in ("full", "tied"):
+            factors, b, c = _matrix_conditional(sigma, batch.observed, batch.missing)
+            factors = factors if name == "full" else factors[:, 0]
+        else:
+            factors = (_gather(prec, batch.observed) if name == "diag"
+                       else [prec] * len(batch.patterns))
+            c = _gather(variances, batch.missing)
+        marginals.append(_Marginals(
+            [GaussianParams(params.weights, mu, f) for mu, f in zip(means, factors)], b, c))
+    return marginals
+
+
 class MissingDataPass:
     """The fused pass over incomplete data, with :class:`GaussianPass`'s interface.
 
@@ -245,7 +276,7 @@ class MissingDataPass:
         self._marginals_of = None       # (params, batches, marginals) of the last call
 
     def _group(self, X, sample_weight):
-        return _batches(group_patterns(X, sample_weight, self.name), self.n_components,
+        return batch_patterns(group_patterns(X, sample_weight, self.name), self.n_components,
                         self.n_features)
 
     def _batches_for(self, X, sample_weight=None, weighted=False):
@@ -278,30 +309,7 @@ class MissingDataPass:
         cached = self._marginals_of
         if cached is not None and cached[0] is params and cached[1] is batches:
             return cached[2]
-        name, prec = self.covariance.name, params.precisions_cholesky
-        K, D = self.n_components, self.n_features
-        if name in ("full", "tied"):
-            sigma = _matrix_covariances(prec if name == "full" else prec[None])
-        else:
-            variances = np.broadcast_to((1.0 / prec ** 2).reshape(K, -1), (K, D))
-        marginals = []
-        for batch in batches:
-            means = _gather(params.means, batch.observed)
-            if batch.missing.shape[1] == 0:
-                # fully observed: the model's own factors, bit for bit the complete pass
-                marginals.append(_Marginals([GaussianParams(params.weights, means[0], prec)],
-                                            None, None))
-                continue
-            b = None
-            if name in ("full", "tied"):
-                factors, b, c = _matrix_conditional(sigma, batch.observed, batch.missing)
-                factors = factors if name == "full" else factors[:, 0]
-            else:
-                factors = (_gather(prec, batch.observed) if name == "diag"
-                           else [prec] * len(batch.patterns))
-                c = _gather(variances, batch.missing)
-            marginals.append(_Marginals(
-                [GaussianParams(params.weights, mu, f) for mu, f in zip(means, factors)], b, c))
+        marginals = pattern_marginals(self.covariance, params, batches)
         self._marginals_of = (params, batches, marginals)
         return marginals
 
@@ -342,7 +350,7 @@ class MissingDataPass:
             a = np.array([st.s1 for st in parts])                       # (P, K, D_o)
             moments = np.array([st.s2 for st in parts])                 # (P, raveled)
             total.nk += n.sum(axis=0)
-            _add_completed(kind, batch, marginals, n, a, moments, offset, total)
+            add_completed(kind, batch, marginals, n, a, moments, offset, total)
         total.s2 = total.s2.ravel()
         return total
 
@@ -352,11 +360,7 @@ class MissingDataPass:
         Same contract as :meth:`GaussianPass.score`.
         """
         batches = self._batches_for(X)
-        n_samples, K = X.shape[0], self.n_components
-        outputs = (np.empty(n_samples if log_norm else 0),
-                   np.empty((n_samples, K) if resp else (0, 0)),
-                   np.empty(n_samples if labels else 0, dtype=np.intp),
-                   np.empty((n_samples, K) if log_prob else (0, 0)))
+        outputs = score_outputs(X.shape[0], self.n_components, log_norm, resp, labels, log_prob)
         wanted = {"log_norm": log_norm, "resp": resp, "labels": labels, "log_prob": log_prob}
         for batch, marginals in zip(batches, self._marginals(params, batches)):
             for pattern, marginal in zip(batch.patterns, marginals.params):
@@ -423,7 +427,7 @@ def _matrix_conditional(sigma, observed, missing):
     return factors, b, c
 
 
-def _add_completed(kind, batch, marginals, n, a, moments, offset, total):
+def add_completed(kind, batch, marginals, n, a, moments, offset, total):
     """Add a batch's expected statistics of the completed rows to ``total``.
 
     ``n`` (P, K), ``a`` (P, K, D_o) and ``moments`` (P, layout) are the pass's

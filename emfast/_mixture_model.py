@@ -19,7 +19,6 @@ from ._validation import check_data, check_sample_weight, check_shape
 from .families import get_family
 from .families._base import sample_family_pass, sum_family_statistics
 
-INIT_METHODS = ("kmeans", "random", "random_from_data")
 _ROWS = 1 << 16             # rows per validation block
 STEP_OFFSET = 2.0           # stepwise EM: rho_t = (t + t0) ** -kappa
 STEP_EXPONENT = 0.6
@@ -77,9 +76,10 @@ class MixtureModel(BaseEM):
     ----------
     family : str or family object, default="poisson"
         ``"poisson"``, ``"bernoulli"``, ``"categorical"``, ``"exponential"``,
-        ``"gamma"``, ``"gaussian"``, or an object from :mod:`emfast.families`
-        (``families.Categorical(n_categories=...)``,
+        ``"gamma"``, ``"gaussian"``, ``"student_t"``, or an object from
+        :mod:`emfast.families` (``families.Categorical(n_categories=...)``,
         ``families.Gaussian(covariance_type="diag")``,
+        ``families.StudentT(covariance_type="full", dof=None)``,
         ``families.Independent([(columns, family), ...])`` for mixed types).
     n_components : int, default=8
     tol : float, default=1e-3
@@ -88,6 +88,7 @@ class MixtureModel(BaseEM):
     n_init : int, default=1
         Initialisations; the best lower bound is kept.
     init_params : {'kmeans', 'random', 'random_from_data'}, default='kmeans'
+        (the gaussian family also takes 'k-means++' and 'hc', as ``GaussianMixture``)
         'kmeans': k-means (k-means++ seeds on a sample, Lloyd steps on the
         fused kernel over all rows) in the space of the family's sufficient
         features, each standardised (counts and values for Poisson,
@@ -167,9 +168,10 @@ class MixtureModel(BaseEM):
         _check_number("n_init", self.n_init, "int", 1)
         if not isinstance(self.verbose, (bool, np.bool_)):
             _check_number("verbose", self.verbose, "int", 0)
-        if self.init_params not in INIT_METHODS:
-            raise ValueError(f"The 'init_params' parameter of MixtureModel must be one of "
-                             f"{list(INIT_METHODS)}. Got {self.init_params!r} instead.")
+        if self.init_params not in family.init_methods:
+            raise ValueError(f"The 'init_params' parameter of MixtureModel(family="
+                             f"{family.name!r}) must be one of {list(family.init_methods)}. "
+                             f"Got {self.init_params!r} instead.")
         check_random_state(self.random_state)
         return family, effective_n_threads(self.n_threads)
 

@@ -4,7 +4,9 @@
 candidates, concurrently (the kernels release the GIL), and returns the best
 model with the whole :class:`CriterionTable`.  Every covariance type of one
 ``K`` starts from the same random seed, so they share their k-means
-initialisation and the table is reproducible for a given ``random_state``.
+initialisation and the table is reproducible for a given ``random_state``;
+with ``init_params="hc"`` (mclust's start) one hierarchical tree, built
+once, starts every candidate, as in mclust's ``mclustBIC``.
 
 All criteria are "lower is better", like :meth:`GaussianMixture.bic`:
 
@@ -33,6 +35,7 @@ from ._parsimonious import MODEL_NAMES, VALID_COVARIANCE_TYPES
 from ._exceptions import ConvergenceWarning, interoperable
 from ._feature_names import feature_names
 from ._gaussian_mixture import GaussianMixture
+from ._hierarchical import HierarchicalStart
 from ._parallel import effective_n_threads, sequential_blas
 from ._validation import check_data, check_sample_weight
 
@@ -244,9 +247,11 @@ def _family_label(family):
 
 
 def _fit_candidate(X, sample_weight, params, criterion, n_effective, convention,
-                   estimator=GaussianMixture):
+                   estimator=GaussianMixture, hierarchical_start=None):
     """Fit one candidate; a ValueError (e.g. a collapsed component) is a result, not fatal."""
     model = estimator(**params)
+    if hierarchical_start is not None:   # one 'hc' tree for the whole grid, as mclust's hcPairs
+        model._hierarchical_start = hierarchical_start
     try:
         model.fit(X, sample_weight=sample_weight)
     except ValueError as exc:   # only the fit: a scoring error is a bug, not a result
@@ -388,13 +393,18 @@ def select_model(X, n_components=range(1, 10),
                               random_state=int(seeds[i]), n_threads=threads, **{column: cov}))
                   for i, k in enumerate(ks) for j, cov in enumerate(types)]
 
+    hierarchical_start = None
+    if families is None and gm_kwargs.get("init_params") == "hc":
+        hierarchical_start = HierarchicalStart(X, sample_weight, rng,
+                                               gm_kwargs.get("n_threads"))
+
     # One BLAS limiter and one warning filter for the whole grid: both are process-wide.
     with sequential_blas(), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(
                 lambda c: _fit_candidate(X, sample_weight, c[2], criterion, n_effective,
-                                         convention, estimator),
+                                         convention, estimator, hierarchical_start),
                 candidates))
 
     shape = (len(ks), len(types))

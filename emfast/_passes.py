@@ -81,6 +81,16 @@ def block_layout(n_samples, stats_bytes, data_bytes=0, chunk_size=CHUNK_SIZE):
     return -(-n_chunks // chunks_per_block), chunks_per_block
 
 
+def part_layout(n_samples, layout, chunk_size=CHUNK_SIZE, chunks_per_block=None):
+    """(n_blocks, chunks_per_block): the problem's own ``layout``, or, with
+    ``chunks_per_block``, slots of that many chunks (those of a larger problem
+    this pass computes an aligned part of: a streamed block, a Dask chunk)."""
+    if chunks_per_block is None:
+        return layout
+    n_chunks = -(-n_samples // chunk_size)
+    return max(1, -(-n_chunks // chunks_per_block)), chunks_per_block
+
+
 def em_layout(n_samples, n_features, n_components, dtype, covariance, chunk_size=CHUNK_SIZE):
     """(n_blocks, chunks_per_block) of an EM pass over ``n_samples`` rows.
 
@@ -169,6 +179,16 @@ def recentre(stats, centres, covariance):
               ).ravel()
     return Statistics(loglik=stats.loglik, nk=nk.copy(), s1=s1 + nk[:, None] * d, s2=s2,
                       centres=centres.copy())
+
+
+def score_outputs(n_samples, n_components, log_norm=False, resp=False, labels=False,
+                  log_prob=False):
+    """The buffers a scoring pass writes, each empty unless asked for: log p(x)
+    (n_samples,), responsibilities (n_samples, K), labels (n_samples,) and weighted
+    log-densities (n_samples, K)."""
+    n, K = n_samples, n_components
+    return (np.empty(n if log_norm else 0), np.empty((n, K) if resp else (0, 0)),
+            np.empty(n if labels else 0, dtype=np.intp), np.empty((n, K) if log_prob else (0, 0)))
 
 
 def kernel_slices(n_units, n_threads):
@@ -311,12 +331,8 @@ class GaussianPass:
         (n_samples, K), labels (n_samples,) and weighted log-densities
         log pi_k + log N(x | k) (n_samples, K), each only when asked for."""
         means, prec, log_const = self._kernel_params(params)
-        n_samples, K = X.shape[0], self.n_components
-        log_norm_out = np.empty(n_samples if log_norm else 0)
-        resp_out = np.empty((n_samples, K) if resp else (0, 0))
-        labels_out = np.empty(n_samples if labels else 0, dtype=np.intp)
-        log_prob_out = np.empty((n_samples, K) if log_prob else (0, 0))
-        outputs = (log_norm_out, resp_out, labels_out, log_prob_out)
+        n_samples = X.shape[0]
+        outputs = score_outputs(n_samples, self.n_components, log_norm, resp, labels, log_prob)
         n_chunks = -(-n_samples // self.chunk_size)
         for first, stop in self._slices(n_chunks):
             rows = slice(first * self.chunk_size, stop * self.chunk_size)

@@ -504,3 +504,13 @@ def test_every_command_help_shows_an_example(command, capsys):
         words = line.split("|")[0].split()[1:]
         if words:
             parser.parse_args(words)
+
+
+def test_select_with_mclusts_start(data, capsys):
+    X, _ = data
+    status, out, err = run(capsys, "select", "points.npy", "-k", "1..3", "--models",
+                           "EII,VVV", "--init", "hc", "--convention", "mclust")
+    assert status == 0 and err == ""
+    _, table = select_model(X, n_components=[1, 2, 3], covariance_types=["EII", "VVV"],
+                            init_params="hc", convention="mclust", random_state=0)
+    assert str(table) in out

@@ -129,3 +129,38 @@ cdef inline Py_ssize_t scaled_rows(const floating *x, const floating *xt, Py_ssi
         return emfast_scaled_rows_f64(x, xt, n_rows, n_pad, D, c, r, rw, sroot, pt, nk, s1)
     else:
         return emfast_scaled_rows_f32(x, xt, n_rows, n_pad, D, c, r, rw, sroot, pt, nk, s1)
+
+
+# --- the per-sample outputs of a scoring pass, shared by the Gaussian and t kernels
+
+cdef inline void chunk_outputs(
+    double *logpt,              # IN (K, n_pad) log pi_k + log p_k(x); SCRATCH after
+    double *log_norm,           # SCRATCH (n_pad,)
+    double *row_max,            # SCRATCH (n_pad,)
+    Py_ssize_t n_rows,
+    Py_ssize_t n_pad,
+    Py_ssize_t K,
+    double *log_norm_out,       # OUT (n_rows,) log p(x), or NULL
+    double *resp_out,           # OUT (n_rows, K) p(k | x), or NULL
+    Py_ssize_t *labels_out,     # OUT (n_rows,) arg-max component, or NULL
+    double *log_prob_out,       # OUT (n_rows, K) the weighted log-densities, or NULL
+) noexcept nogil:
+    cdef Py_ssize_t i, k
+    if log_prob_out != NULL:
+        for i in range(n_rows):
+            for k in range(K):
+                log_prob_out[i * K + k] = logpt[k * n_pad + i]
+    if labels_out != NULL:
+        # the arg-max index lands in the (not yet needed) row_max column
+        emfast_argmax_columns(logpt, n_pad, K, log_norm, row_max)
+        for i in range(n_rows):
+            labels_out[i] = <Py_ssize_t> row_max[i]
+    if log_norm_out != NULL or resp_out != NULL:
+        emfast_softmax_columns(logpt, n_pad, K, log_norm, row_max)
+        if log_norm_out != NULL:
+            for i in range(n_rows):
+                log_norm_out[i] = log_norm[i]
+        if resp_out != NULL:
+            for i in range(n_rows):
+                for k in range(K):
+                    resp_out[i * K + k] = logpt[k * n_pad + i]

@@ -335,7 +335,7 @@ def score_pass(
     cdef Py_ssize_t n_samples = X.shape[0], D = X.shape[1], K = means.shape[0]
     cdef Py_ssize_t n_chunks = (n_samples + chunk_size - 1) // chunk_size
     cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
-    cdef Py_ssize_t chunk, start, n_rows, n_pad, i, k
+    cdef Py_ssize_t chunk, start, n_rows, n_pad
     cdef bint want_norm = log_norm_out.shape[0] > 0
     cdef bint want_resp = resp_out.shape[0] > 0
     cdef bint want_labels = labels_out.shape[0] > 0
@@ -353,24 +353,11 @@ def score_pass(
             n_pad = emfast_padded(n_rows)
             _log_prob_chunk(log_prob_kind, &X[start, 0], <const floating *> NULL, n_rows, D, K,
                             &means[0, 0], &prec[0], &log_const[0], use_blas, scratch, s.logpt)
-            if want_log_prob:
-                for i in range(n_rows):
-                    for k in range(K):
-                        log_prob_out[start + i, k] = s.logpt[k * n_pad + i]
-            if want_labels:
-                # the arg-max index lands in the (not yet needed) row_max column
-                emfast_argmax_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
-                for i in range(n_rows):
-                    labels_out[start + i] = <Py_ssize_t> s.row_max[i]
-            if want_norm or want_resp:
-                emfast_softmax_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
-                if want_norm:
-                    for i in range(n_rows):
-                        log_norm_out[start + i] = s.log_norm[i]
-                if want_resp:
-                    for i in range(n_rows):
-                        for k in range(K):
-                            resp_out[start + i, k] = s.logpt[k * n_pad + i]
+            chunk_outputs(s.logpt, s.log_norm, s.row_max, n_rows, n_pad, K,
+                          &log_norm_out[start] if want_norm else NULL,
+                          &resp_out[start, 0] if want_resp else NULL,
+                          &labels_out[start] if want_labels else NULL,
+                          &log_prob_out[start, 0] if want_log_prob else NULL)
 
 
 def exp_nonpos(const double[::1] x, double[::1] out):

@@ -14,6 +14,7 @@ family                  data                        ``params_``              pri
 :class:`Exponential`    > 0                         rates (K, D)             Gamma
 :class:`Gamma`          > 0                         shapes, rates (K, D)     --
 :class:`Gaussian`       real, multivariate          means, covariances       --
+:class:`StudentT`       real, multivariate          means, covariances, dofs --
 :class:`Independent`    mixed: blocks of columns    blocks: one dict each    per block
 ======================  ==========================  =======================  ==========
 
@@ -30,10 +31,12 @@ from .gamma import Gamma
 from .gaussian import Gaussian
 from .independent import Independent
 from .poisson import Poisson
+from .student_t import StudentT
 
 # the families a name (MixtureModel(family=...), model files, the CLI) may stand for
-register_families(Poisson, Bernoulli, Categorical, Exponential, Gamma, Gaussian, Independent)
+register_families(Poisson, Bernoulli, Categorical, Exponential, Gamma, Gaussian, Independent,
+                  StudentT)
 
 
 __all__ = ["Family", "Poisson", "Bernoulli", "Categorical", "Exponential", "Gamma",
-           "Gaussian", "Independent", "get_family", "FAMILIES"]
+           "Gaussian", "Independent", "StudentT", "get_family", "FAMILIES"]

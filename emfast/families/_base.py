@@ -26,7 +26,7 @@ import numpy as np
 
 from .._kernels import _families
 from .._passes import (CHUNK_SIZE, TREE_WIDTH, block_layout, cache_aligned_rows, kernel_slices,
-                       tree_sum_rows)
+                       part_layout, score_outputs, tree_sum_rows)
 from ._init import initial_statistics
 
 # log x! for the counts most data hold; beyond it the kernel's Stirling series
@@ -180,6 +180,7 @@ class Family:
 
     name = None             # the string MixtureModel(family=...) accepts
     params_keys = ()        # the keys of params_
+    init_methods = ("kmeans", "random", "random_from_data")   # MixtureModel's init_params
 
     def get_config(self):
         """The constructor arguments as JSON-able values."""
@@ -443,11 +444,9 @@ class LinearPass:
     def _blocks(self, n_samples):
         if self._n_samples != n_samples:
             K = self.n_components
-            n_blocks, self._chunks_per_block = self._layout(n_samples)
-            fixed = self._fixed_chunks_per_block
-            if fixed is not None:
-                n_chunks = -(-n_samples // self.chunk_size)
-                n_blocks, self._chunks_per_block = max(1, -(-n_chunks // fixed)), fixed
+            n_blocks, self._chunks_per_block = part_layout(
+                n_samples, self._layout(n_samples), self.chunk_size,
+                self._fixed_chunks_per_block)
             self._loglik = np.empty(n_blocks)
             self._base = np.empty(n_blocks)
             self._s = np.empty((n_blocks, K * (self.n_total + 1)))
@@ -535,10 +534,8 @@ class LinearPass:
             forbid = np.ascontiguousarray(np.vstack([forbid, rows]), dtype=np.intp)
             forbid_value = np.concatenate([forbid_value,
                                            np.tile(self.layout.size[unseen] - 1.0, K)])
-        n, K = X.shape[0], self.n_components
-        outputs = (np.empty(n if log_norm else 0), np.empty((n, K) if resp else (0, 0)),
-                   np.empty(n if labels else 0, dtype=np.intp),
-                   np.empty((n, K) if log_prob else (0, 0)))
+        n = X.shape[0]
+        outputs = score_outputs(n, self.n_components, log_norm, resp, labels, log_prob)
         n_chunks = -(-n // self.chunk_size)
         for first, stop in kernel_slices(n_chunks, self.n_threads):
             rows = slice(first * self.chunk_size, stop * self.chunk_size)

@@ -118,10 +118,9 @@ class Gaussian(Family):
         return GaussianFamilyPass(self, n_samples, n_features, n_components, dtype, n_threads,
                                   chunks_per_block)
 
+    init_methods = INIT_METHODS
+
     def initial_statistics(self, method, X, sample_weight, gpass, X0, w0, p0, random_state):
-        if method not in INIT_METHODS:
-            raise ValueError(f"init_params must be one of {list(INIT_METHODS)}; got "
-                             f"{method!r}.")
         return CentredStatistics(initial_statistics(method, X0, w0, p0.gaussian, random_state),
                                  p0.covariance)
 
