@@ -30,6 +30,15 @@ value (op EQ) or x_ij > value (op GT), the log-density of component k is
 set to exactly -inf.  NaN matches no entry.  So the GEMMs see finite
 numbers only (no 0 * -inf) and contradicted components get -inf, not NaN.
 
+Latent class data (every column one-hot, nothing missing) take a gather
+path instead of the GEMMs: a row's feature indices (one per column) are
+computed once per chunk; row by row, log p(x) adds the D coefficient rows
+(K contiguous values each, from a transposed copy) and the statistics add
+w r_i (K values) to the D rows of a per-block accumulator (F, K).  That is
+O(N D K) work rather than O(N F K), F the total number of categories; a
+column's row recurs only D updates later, so the adds do not wait on
+each other.
+
 Determinism: as ``_gaussian.em_pass``, one statistics slot per fixed block
 of chunks; the caller sums the slots in order.  BLAS runs single-threaded
 inside each OpenMP thread (the caller limits it).
@@ -76,9 +85,11 @@ ASSIGN_GIVEN = GIVEN
 
 def scratch_size(Py_ssize_t chunk_size, Py_ssize_t n_features_total, Py_ssize_t n_components):
     """Per-thread float64 scratch length: T and the weights (F + 1, n_pad), log p
-    (K, n_pad) and 3 rows."""
+    (K, n_pad), 3 rows and the gather path's coefficients and statistics (2, F, K) and
+    2 rows of K."""
     cdef Py_ssize_t n_pad = emfast_padded(chunk_size)
-    return n_pad * (n_features_total + 1 + n_components + 3)
+    return (n_pad * (n_features_total + 1 + n_components + 3)
+            + (2 * n_features_total + 2) * n_components)
 
 
 cdef struct Columns:
@@ -93,6 +104,7 @@ cdef struct Columns:
     const double *log_factorial # (n_table,) log x! for integer x < n_table
     Py_ssize_t n_table
     bint all_linear             # every column LINEAR at offset j: a plain transposition
+    bint all_onehot             # every column ONEHOT, no indicators: the gather path
 
 
 cdef inline double _log_factorial(double x, const Columns *c) noexcept nogil:
@@ -117,17 +129,30 @@ cdef void _features(
     Py_ssize_t D,
     const Columns *c,
     bint with_base,
-    double *t,                  # OUT (n_total, n_pad) features, padding rows 0
+    bint gathered,              # c.all_onehot: feature indices instead of T
+    double *t,                  # OUT (n_total, n_pad) features, padding rows 0; gathered:
+                                #     (n_rows, D) Py_ssize_t feature index per entry
     double *w,                  # OUT (n_pad,) weights, padding rows 0 (T's last row)
     double *h,                  # OUT (n_pad,) base measure (when with_base)
 ) noexcept nogil:
     cdef Py_ssize_t i, j, f, code
     cdef double v
     cdef double *col
+    cdef Py_ssize_t *index
     cdef const floating *row
     for i in range(n_pad):
         w[i] = (<double> weights[i] if weights != NULL else 1.0) if i < n_rows else 0.0
         h[i] = 0.0
+    if gathered:
+        # codes are validated integers in [0, size_j) (no NaN: no indicators); clamped
+        # anyway, so that no read or write can leave the column's categories
+        index = <Py_ssize_t *> t
+        for i in range(n_rows):
+            for j in range(D):
+                code = <Py_ssize_t> x[i * D + j]
+                code = 0 if code < 0 else (c.size[j] - 1 if code >= c.size[j] else code)
+                index[i * D + j] = c.offset[j] + code
+        return
     if c.all_linear:
         # rows read once, contiguously; each feature's column stays in L1
         for i in range(n_rows):
@@ -182,22 +207,37 @@ cdef void _log_prob(
     Py_ssize_t D,
     Py_ssize_t K,
     const Columns *c,
+    bint gathered,              # t holds feature indices (see _features), coef_t is set
     const double *t,            # IN (n_total, n_pad)
     const double *coef,         # IN (K, n_total) finite
+    const double *coef_t,       # IN (n_total, K) the same, transposed (gathered)
+    double *row,                # SCRATCH (K,)
     const double *const_,       # IN (K,)
     const Py_ssize_t *forbid,   # IN (n_forbid, 3) k, j, op
     const double *forbid_value, # IN (n_forbid,)
     Py_ssize_t n_forbid,
     double *logpt,              # OUT (K, n_pad)
 ) noexcept nogil:
-    cdef Py_ssize_t i, k, e, j
+    cdef Py_ssize_t i, k, e, j, f
     cdef int m = <int> n_pad, n = <int> K, kk = <int> c.n_total
     cdef char no = b'N'
     cdef double one = 1.0, v, value
+    cdef const Py_ssize_t *index = <const Py_ssize_t *> t
+    cdef const double *coef_f
     for k in range(K):
         for i in range(n_pad):
             logpt[k * n_pad + i] = const_[k]
-    if kk > 0:
+    if gathered:
+        for i in range(n_rows):
+            for k in range(K):
+                row[k] = const_[k]
+            for j in range(D):
+                coef_f = coef_t + index[i * D + j] * K
+                for k in range(K):
+                    row[k] += coef_f[k]
+            for k in range(K):
+                logpt[k * n_pad + i] = row[k]
+    elif kk > 0:
         # log p (n_pad x K, column-major) += T (n_pad x F) . coef^T (F x K)
         dgemm(&no, &no, &m, &n, &kk, &one, <double *> t, &m, <double *> coef, &kk, &one,
               logpt, &m)
@@ -240,8 +280,10 @@ cdef inline void _set_columns(Columns *c, const Py_ssize_t[:, ::1] columns, Py_s
     c.n_base, c.n_indicators, c.n_total = n_base, n_indicators, n_base + n_indicators
     c.log_factorial, c.n_table = &log_factorial[0], log_factorial.shape[0]
     c.all_linear = True
+    c.all_onehot = n_indicators == 0 and n_base >= columns.shape[1] and columns.shape[1] > 0
     for j in range(columns.shape[1]):
         c.all_linear = c.all_linear and c.kind[j] == LINEAR and c.offset[j] == j
+        c.all_onehot = c.all_onehot and c.kind[j] == ONEHOT
 
 
 cdef struct Scratch:
@@ -251,6 +293,9 @@ cdef struct Scratch:
     double *log_norm    # (n_pad,)
     double *row_max     # (n_pad,)
     double *h           # (n_pad,) base measure
+    double *coef_t      # (n_total, K) the gather path's coefficients, row per feature
+    double *acc_t       # (n_total, K) the gather path's statistics of the current block
+    double *row         # (2, K) the gather path's row buffers
 
 
 cdef inline Scratch _scratch(double *base, Py_ssize_t n_pad, Py_ssize_t n_total,
@@ -262,7 +307,19 @@ cdef inline Scratch _scratch(double *base, Py_ssize_t n_pad, Py_ssize_t n_total,
     s.log_norm = s.logpt + K * n_pad
     s.row_max = s.log_norm + n_pad
     s.h = s.row_max + n_pad
+    s.coef_t = s.h + n_pad
+    s.acc_t = s.coef_t + n_total * K
+    s.row = s.acc_t + n_total * K
     return s
+
+
+cdef void _transpose_coef(const double *coef, Py_ssize_t K, Py_ssize_t n_total,
+                          double *coef_t) noexcept nogil:
+    # coef (K, n_total) -> coef_t (n_total, K)
+    cdef Py_ssize_t k, f
+    for k in range(K):
+        for f in range(n_total):
+            coef_t[f * K + k] = coef[k * n_total + f]
 
 
 def em_pass(
@@ -321,11 +378,15 @@ def em_pass(
     kw = kk + 1
     with nogil, parallel(num_threads=n_threads):
         s = _scratch(&scratch[omp_get_thread_num(), 0], n_pad_max, c.n_total, K)
+        if c.all_onehot:
+            _transpose_coef(&coef[0, 0], K, c.n_total, s.coef_t)
         for block in prange(n_blocks, schedule='dynamic'):
             loglik = 0.0
             base = 0.0
             stats = &block_s[block, 0]
             chunk_end = min((block + 1) * chunks_per_block, n_chunks)
+            if c.all_onehot:
+                memset(s.acc_t, 0, c.n_total * K * sizeof(double))
             for chunk in range(block * chunks_per_block, chunk_end):
                 start = chunk * chunk_size
                 n_rows = min(chunk_size, n_samples - start)
@@ -333,7 +394,7 @@ def em_pass(
                 weights = &sample_weight[start] if weighted else NULL
                 w = s.t + c.n_total * n_pad
                 _features(&X[start, 0], weights, n_rows, n_pad, D, &c, with_base,
-                          s.t, w, s.h)
+                          c.all_onehot, s.t, w, s.h)
                 if with_base:
                     base = base + _weighted_sum(s.h, w, n_pad)
                 if assignment == GIVEN:
@@ -341,7 +402,8 @@ def em_pass(
                         for i in range(n_pad):
                             s.logpt[k * n_pad + i] = resp_in[start + i, k] if i < n_rows else 0.0
                 else:
-                    _log_prob(&X[start, 0], n_rows, n_pad, D, K, &c, s.t, &coef[0, 0],
+                    _log_prob(&X[start, 0], n_rows, n_pad, D, K, &c, c.all_onehot, s.t,
+                              &coef[0, 0], s.coef_t, s.row,
                               &const_[0], &forbid[0, 0] if n_forbid else NULL,
                               &forbid_value[0] if n_forbid else NULL, n_forbid, s.logpt)
                     if assignment == HARD:
@@ -349,6 +411,10 @@ def em_pass(
                     else:
                         emfast_softmax_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
                     loglik = loglik + _weighted_sum(s.log_norm, w, n_pad)
+                if c.all_onehot:
+                    _gathered_statistics(<const Py_ssize_t *> s.t, w, s.logpt, n_rows, n_pad,
+                                         D, K, c.n_total, s.row, s.acc_t, stats)
+                    continue
                 # The features times the weights (their last row, the weights
                 # themselves, gives N_k); padding rows are 0 in T and in w.
                 if weighted:
@@ -358,8 +424,38 @@ def em_pass(
                 # S (F + 1 x K, column-major) += [w T; w]^T (F + 1 x n_pad) . R (n_pad x K)
                 m = <int> n_pad
                 dgemm(&tr, &no, &kw, &n, &m, &one, s.t, &m, s.logpt, &m, &one, stats, &kw)
+            if c.all_onehot:     # the block's statistics, into its slot
+                for k in range(K):
+                    for f in range(c.n_total):
+                        stats[k * kw + f] += s.acc_t[f * K + k]
             block_loglik[block] = loglik
             block_base[block] = base
+
+
+cdef void _gathered_statistics(
+    const Py_ssize_t *index,    # IN (n_rows, D) feature index per entry
+    const double *w,            # IN (n_pad,) weights, 0 on padding rows
+    const double *resp,         # IN (K, n_pad) responsibilities
+    Py_ssize_t n_rows,
+    Py_ssize_t n_pad,
+    Py_ssize_t D,
+    Py_ssize_t K,
+    Py_ssize_t n_total,
+    double *row,                # SCRATCH (K,)
+    double *acc_t,              # IN/OUT (n_total, K): += sum of w r T(x), the block's so far
+    double *stats,              # IN/OUT (K, n_total + 1): its N_k column += sum of w r
+) noexcept nogil:
+    cdef Py_ssize_t i, j, k
+    cdef double *acc_f
+    for i in range(n_rows):
+        for k in range(K):
+            row[k] = w[i] * resp[k * n_pad + i]
+        for j in range(D):
+            acc_f = acc_t + index[i * D + j] * K
+            for k in range(K):
+                acc_f[k] += row[k]
+    for k in range(K):
+        stats[k * (n_total + 1) + n_total] += _weighted_sum(resp + k * n_pad, w, n_pad)
 
 
 cdef double _weighted_sum(const double *v, const double *w, Py_ssize_t n_pad) noexcept nogil:
@@ -414,13 +510,16 @@ def score_pass(
     _set_columns(&c, columns, n_base, n_indicators, log_factorial)
     with nogil, parallel(num_threads=n_threads):
         s = _scratch(&scratch[omp_get_thread_num(), 0], n_pad_max, c.n_total, K)
+        if c.all_onehot:
+            _transpose_coef(&coef[0, 0], K, c.n_total, s.coef_t)
         for chunk in prange(n_chunks, schedule='static'):
             start = chunk * chunk_size
             n_rows = min(chunk_size, n_samples - start)
             n_pad = emfast_padded(n_rows)
             _features(&X[start, 0], <const floating *> NULL, n_rows, n_pad, D, &c, True,
-                      s.t, s.w, s.h)
-            _log_prob(&X[start, 0], n_rows, n_pad, D, K, &c, s.t, &coef[0, 0], &const_[0],
+                      c.all_onehot, s.t, s.w, s.h)
+            _log_prob(&X[start, 0], n_rows, n_pad, D, K, &c, c.all_onehot, s.t, &coef[0, 0],
+                      s.coef_t, s.row, &const_[0],
                       &forbid[0, 0] if n_forbid else NULL,
                       &forbid_value[0] if n_forbid else NULL, n_forbid, s.logpt)
             if want_log_prob:
@@ -469,7 +568,7 @@ def features(
             n_rows = min(chunk_size, n_samples - start)
             n_pad = emfast_padded(n_rows)
             _features(&X[start, 0], <const floating *> NULL, n_rows, n_pad, D, &c, False,
-                      s.t, s.w, s.h)
+                      False, s.t, s.w, s.h)
             for i in range(n_rows):
                 for f in range(c.n_total):
                     out[start + i, f] = s.t[f * n_pad + i]
