@@ -48,9 +48,9 @@ class RegressionStatistics:
     gate_hess: np.ndarray = None        # (n_pairs, P, P) symmetric
 
 
-def _symmetric(lower):
-    """Full symmetric matrices from their lower triangles (..., P, P)."""
-    return np.tril(lower) + np.swapaxes(np.tril(lower, -1), -1, -2)
+def _symmetric(grams):
+    """The Gram matrices exactly symmetric (their GEMM halves agree to rounding)."""
+    return 0.5 * (grams + np.swapaxes(grams, -1, -2))
 
 
 def gate_pairs(n_components):

@@ -22,14 +22,15 @@ chunk at a time:
    - ``nk[k]     = sum w r_k``, ``rss[k] = sum w r_k (y - mu_k)^2``;
    - ``grad[k]   = sum w r_k (y - mu_k) z`` (the canonical-link score);
    - ``hess[k]   = sum w r_k v(mu_k) z z^T`` (minus the Hessian of a GLM's
-     objective; lower triangle, row-major);
+     objective);
    - ``gate_grad[k] = sum w (r_k - pi_k) z``;
    - ``gate_hess[p]`` for the pairs p = (k, l), 1 <= k <= l < K (component 0
      is the softmax's reference): ``sum w pi_k (1 - pi_k) z z^T`` when
-     k == l, ``sum w pi_k pi_l z z^T`` otherwise (lower triangles).
+     k == l, ``sum w pi_k pi_l z z^T`` otherwise.
 
-Every Gram matrix is one SYRK of the rows scaled by the square roots of
-their (non-negative) weights.  Rows with zero weight (padding included)
+The Gram matrices of a chunk are one GEMM, ``Z^T [v_1 Z, v_2 Z, ...]``
+(fewer, larger BLAS calls than one SYRK each: at P ~ 10 the call overhead
+dominates).  Rows with zero weight (padding included)
 add nothing, even where a trial log-density is -inf.
 
 Determinism: one accumulator slot per fixed block of chunks (the caller's
@@ -38,9 +39,9 @@ by a fixed tree.  BLAS runs single-threaded inside each OpenMP thread.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport exp, log, log1p, sqrt, fabs, INFINITY
+from libc.math cimport exp, log, log1p, fabs, INFINITY
 from libc.string cimport memset
-from scipy.linalg.cython_blas cimport dgemm, dsyrk
+from scipy.linalg.cython_blas cimport dgemm
 
 from ._columns cimport omp_get_thread_num, emfast_padded, emfast_softmax_columns, \
     emfast_weighted_loglik_f64
@@ -67,12 +68,18 @@ cdef double _HALF_LOG_2PI = 0.91893853320467274178
 def scratch_size(Py_ssize_t chunk_size, Py_ssize_t n_coef, Py_ssize_t n_components):
     """Per-thread float64 scratch length for chunks of ``chunk_size`` rows."""
     cdef Py_ssize_t n_pad = emfast_padded(chunk_size)
-    return n_pad * (2 * n_coef + 9 * n_components + 6)
+    cdef Py_ssize_t n_scaled = max(n_components, _n_pairs(n_components))
+    return n_pad * ((1 + n_scaled) * n_coef + n_scaled + 10 * n_components + 6)
+
+
+cdef inline Py_ssize_t _n_pairs(Py_ssize_t K) noexcept nogil:
+    # the softmax gating's Gram matrices: pairs 1 <= k <= l < K
+    return (K - 1) * K // 2
 
 
 cdef struct Scratch:
     double *z           # (P, n_pad) design columns, padding rows 0
-    double *zs          # (P, n_pad) scaled design columns (SYRK input)
+    double *zs          # (max(K, n_pairs) * P, n_pad) weighted copies of the design columns
     double *eta         # (K, n_pad) E-step linear predictors
     double *eta_t       # (K, n_pad) trial linear predictors
     double *logp        # (K, n_pad) log pi_k + log p_k, then responsibilities
@@ -81,6 +88,8 @@ cdef struct Scratch:
     double *gate        # (K, n_pad) E-step gating log-probabilities
     double *u           # (K, n_pad) weights of the score sums
     double *wr          # (K, n_pad) w r
+    double *mu          # (K, n_pad) trial means
+    double *gw          # (max(K, n_pairs), n_pad) weights of the Gram matrices
     double *y           # (n_pad,)
     double *w           # (n_pad,)
     double *log_norm    # (n_pad,)
@@ -94,7 +103,7 @@ cdef inline Scratch _scratch(double *base, Py_ssize_t n_pad, Py_ssize_t P,
     cdef Scratch s
     s.z = base
     s.zs = s.z + P * n_pad
-    s.eta = s.zs + P * n_pad
+    s.eta = s.zs + max(K, _n_pairs(K)) * P * n_pad
     s.eta_t = s.eta + K * n_pad
     s.logp = s.eta_t + K * n_pad
     s.ld_t = s.logp + K * n_pad
@@ -102,7 +111,9 @@ cdef inline Scratch _scratch(double *base, Py_ssize_t n_pad, Py_ssize_t P,
     s.gate = s.gate_t + K * n_pad
     s.u = s.gate + K * n_pad
     s.wr = s.u + K * n_pad
-    s.y = s.wr + K * n_pad
+    s.mu = s.wr + K * n_pad
+    s.gw = s.mu + K * n_pad
+    s.y = s.gw + max(K, _n_pairs(K)) * n_pad
     s.w = s.y + n_pad
     s.log_norm = s.w + n_pad
     s.row_max = s.log_norm + n_pad
@@ -151,11 +162,6 @@ cdef inline void _linear(const double *z, Py_ssize_t n_pad, Py_ssize_t P, Py_ssi
     dgemm(&no, &no, &m, &n, &kk, &one, <double *> z, &m, <double *> coef, &kk, &zero, out, &m)
 
 
-cdef inline double _softplus(double eta) noexcept nogil:
-    # log(1 + e^eta) without overflow
-    return (eta if eta > 0 else 0.0) + log1p(exp(-fabs(eta)))
-
-
 cdef inline double _mean(int family, double eta) noexcept nogil:
     # the inverse canonical link
     cdef double e
@@ -177,9 +183,10 @@ cdef void _expert_log_density(
     Py_ssize_t K,
     const double *scale,        # IN (K,) noise standard deviations (gaussian)
     double *ld,                 # OUT (K, n_pad) log p_k(y | x) without the base measure
+    double *mu,                 # OUT (K, n_pad) the means, or NULL
 ) noexcept nogil:
     cdef Py_ssize_t i, k
-    cdef double c, half_precision, r, e
+    cdef double c, half_precision, r, e, small
     for k in range(K):
         if family == GAUSSIAN:
             c = -_HALF_LOG_2PI - log(scale[k])
@@ -187,14 +194,23 @@ cdef void _expert_log_density(
             for i in range(n_pad):
                 r = yv[i] - eta[k * n_pad + i]
                 ld[k * n_pad + i] = c - half_precision * r * r
+            if mu != NULL:
+                for i in range(n_pad):
+                    mu[k * n_pad + i] = eta[k * n_pad + i]
         elif family == LOGISTIC:
             for i in range(n_pad):
+                # log(1 + e^eta) and the sigmoid from one exp(-|eta|), without overflow
                 e = eta[k * n_pad + i]
-                ld[k * n_pad + i] = yv[i] * e - _softplus(e)
+                small = exp(-fabs(e))
+                ld[k * n_pad + i] = yv[i] * e - ((e if e > 0 else 0.0) + log1p(small))
+                if mu != NULL:
+                    mu[k * n_pad + i] = 1.0 / (1.0 + small) if e >= 0 else small / (1.0 + small)
         else:
             for i in range(n_pad):
-                e = eta[k * n_pad + i]
-                ld[k * n_pad + i] = yv[i] * e - exp(e)
+                e = exp(eta[k * n_pad + i])
+                ld[k * n_pad + i] = yv[i] * eta[k * n_pad + i] - e
+                if mu != NULL:
+                    mu[k * n_pad + i] = e
 
 
 cdef void _gate_log_prob(
@@ -250,18 +266,20 @@ cdef inline double _lane_sum(const double *v, Py_ssize_t n_pad) noexcept nogil:
     return total
 
 
-cdef inline void _scaled_gram(const double *z, const double *weight, Py_ssize_t n_pad,
-                              Py_ssize_t P, double *zs, double *gram) noexcept nogil:
-    # gram (P, P) lower triangle, row-major += sum_i weight_i z_i z_i^T (weight >= 0)
-    cdef Py_ssize_t i, j
-    cdef int n = <int> P, m = <int> n_pad
-    cdef char uplo = b'U', tr = b'T'
-    cdef double one = 1.0, root
-    for i in range(n_pad):
-        root = sqrt(weight[i]) if weight[i] > 0 else 0.0
+cdef inline void _weighted_grams(const double *z, const double *weights, Py_ssize_t n_grams,
+                                 Py_ssize_t n_pad, Py_ssize_t P, double *zs,
+                                 double *grams) noexcept nogil:
+    # grams (n_grams, P, P) += sum_i weights[g, i] z_i z_i^T for each g: one GEMM
+    # Z^T (P x n_pad) . [w_0 Z, w_1 Z, ...] (n_pad x n_grams P), symmetric blocks
+    cdef Py_ssize_t g, i, j
+    cdef int m = <int> P, n = <int> (n_grams * P), kk = <int> n_pad
+    cdef char no = b'N', tr = b'T'
+    cdef double one = 1.0
+    for g in range(n_grams):
         for j in range(P):
-            zs[j * n_pad + i] = z[j * n_pad + i] * root
-    dsyrk(&uplo, &tr, &n, &m, &one, zs, &m, &one, gram, &n)
+            for i in range(n_pad):
+                zs[(g * P + j) * n_pad + i] = z[j * n_pad + i] * weights[g * n_pad + i]
+    dgemm(&tr, &no, &m, &n, &kk, &one, <double *> z, &kk, zs, &kk, &one, grams, &m)
 
 
 cdef inline void _score_sum(const double *z, const double *u, Py_ssize_t n_pad, Py_ssize_t P,
@@ -321,7 +339,6 @@ def em_pass(
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef Scratch s
     cdef double loglik, r, mu, e, q_gate
-    cdef double *eta_t
     cdef double *ld_t
     cdef double *gate_t
     cdef const floating *weights
@@ -349,7 +366,8 @@ def em_pass(
                             s.z, s.y, s.w)
                 # --- E-step: responsibilities from the E-step parameters (or given)
                 _linear(s.z, n_pad, P, K, &coef[0, 0], s.eta)
-                _expert_log_density(family, s.eta, s.y, n_pad, K, &scale[0], s.ld_t)
+                _expert_log_density(family, s.eta, s.y, n_pad, K, &scale[0], s.ld_t,
+                                    <double *> NULL if separate else s.mu)
                 _gate_log_prob(s.z, n_pad, P, K, softmax, &gate_coef[0, 0], &gate_const[0],
                                s.gate, s.row_max, s.tmp)
                 if assignment == GIVEN:
@@ -368,16 +386,16 @@ def em_pass(
                 # --- the trial parameters' log-densities (the E-step's unless separate)
                 if separate:
                     _linear(s.z, n_pad, P, K, &t_coef[0, 0], s.eta_t)
-                    _expert_log_density(family, s.eta_t, s.y, n_pad, K, &t_scale[0], s.ld_t)
+                    _expert_log_density(family, s.eta_t, s.y, n_pad, K, &t_scale[0], s.ld_t,
+                                        s.mu)
                     _gate_log_prob(s.z, n_pad, P, K, softmax, &t_gate_coef[0, 0],
                                    &t_gate_const[0], s.gate_t, s.row_max, s.tmp)
-                    eta_t = s.eta_t
                     gate_t = s.gate_t
                 else:
-                    eta_t = s.eta
                     gate_t = s.gate
                 ld_t = s.ld_t
-                # --- Q, N_k and the experts' residual sums
+                # --- Q, N_k and the experts' residual sums (rows without weight skipped:
+                # a trial mean may be infinite there)
                 q_gate = 0.0
                 for k in range(K):
                     block_q[block, k] += emfast_weighted_loglik_f64(
@@ -387,13 +405,9 @@ def em_pass(
                     block_nk[block, k] += _lane_sum(s.wr + k * n_pad, n_pad)
                     for i in range(n_pad):
                         r = s.wr[k * n_pad + i]
-                        if r > 0:
-                            e = s.y[i] - _mean(family, eta_t[k * n_pad + i])
-                            s.u[k * n_pad + i] = r * e
-                            s.tmp[i] = e * e
-                        else:
-                            s.u[k * n_pad + i] = 0.0
-                            s.tmp[i] = 0.0
+                        e = s.y[i] - s.mu[k * n_pad + i]
+                        s.u[k * n_pad + i] = r * e if r > 0 else 0.0
+                        s.tmp[i] = e * e if r > 0 else 0.0
                     block_rss[block, k] += emfast_weighted_loglik_f64(
                         s.tmp, s.wr + k * n_pad, n_pad)
                 block_q[block, K] += q_gate
@@ -404,12 +418,16 @@ def em_pass(
                     for k in range(K):
                         for i in range(n_pad):
                             r = s.wr[k * n_pad + i]
-                            if r > 0 and family != GAUSSIAN:
-                                mu = _mean(family, eta_t[k * n_pad + i])
-                                s.tmp[i] = r * (mu * (1.0 - mu) if family == LOGISTIC else mu)
+                            mu = s.mu[k * n_pad + i]
+                            if r <= 0:
+                                s.gw[k * n_pad + i] = 0.0
+                            elif family == GAUSSIAN:
+                                s.gw[k * n_pad + i] = r
+                            elif family == LOGISTIC:
+                                s.gw[k * n_pad + i] = r * mu * (1.0 - mu)
                             else:
-                                s.tmp[i] = r if r > 0 else 0.0
-                        _scaled_gram(s.z, s.tmp, n_pad, P, s.zs, &block_hess[block, k * P * P])
+                                s.gw[k * n_pad + i] = r * mu
+                    _weighted_grams(s.z, s.gw, K, n_pad, P, s.zs, &block_hess[block, 0])
                 # --- the softmax gating's score and Gram matrices (gate_t -> pi_t in place)
                 if softmax and gate_order >= 1:
                     for k in range(K):
@@ -423,15 +441,12 @@ def em_pass(
                         for k in range(1, K):
                             for l in range(k, K):
                                 for i in range(n_pad):
-                                    if k == l:
-                                        s.tmp[i] = s.w[i] * gate_t[k * n_pad + i] * (
-                                            1.0 - gate_t[k * n_pad + i])
-                                    else:
-                                        s.tmp[i] = s.w[i] * gate_t[k * n_pad + i] * \
-                                            gate_t[l * n_pad + i]
-                                _scaled_gram(s.z, s.tmp, n_pad, P, s.zs,
-                                             &block_gate_hess[block, pair * P * P])
+                                    s.gw[pair * n_pad + i] = s.w[i] * gate_t[k * n_pad + i] * (
+                                        (1.0 - gate_t[k * n_pad + i]) if k == l
+                                        else gate_t[l * n_pad + i])
                                 pair = pair + 1
+                        _weighted_grams(s.z, s.gw, pair, n_pad, P, s.zs,
+                                        &block_gate_hess[block, 0])
             block_loglik[block] = loglik
 
 
@@ -492,7 +507,8 @@ def score_pass(
                             family, s.eta[k * n_pad + i])
                     mean_out[start + i] = total
             if has_y and (want_norm or want_resp):
-                _expert_log_density(family, s.eta, s.y, n_pad, K, &scale[0], s.ld_t)
+                _expert_log_density(family, s.eta, s.y, n_pad, K, &scale[0], s.ld_t,
+                                    <double *> NULL)
                 for k in range(K):
                     for i in range(n_pad):
                         s.logp[k * n_pad + i] = s.gate[k * n_pad + i] + s.ld_t[k * n_pad + i]
