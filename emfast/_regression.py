@@ -11,7 +11,6 @@ weights) and otherwise the monotone solvers of ``_m_step`` (generalized
 EM: every accepted step raises Q, so ``lower_bounds_`` never decreases).
 """
 from dataclasses import dataclass
-import numbers
 
 import numpy as np
 
@@ -19,13 +18,14 @@ from ._base import BaseEM, check_random_state
 from ._covariance import get_covariance
 from ._feature_names import check_feature_names, feature_names
 from ._initialization import kmeans_plusplus, lloyd
+from ._mixture_model import _check_number as check_number
 from ._m_step import SOLVERS, Evaluation, check_solver, maximize, newton_direction, \
     required_order
 from ._parallel import effective_n_threads, sequential_blas
 from ._passes import GaussianPass
 from ._regression_families import get_regression_family
 from ._regression_pass import RegressionParams, RegressionPass, gate_pairs
-from ._sampling import sample_rows, weight_total
+from ._sampling import sample_rows
 from ._validation import check_data, check_sample_weight, check_shape
 
 GATINGS = ("constant", "softmax")
@@ -49,12 +49,7 @@ class _Context:
 
 
 def _check_number(name, value, kind, low):
-    ok = (isinstance(value, numbers.Integral) if kind == "int"
-          else isinstance(value, numbers.Real)) and not isinstance(value, bool)
-    if not (ok and value >= low):
-        noun = "an int" if kind == "int" else "a float"
-        raise ValueError(f"The '{name}' parameter of MixtureOfRegressions must be {noun} in "
-                         f"the range [{low}, inf). Got {value!r} instead.")
+    check_number(name, value, kind, low, owner="MixtureOfRegressions")
 
 
 def check_target(y, n_samples, dtype, family):
