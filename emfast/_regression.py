@@ -11,11 +11,13 @@ weights) and otherwise the monotone solvers of ``_m_step`` (generalized
 EM: every accepted step raises Q, so ``lower_bounds_`` never decreases).
 """
 from dataclasses import dataclass
+import warnings
 
 import numpy as np
 
 from ._base import BaseEM, check_random_state
 from ._covariance import get_covariance
+from ._exceptions import ConvergenceWarning, interoperable
 from ._feature_names import check_feature_names, feature_names
 from ._initialization import kmeans_plusplus, lloyd
 from ._mixture_model import _check_number as check_number
@@ -34,6 +36,7 @@ INIT_M_STEP_ITER = 20       # solver iterations of the M-step that turns initial
                             # parameters (the later M-steps use m_step_iter)
 SCALE_FLOOR = 1e-8          # noise sd floor, relative to the spread of y: keeps a component
                             # that fits its points exactly from an unbounded likelihood
+SEPARATION = 1e-6          # Q per unit weight above -SEPARATION: a perfect classifier
 KMEANS_SOFTENING = 0.1      # k-means labels become responsibilities (1 - s) onehot + s / K
 _ROWS = 1 << 16
 
@@ -106,6 +109,14 @@ class MixtureOfRegressions(BaseEM):
     m_step_iter : int, default=1
         Solver iterations per M-step: 1 is generalized EM; larger values
         approach the exact M-step.
+    alpha : float, default=0.0
+        An L2 penalty (a gaussian prior) ``alpha / 2 |coef|^2`` on the
+        coefficients the solvers fit (logistic and Poisson experts, the
+        softmax gating; not the intercepts): MAP-EM, ``lower_bound_`` is then
+        the penalised mean log-likelihood.  Needed where the data are
+        separable (a logistic expert or the gating classifying its data
+        perfectly), whose maximum-likelihood coefficients diverge; the fit
+        warns when it sees that with ``alpha=0``.
     weights_init : array-like of shape (n_components,), default=None
         Initial weights (constant gating) or initial gating probabilities at
         x = 0 (softmax gating, through its intercepts).
@@ -154,7 +165,7 @@ class MixtureOfRegressions(BaseEM):
 
     def __init__(self, n_components=2, *, family="gaussian", gating="constant",
                  fit_intercept=True, tol=1e-6, max_iter=200, n_init=1, m_step="newton",
-                 m_step_iter=1, weights_init=None, coef_init=None, intercept_init=None,
+                 m_step_iter=1, alpha=0.0, weights_init=None, coef_init=None, intercept_init=None,
                  scale_init=None, init_params="kmeans", random_state=None, n_threads=None):
         self.n_components = n_components
         self.family = family
@@ -165,6 +176,7 @@ class MixtureOfRegressions(BaseEM):
         self.n_init = n_init
         self.m_step = m_step
         self.m_step_iter = m_step_iter
+        self.alpha = alpha
         self.weights_init = weights_init
         self.coef_init = coef_init
         self.intercept_init = intercept_init
@@ -184,6 +196,9 @@ class MixtureOfRegressions(BaseEM):
         _check_number("max_iter", self.max_iter, "int", 0)
         _check_number("n_init", self.n_init, "int", 1)
         _check_number("m_step_iter", self.m_step_iter, "int", 1)
+        _check_number("alpha", self.alpha, "float", 0)
+        if not np.isfinite(self.alpha):
+            raise ValueError(f"alpha must be finite; got {self.alpha!r}.")
         if not isinstance(self.gating, str) or self.gating not in GATINGS:
             raise ValueError(f"The 'gating' parameter of MixtureOfRegressions must be one of "
                              f"{list(GATINGS)}. Got {self.gating!r} instead.")
@@ -312,7 +327,7 @@ class MixtureOfRegressions(BaseEM):
         stats = gpass.statistics(X, y, sample_weight, params,
                                  expert_order=max(order, self._gaussian_order()),
                                  gate_order=order)
-        lower_bound = (stats.loglik + context.base) / total_weight
+        lower_bound = (stats.loglik + context.base + self._log_prior(params)) / total_weight
         if not np.isfinite(lower_bound):
             raise ValueError(
                 "The log-likelihood is not finite: some samples have zero probability under "
@@ -323,6 +338,7 @@ class MixtureOfRegressions(BaseEM):
             expert_order=order if not context.family.closed_form else 0, gate_order=order)
         new, accepted = self._m_step(params, stats, context, evaluate, self.m_step_iter)
         new.accepted = params.accepted + (accepted,)
+        new.separated = _separated(context.family, self.gating, stats)
         return lower_bound, new
 
     def _m_step(self, params, stats, context, evaluate, n_iter):
@@ -350,18 +366,26 @@ class MixtureOfRegressions(BaseEM):
             return RegressionParams(coef, scale, gate_coef, gate_const,
                                     solver_state=params.solver_state), True
 
-        def blocks(s, order):
-            values = [s.q[k] for k in experts] + ([s.q[K]] if softmax else [])
+        # MAP with alpha > 0: -alpha/2 |coef|^2 (intercepts free) added to each block
+        mask = self._penalty_mask(P)
+        masks = [mask] * len(experts) + ([np.tile(mask, K - 1)] if softmax else [])
+        alpha = float(self.alpha)
+
+        def blocks(s, order, thetas):
+            values = np.array([s.q[k] for k in experts] + ([s.q[K]] if softmax else []))
+            values -= [0.5 * alpha * (m * t) @ t for m, t in zip(masks, thetas)]
             gradients = hessians = None
             if order >= 1:
                 gradients = [s.grad[k] for k in experts]
                 if softmax:
                     gradients.append(s.gate_grad[1:].ravel())
+                gradients = [g - alpha * m * t for g, m, t in zip(gradients, masks, thetas)]
             if order >= 2:
                 hessians = [-s.hess[k] for k in experts]
                 if softmax:
                     hessians.append(-_gating_information(s.gate_hess, K, P))
-            return Evaluation(np.array(values), gradients, hessians)
+                hessians = [h - alpha * np.diag(m) for h, m in zip(hessians, masks)]
+            return Evaluation(values, gradients, hessians)
 
         def trial_params(thetas):
             trial = RegressionParams(params.coef.copy(), params.scale, params.gate_coef.copy(),
@@ -375,8 +399,9 @@ class MixtureOfRegressions(BaseEM):
         thetas = [params.coef[k] for k in experts] + (
             [params.gate_coef[1:].ravel()] if softmax else [])
         solver = self._solver()
-        result = maximize(lambda t, order: blocks(evaluate(trial_params(t), order), order),
-                          thetas, solver, n_iter, start=blocks(stats, required_order(solver)),
+        result = maximize(lambda t, order: blocks(evaluate(trial_params(t), order), order, t),
+                          thetas, solver, n_iter,
+                          start=blocks(stats, required_order(solver), thetas),
                           state=params.solver_state)
         new = trial_params(result.thetas)
         for k in experts:
@@ -385,6 +410,25 @@ class MixtureOfRegressions(BaseEM):
             gate_coef = new.gate_coef
         return (RegressionParams(coef, scale, gate_coef, gate_const,
                                  solver_state=result.state), bool(result.accepted.all()))
+
+    def _penalty_mask(self, P):
+        """1 for the penalised coefficients, 0 for the intercept."""
+        mask = np.ones(P)
+        if self.fit_intercept:
+            mask[-1] = 0.0
+        return mask
+
+    def _log_prior(self, params):
+        """-alpha/2 times the squared coefficients the solvers fit (intercepts excluded)."""
+        if self.alpha == 0:
+            return 0.0
+        mask = self._penalty_mask(params.coef.shape[1])
+        total = 0.0
+        if not get_regression_family(self.family).closed_form:
+            total += float((params.coef ** 2 * mask).sum())
+        if self.gating == "softmax":
+            total += float((params.gate_coef ** 2 * mask).sum())
+        return -0.5 * float(self.alpha) * total
 
     def _fitted_params(self):
         K = self.n_components
@@ -417,6 +461,14 @@ class MixtureOfRegressions(BaseEM):
         else:
             self.weights_ = np.exp(params.gate_const)
         self.m_step_accepted_ = np.array(params.accepted, dtype=bool)
+        if params.separated and self.alpha == 0:
+            parts = ", ".join(params.separated)
+            warnings.warn(
+                f"{parts} of the fit predict(s) the data they explain almost perfectly (mean "
+                f"log-likelihood above -{SEPARATION:g} per unit weight): the data are "
+                "separable there and the maximum-likelihood coefficients diverge. Set alpha > 0 "
+                "(an L2 penalty on the coefficients), or use fewer components or features.",
+                interoperable(ConvergenceWarning), stacklevel=4)
 
     # --- public API -----------------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
@@ -519,6 +571,19 @@ def _gating_information(pair_grams, K, P):
         A[(k - 1) * P:k * P, (l - 1) * P:l * P] = block
         A[(l - 1) * P:l * P, (k - 1) * P:k * P] = block.T
     return A
+
+
+def _separated(family, gating, stats):
+    """The parts whose Q per unit weight is nearly 0 (a logistic expert, or the softmax
+    gating, that classifies its data perfectly: separable data, diverging coefficients)."""
+    K = len(stats.nk)
+    close = stats.nk > 0
+    close &= -stats.q[:K] <= SEPARATION * np.maximum(stats.nk, 1e-300)
+    parts = [f"component {k}" for k in np.flatnonzero(close)] if family.name == "logistic" \
+        else []
+    if gating == "softmax" and K > 1 and -stats.q[K] <= SEPARATION * stats.nk.sum():
+        parts.append("the gating")
+    return tuple(parts)
 
 
 def _spread(y, w):

@@ -32,6 +32,7 @@ class RegressionParams:
     gate_const: np.ndarray      # (K,)
     accepted: tuple = ()        # per EM iteration so far: was every M-step step accepted
     solver_state: dict = None   # the M-step solver's state between iterations
+    separated: tuple = ()       # the parts that classify their data perfectly (warned about)
 
 
 @dataclass

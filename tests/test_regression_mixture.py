@@ -343,6 +343,36 @@ def test_fixed_point_matches_mixtools():
         np.testing.assert_allclose(model.score(X, y) * len(y), fit["loglik"], rtol=1e-9)
 
 
+def test_separable_data_warn_and_alpha_gives_the_penalised_fixed_point():
+    rng = np.random.RandomState(14)
+    X = rng.standard_normal((400, 2))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(float)          # separable by a line
+    with pytest.warns(emfast.ConvergenceWarning, match="separable.*alpha"):
+        MixtureOfRegressions(2, family="logistic", random_state=0, max_iter=30).fit(X, y)
+    alpha = 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", emfast.ConvergenceWarning)
+        model = MixtureOfRegressions(2, family="logistic", gating="softmax", alpha=alpha,
+                                     tol=1e-13, max_iter=5000, m_step_iter=3,
+                                     random_state=0).fit(X, y)
+    assert np.all(np.abs(model.coef_) < 10)
+    bounds = np.array(model.lower_bounds_)
+    assert np.all(np.diff(bounds) >= -1e-12 * np.abs(bounds[1:]))
+    # the fixed point: the penalised scores vanish at the responsibilities it gives
+    params = model._fitted_params()
+    log_norm, resp = ref.e_step("logistic", X, y, params.coef, params.scale, params.gate_coef,
+                                params.gate_const, True)
+    sums = ref.objective_sums("logistic", X, y, None, resp, params.coef, params.scale,
+                              params.gate_coef, params.gate_const, True)
+    penalised = np.hstack([params.coef[:, :-1], np.zeros((2, 1))]) * alpha
+    np.testing.assert_allclose(sums["grad"], penalised, atol=1e-5)
+    gate_penalty = np.hstack([params.gate_coef[:, :-1], np.zeros((2, 1))]) * alpha
+    np.testing.assert_allclose(sums["gate_grad"][1:], gate_penalty[1:], atol=1e-5)
+    expected = (log_norm.sum() - 0.5 * alpha * ((params.coef[:, :-1] ** 2).sum()
+                                                + (params.gate_coef[:, :-1] ** 2).sum())) / 400
+    np.testing.assert_allclose(model.lower_bound_, expected, rtol=1e-9)
+
+
 # --- the estimator's surface ----------------------------------------------------------------
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 @pytest.mark.parametrize("gating", GATINGS)
@@ -434,6 +464,7 @@ def test_without_intercept_and_one_component():
     ({"family": "logistic", "m_step": "closed"}, {}, "'m_step'.*no closed-form"),
     ({"n_components": 0}, {}, "n_components"),
     ({"m_step_iter": 0}, {}, "m_step_iter"),
+    ({"alpha": -1.0}, {}, "'alpha'"),
     ({"coef_init": np.zeros((2, 3))}, {}, r"coef_init must have shape \(2, 2\)"),
     ({"coef_init": np.zeros((2, 2)), "intercept_init": np.zeros(3)}, {}, "intercept_init"),
     ({"coef_init": np.zeros((2, 2)), "scale_init": [1.0, -1.0]}, {}, "scale_init"),
