@@ -179,7 +179,9 @@ def maximize(evaluate, thetas, method, n_iter, start=None, state=None):
     current = start
     values = np.asarray(current.values, dtype=np.float64)
     ever_accepted = np.ones(n_blocks, dtype=bool)
-    steps = np.asarray(state.get("steps", np.zeros(n_blocks)), dtype=np.float64)
+    steps = np.asarray(state.get("steps", ()), dtype=np.float64)
+    if steps.shape != (n_blocks,):      # first call, or other blocks than last time
+        steps = np.zeros(n_blocks)
     for iteration in range(n_iter):
         directions, slopes, initial = [], np.zeros(n_blocks), np.ones(n_blocks)
         for b in range(n_blocks):

@@ -173,6 +173,17 @@ def test_solvers_never_decrease_a_nonconcave_objective(method, seed):
         thetas, values, state = result.thetas, new_values, result.state
 
 
+def test_gradient_solver_state_survives_a_change_of_blocks():
+    def evaluate(thetas, order):
+        return Evaluation(np.array([-(t @ t) for t in thetas]),
+                          [-2 * t for t in thetas] if order else None)
+
+    first = maximize(evaluate, [np.ones(2), np.ones(3)], "gradient", 2)
+    assert first.state["steps"].shape == (2,)
+    again = maximize(evaluate, [np.ones(2)], "gradient", 2, state=first.state)   # one block left
+    assert again.values[0] > -2.0
+
+
 @pytest.mark.parametrize("method", SOLVERS)
 def test_solvers_reach_the_maximum_of_a_concave_objective(method):
     rng = np.random.RandomState(1)
