@@ -235,6 +235,9 @@ class MixtureOfRegressions(BaseEM):
         if "coef_init" not in inits and ("intercept_init" in inits or "scale_init" in inits):
             raise ValueError("intercept_init and scale_init need coef_init (an explicit start "
                              "gives the experts' coefficients).")
+        if "weights" in inits and self.gating == "softmax" and not self.fit_intercept:
+            raise ValueError("weights_init with gating='softmax' needs fit_intercept=True (the "
+                             "gating's intercepts carry the initial weights).")
         if "intercept_init" in inits and not self.fit_intercept:
             raise ValueError("intercept_init was given but fit_intercept=False.")
         return inits

@@ -481,6 +481,8 @@ def test_without_intercept_and_one_component():
     ({"coef_init": np.zeros((2, 2)), "scale_init": [1.0, -1.0]}, {}, "scale_init"),
     ({"weights_init": [0.5, 0.6]}, {}, "weights_init"),
     ({"scale_init": [1.0, 1.0]}, {}, "need coef_init"),
+    ({"gating": "softmax", "fit_intercept": False, "weights_init": [0.5, 0.5]}, {},
+     "needs fit_intercept"),
     ({}, {"y": np.zeros(5)}, "y has 5 values but X has 50 rows"),
     ({}, {"y": np.zeros((50, 2))}, "y must be a 1-D array"),
     ({}, {"y": np.r_[np.nan, np.zeros(49)]}, "y contains NaN or infinity"),

@@ -44,7 +44,7 @@ from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm
 
 from ._columns cimport omp_get_thread_num, emfast_padded, emfast_softmax_columns, \
-    emfast_weighted_loglik_f64
+    emfast_weighted_loglik_f64, emfast_exp_nonpos_array
 
 
 cdef enum:
@@ -198,10 +198,14 @@ cdef void _expert_log_density(
                 for i in range(n_pad):
                     mu[k * n_pad + i] = eta[k * n_pad + i]
         elif family == LOGISTIC:
+            # log(1 + e^eta) and the sigmoid from one exp(-|eta|) (the vectorised
+            # exponential of non-positive arguments), without overflow; ld holds it first
             for i in range(n_pad):
-                # log(1 + e^eta) and the sigmoid from one exp(-|eta|), without overflow
+                ld[k * n_pad + i] = -fabs(eta[k * n_pad + i])
+            emfast_exp_nonpos_array(ld + k * n_pad, ld + k * n_pad, n_pad)
+            for i in range(n_pad):
                 e = eta[k * n_pad + i]
-                small = exp(-fabs(e))
+                small = ld[k * n_pad + i]
                 ld[k * n_pad + i] = yv[i] * e - ((e if e > 0 else 0.0) + log1p(small))
                 if mu != NULL:
                     mu[k * n_pad + i] = 1.0 / (1.0 + small) if e >= 0 else small / (1.0 + small)
