@@ -40,7 +40,6 @@ by a fixed tree.  BLAS runs single-threaded inside each OpenMP thread.
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport exp, log, log1p, fabs, INFINITY
-from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm
 
 from ._columns cimport omp_get_thread_num, emfast_padded, emfast_softmax_columns, \
