@@ -102,6 +102,15 @@ def test_pass_matches_reference(family, gating, n, dtype):
                                **tol)
 
 
+def test_log1p_series_matches_numpy():
+    """The logistic log-density's log(1 + s), 0 <= s <= 1 (src/emfast_regression.h)."""
+    from emfast._kernels import _regression
+    s = np.concatenate([np.linspace(0, 1, 200_001), np.exp(-np.linspace(0, 700, 20_001))])
+    out = np.empty_like(s)
+    _regression.log1p_unit(s, out)
+    assert np.all(np.abs(out - np.log1p(s)) <= 4 * np.spacing(np.log1p(s)))
+
+
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_pass_bitwise_across_threads(family, dtype):

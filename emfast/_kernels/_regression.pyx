@@ -39,11 +39,17 @@ by a fixed tree.  BLAS runs single-threaded inside each OpenMP thread.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport exp, log, log1p, fabs, INFINITY
+from libc.math cimport exp, log, INFINITY
 from scipy.linalg.cython_blas cimport dgemm
 
 from ._columns cimport omp_get_thread_num, emfast_padded, emfast_softmax_columns, \
-    emfast_weighted_loglik_f64, emfast_exp_nonpos_array
+    emfast_weighted_loglik_f64
+
+
+cdef extern from "emfast_regression.h" nogil:
+    double emfast_log1p_unit(double s)
+    void emfast_logistic_column(const double *eta, const double *y, Py_ssize_t n, double *ld,
+                                double *mu)
 
 
 cdef enum:
@@ -161,6 +167,13 @@ cdef inline void _linear(const double *z, Py_ssize_t n_pad, Py_ssize_t P, Py_ssi
     dgemm(&no, &no, &m, &n, &kk, &one, <double *> z, &m, <double *> coef, &kk, &zero, out, &m)
 
 
+def log1p_unit(const double[::1] s, double[::1] out):
+    """``emfast_log1p_unit`` over an array (for its test against numpy's log1p)."""
+    cdef Py_ssize_t i
+    for i in range(s.shape[0]):
+        out[i] = emfast_log1p_unit(s[i])
+
+
 cdef inline double _mean(int family, double eta) noexcept nogil:
     # the inverse canonical link
     cdef double e
@@ -185,7 +198,7 @@ cdef void _expert_log_density(
     double *mu,                 # OUT (K, n_pad) the means, or NULL
 ) noexcept nogil:
     cdef Py_ssize_t i, k
-    cdef double c, half_precision, r, e, small
+    cdef double c, half_precision, r, e
     for k in range(K):
         if family == GAUSSIAN:
             c = -_HALF_LOG_2PI - log(scale[k])
@@ -197,17 +210,8 @@ cdef void _expert_log_density(
                 for i in range(n_pad):
                     mu[k * n_pad + i] = eta[k * n_pad + i]
         elif family == LOGISTIC:
-            # log(1 + e^eta) and the sigmoid from one exp(-|eta|) (the vectorised
-            # exponential of non-positive arguments), without overflow; ld holds it first
-            for i in range(n_pad):
-                ld[k * n_pad + i] = -fabs(eta[k * n_pad + i])
-            emfast_exp_nonpos_array(ld + k * n_pad, ld + k * n_pad, n_pad)
-            for i in range(n_pad):
-                e = eta[k * n_pad + i]
-                small = ld[k * n_pad + i]
-                ld[k * n_pad + i] = yv[i] * e - ((e if e > 0 else 0.0) + log1p(small))
-                if mu != NULL:
-                    mu[k * n_pad + i] = 1.0 / (1.0 + small) if e >= 0 else small / (1.0 + small)
+            emfast_logistic_column(eta + k * n_pad, yv, n_pad, ld + k * n_pad,
+                                   mu + k * n_pad if mu != NULL else NULL)
         else:
             for i in range(n_pad):
                 e = exp(eta[k * n_pad + i])
