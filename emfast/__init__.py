@@ -12,15 +12,17 @@ from ._model_selection import CriterionTable, select_model
 from ._persistence import ModelFileError, load
 from ._online import incremental_fit
 from ._mixture_model import MixtureModel
+from ._regression import MixtureOfRegressions
 from . import families
 from ._persistable import register as _register
 
 # the classes model files may name (emfast.load refuses any other)
-_register(GaussianMixture, GaussianHMM, BayesianGaussianMixture, MixtureModel, GaussianPrior)
+_register(GaussianMixture, GaussianHMM, BayesianGaussianMixture, MixtureModel, GaussianPrior,
+          MixtureOfRegressions)
 del _register
 
 __all__ = ["GaussianMixture", "GaussianHMM", "BayesianGaussianMixture", "GaussianPrior",
            "ConvergenceWarning", "NotFittedError", "show_config",
            "select_model", "CriterionTable", "load", "ModelFileError", "incremental_fit",
-           "MixtureModel", "families",
+           "MixtureModel", "MixtureOfRegressions", "families",
            "__version__"]

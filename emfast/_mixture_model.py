@@ -41,12 +41,12 @@ class _Context:
     base: float = 0.0       # sum of w h(x): constant over iterations
 
 
-def _check_number(name, value, kind, low):
+def _check_number(name, value, kind, low, owner="MixtureModel"):
     ok = (isinstance(value, numbers.Integral) if kind == "int"
           else isinstance(value, numbers.Real)) and not isinstance(value, bool)
     if not (ok and value >= low):
         noun = "an int" if kind == "int" else "a float"
-        raise ValueError(f"The '{name}' parameter of MixtureModel must be {noun} in the range "
+        raise ValueError(f"The '{name}' parameter of {owner} must be {noun} in the range "
                          f"[{low}, inf). Got {value!r} instead.")
 
 
