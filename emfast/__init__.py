@@ -5,6 +5,8 @@ from ._version import __version__
 from ._exceptions import ConvergenceWarning, NotFittedError
 from ._gaussian_mixture import GaussianMixture
 from ._hmm import GaussianHMM
+from ._hmm_family import HMM
+from ._hmm_models import CategoricalHMM, PoissonHMM
 from ._bayesian_mixture import BayesianGaussianMixture
 from ._priors import GaussianPrior
 from ._config import show_config
@@ -16,11 +18,12 @@ from . import families
 from ._persistable import register as _register
 
 # the classes model files may name (emfast.load refuses any other)
-_register(GaussianMixture, GaussianHMM, BayesianGaussianMixture, MixtureModel, GaussianPrior)
+_register(GaussianMixture, GaussianHMM, BayesianGaussianMixture, MixtureModel, GaussianPrior,
+          HMM, CategoricalHMM, PoissonHMM)
 del _register
 
 __all__ = ["GaussianMixture", "GaussianHMM", "BayesianGaussianMixture", "GaussianPrior",
            "ConvergenceWarning", "NotFittedError", "show_config",
            "select_model", "CriterionTable", "load", "ModelFileError", "incremental_fit",
-           "MixtureModel", "families",
+           "MixtureModel", "families", "HMM", "CategoricalHMM", "PoissonHMM",
            "__version__"]

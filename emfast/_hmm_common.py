@@ -84,8 +84,8 @@ class ConvergenceMonitor:
         if previous is not None and \
                 log_prob - previous < -np.sqrt(np.finfo(float).eps) * max(1.0, abs(previous)):
             warnings.warn(f"The log-likelihood decreased from {previous} to {log_prob} at "
-                          f"iteration {self.iter + 1}; with priors (covars_prior, "
-                          "means_weight, ...) Baum-Welch maximises the posterior, which may "
+                          f"iteration {self.iter + 1}; with priors (transmat_prior, covars_prior, "
+                          "lambdas_weight, ...) Baum-Welch maximises the posterior, which may "
                           "not increase the likelihood.", RuntimeWarning, stacklevel=4)
         self.history.append(log_prob)
         self.iter += 1

@@ -121,6 +121,12 @@ def e_step(X, lengths, startprob, transmat, means, covariances, covariance_type)
         Expected transition counts.
     """
     log_b = emission_log_prob(X, means, covariances, covariance_type)
+    return e_step_log_b(log_b, lengths, startprob, transmat)
+
+
+def e_step_log_b(log_b, lengths, startprob, transmat):
+    """Forward-backward over all sequences from emission log-densities (N, K)
+    (returns as ``e_step``)."""
     K = len(startprob)
     loglik, start, trans, posteriors = 0.0, np.zeros(K), np.zeros((K, K)), []
     for lb in split(log_b, lengths):
@@ -234,3 +240,85 @@ def sample_sequences(rng, lengths, startprob, transmat, means, covariances, cova
     states = np.array(states)
     X = means[states] + np.einsum("nij,nj->ni", chol[states], rng.standard_normal((len(states), D)))
     return X, states
+
+
+# --- discrete emissions (hmmlearn's CategoricalHMM and PoissonHMM) --------------------------
+def categorical_log_prob(X, emissionprob):
+    """log P(symbol x_t | k), shape (N, K); X of shape (N, 1) holds the symbols."""
+    return _log(emissionprob)[:, np.asarray(X, dtype=int)[:, 0]].T
+
+
+def poisson_log_prob(X, rates):
+    """sum_j log Poisson(x_tj | rate_kj), shape (N, K)."""
+    from scipy.special import gammaln
+
+    X = np.asarray(X, dtype=np.float64)
+    log_rates = _log(rates)
+    with np.errstate(invalid="ignore"):
+        terms = X[:, None, :] * log_rates[None] - rates[None] - gammaln(X + 1)[:, None, :]
+    terms = np.where((X[:, None, :] == 0) & (rates[None] == 0), 0.0, terms)   # 0 log 0 = 0
+    return terms.sum(axis=2)
+
+
+def categorical_m_step(X, posteriors, n_symbols, emissionprob_prior=1.0):
+    """hmmlearn's: max(prior - 1 + expected symbol counts, 0), each row normalised."""
+    counts = np.zeros((posteriors.shape[1], n_symbols))
+    np.add.at(counts.T, np.asarray(X, dtype=int)[:, 0], posteriors)
+    new = np.maximum(np.asarray(emissionprob_prior, dtype=float) - 1 + counts, 0)
+    return new / new.sum(axis=1, keepdims=True)
+
+
+def poisson_m_step(X, posteriors, lambdas_prior=0.0, lambdas_weight=0.0):
+    """hmmlearn's: (alpha + n * mean_k) / (beta + n), n the total posterior mass."""
+    post = posteriors.sum(axis=0)
+    y_bar = posteriors.T @ np.asarray(X, dtype=float) / post[:, None]
+    n = post.sum()
+    return (lambdas_prior + n * y_bar) / (lambdas_weight + n)
+
+
+DISCRETE = {"categorical": (categorical_log_prob, categorical_m_step),
+            "poisson": (poisson_log_prob, poisson_m_step)}
+
+
+def baum_welch_discrete(kind, X, lengths, startprob, transmat, emission, n_iter,
+                        startprob_prior=1.0, transmat_prior=1.0, **emission_prior):
+    """``n_iter`` Baum-Welch iterations with categorical or Poisson emissions.
+
+    Returns
+    -------
+    dict with 'startprob', 'transmat', 'emission' after the last M-step and
+    'history', the total log-likelihood before each M-step.
+    """
+    log_prob, m_step_emission = DISCRETE[kind]
+    history = []
+    for _ in range(n_iter):
+        loglik, posteriors, start, trans = e_step_log_b(log_prob(X, emission), lengths,
+                                                        startprob, transmat)
+        history.append(loglik)
+        new = np.maximum(startprob_prior - 1 + start, 0)
+        startprob = new / new.sum()
+        new = np.maximum(transmat_prior - 1 + trans, 0)
+        transmat = new / new.sum(axis=1, keepdims=True)
+        if kind == "categorical":
+            emission = m_step_emission(X, posteriors, emission.shape[1], **emission_prior)
+        else:
+            emission = m_step_emission(X, posteriors, **emission_prior)
+    return {"startprob": startprob, "transmat": transmat, "emission": emission,
+            "history": history}
+
+
+def sample_discrete(rng, kind, lengths, startprob, transmat, emission):
+    """Concatenated sequences of symbols (N, 1) or counts (N, D), and their states."""
+    K = len(startprob)
+    states = []
+    for length in lengths:
+        state = rng.choice(K, p=startprob)
+        for _ in range(length):
+            states.append(state)
+            state = rng.choice(K, p=transmat[state])
+    states = np.array(states)
+    if kind == "categorical":
+        u = rng.uniform(size=(len(states), 1))
+        X = (u >= np.cumsum(emission[states], axis=1)).sum(axis=1, keepdims=True)
+        return np.minimum(X, emission.shape[1] - 1), states
+    return rng.poisson(emission[states]), states
