@@ -57,7 +57,8 @@ _HMMLEARN_NAMESPACE = (
     "hmm = _types.SimpleNamespace(**{**vars(_hmmlearn_hmm),\n"
     "                                'GaussianHMM': _emfast.GaussianHMM,\n"
     "                                'CategoricalHMM': _emfast.CategoricalHMM,\n"
-    "                                'PoissonHMM': _emfast.PoissonHMM})\n")
+    "                                'PoissonHMM': _emfast.PoissonHMM,\n"
+    "                                'MultinomialHMM': _emfast.MultinomialHMM})\n")
 _HMMLEARN_SWAPS = [("from .. import hmm\n", _HMMLEARN_NAMESPACE),
                    ("from . import ", "from hmmlearn.tests import ")]
 # the newer test files import the module absolutely
@@ -99,6 +100,8 @@ SUITES = [
     Suite("hmmlearn", "tests/test_categorical_hmm.py", _HMMLEARN_ABSOLUTE_SWAPS,
           "hmmlearn.tests.conftest"),
     Suite("hmmlearn", "tests/test_poisson_hmm.py", _HMMLEARN_ABSOLUTE_SWAPS,
+          "hmmlearn.tests.conftest"),
+    Suite("hmmlearn", "tests/test_multinomial_hmm.py", _HMMLEARN_ABSOLUTE_SWAPS,
           "hmmlearn.tests.conftest"),
 ]
 

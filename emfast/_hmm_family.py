@@ -45,14 +45,20 @@ class HMMState:
 class FamilyEngine:
     """Emission log-densities from the family's pass, recursions on the chain's kernels."""
 
-    def __init__(self, family_pass, chain_pass):
+    def __init__(self, family_pass, chain_pass, row_offset=None):
         self.family_pass, self.chain_pass = family_pass, chain_pass
+        self.row_offset = row_offset
         self._unit_weights = np.ones(chain_pass.n_components)
 
     def log_densities(self, X, emission):
-        """log p_k(x_t) (n_samples, K), base measure included."""
-        return self.family_pass.score(X, MixtureParams(self._unit_weights, emission),
-                                      log_prob=True)[3]
+        """log p_k(x_t) (n_samples, K), base measure included, plus ``row_offset``
+        (n_samples,) when the model's density differs from the family's by a term
+        that is the same in every state."""
+        log_b = self.family_pass.score(X, MixtureParams(self._unit_weights, emission),
+                                       log_prob=True)[3]
+        if self.row_offset is not None:
+            log_b += self.row_offset[:, None]
+        return log_b
 
     def statistics(self, X, params):
         """E-step: chain statistics and the state posteriors (n_samples, K)."""
@@ -236,6 +242,11 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
     def _emission_sample(self, family, emission, states, rng):
         return family.sample(emission, states, rng)
 
+    def _row_log_offset(self, X):
+        """Per-row log-density term the model adds to the family's, the same in every
+        state (None: the family's density is the model's)."""
+        return None
+
     # --- validation -------------------------------------------------------------------
     def _check_parameters(self):
         owner = type(self).__name__
@@ -325,7 +336,8 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
             self._set_emission(self._initial_emission(X, family, family_pass, random_state))
         state = self._checked_state(family, D)
         engine = FamilyEngine(family_pass, GivenEmissionPass(lengths, self.n_components,
-                                                             n_threads))
+                                                             n_threads),
+                              self._row_log_offset(X))
         monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         for _ in range(self.n_iter):
             stats, posteriors = engine.statistics(X, state)
@@ -366,7 +378,8 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
         family_pass = family.make_pass(N, D, self.n_components, X.dtype, n_threads, layout,
                                        missing)
         engine = FamilyEngine(family_pass, GivenEmissionPass(lengths, self.n_components,
-                                                             n_threads))
+                                                             n_threads),
+                              self._row_log_offset(X))
         return X, engine, state
 
     def sample(self, n_samples=1, random_state=None, currstate=None):

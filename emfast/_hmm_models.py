@@ -2,8 +2,12 @@
 
 Thin subclasses of :class:`emfast.HMM` that name their family and map
 hmmlearn's parameters, attributes, initialisation and MAP priors onto it:
-``CategoricalHMM`` (symbols, ``emissionprob_``) on the categorical family and
-``PoissonHMM`` (counts, ``lambdas_``) on the Poisson family.  The E-step and
+``CategoricalHMM`` (symbols, ``emissionprob_``) on the categorical family,
+``PoissonHMM`` (counts, ``lambdas_``) on the Poisson family, and
+``MultinomialHMM`` (counts of ``n_trials`` draws, ``emissionprob_``) also on
+the Poisson family: with rates ``p_k`` (summing to 1 over the columns) the
+Poisson log-density is the multinomial one less ``1 + log n_t!``, a term the
+same in every state, which the model adds back.  The E-step and
 the statistics are the generic model's (the family's compiled pass and the
 compiled forward-backward); the emission M-steps below are hmmlearn's
 formulas on those statistics.
@@ -11,6 +15,7 @@ formulas on those statistics.
 import numbers
 
 import numpy as np
+from scipy.special import gammaln
 
 from ._base import check_random_state
 from ._hmm_common import check_shape_finite, prior
@@ -25,6 +30,14 @@ def _emission_random_state(seed, chain_random_state):
     if isinstance(seed, np.random.RandomState):
         return chain_random_state
     return check_random_state(seed)
+
+
+def _check_rows_sum_to_one(probs):
+    sums = probs.sum(axis=1)
+    bad = np.flatnonzero(~np.isclose(sums, 1.0))
+    if (probs < 0).any() or bad.size:
+        which = f"row {bad[0]} sums to {sums[bad[0]]:.6g}" if bad.size else "negative entry"
+        raise ValueError(f"emissionprob_ rows must be non-negative and sum to 1; {which}.")
 
 
 def _normalised_rows(values, old):
@@ -140,11 +153,7 @@ class CategoricalHMM(HMM):
         probs = np.array(np.atleast_2d(self.emissionprob_), dtype=np.float64)
         check_shape_finite("emissionprob_", probs, (K, n_symbols),
                            f"n_components={K}, n_features={n_symbols}")
-        sums = probs.sum(axis=1)
-        bad = np.flatnonzero(~np.isclose(sums, 1.0))
-        if (probs < 0).any() or bad.size:
-            which = f"row {bad[0]} sums to {sums[bad[0]]:.6g}" if bad.size else "negative entry"
-            raise ValueError(f"emissionprob_ rows must be non-negative and sum to 1; {which}.")
+        _check_rows_sum_to_one(probs)
         return {"probs": [probs]}
 
     def _initial_emission(self, X, family, family_pass, random_state):
@@ -285,3 +294,127 @@ class PoissonHMM(HMM):
 
     def _emission_sample(self, family, emission, states, rng):
         return family.sample(emission, states, rng).astype(int)
+
+
+class MultinomialHMM(HMM):
+    """Hidden Markov model with multinomial emissions (counts of ``n_trials`` draws).
+
+    hmmlearn's :class:`hmmlearn.hmm.MultinomialHMM` (the multinomial one of
+    hmmlearn >= 0.3) on emfast's kernels.  Row ``t`` of ``X`` holds the
+    counts of each of ``n_features`` outcomes in ``n_t`` draws, with
+    ``log p(x_t | k) = log n_t! - sum_j log x_tj! + sum_j x_tj log p_kj``.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+    n_trials : int, array-like of int of shape (n_samples,) or None, default=None
+        Draws per row; None: set from the data's row sums by ``fit`` (as
+        hmmlearn).  Sampling needs a single number.
+    startprob_prior, transmat_prior : float or array-like, default=1.0
+    algorithm, random_state, n_iter, tol, verbose, implementation, n_threads
+        As :class:`emfast.GaussianHMM`.
+    params, init_params : str, default='ste'
+        's' startprob, 't' transmat, 'e' emissionprob (uniform random rows,
+        normalised, as hmmlearn).
+
+    Attributes
+    ----------
+    startprob_, transmat_, monitor_, lower_bounds_, lower_bound_, n_iter_, converged_
+    emissionprob_ : ndarray of shape (n_components, n_features)
+    n_features : int
+    """
+
+    _codes = {"s": "startprob", "t": "transmat", "e": "emissionprob"}
+    _emission_code = "e"
+    _emission_attribute = "emissionprob_"
+
+    def __init__(self, n_components=1, n_trials=None, startprob_prior=1.0,
+                 transmat_prior=1.0, algorithm="viterbi", random_state=None, n_iter=10,
+                 tol=1e-2, verbose=False, params="ste", init_params="ste",
+                 implementation="log", n_threads=None):
+        self._set_chain_options(n_components, startprob_prior, transmat_prior, algorithm,
+                                random_state, n_iter, tol, verbose, params, init_params,
+                                implementation, n_threads)
+        self.n_trials = n_trials
+
+    @property
+    def n_features(self):
+        """Number of outcomes (columns of X)."""
+        if hasattr(self, "n_features_in_"):
+            return self.n_features_in_
+        if hasattr(self, "emissionprob_"):
+            return np.shape(np.atleast_2d(self.emissionprob_))[1]
+        raise AttributeError("'MultinomialHMM' object has no attribute 'n_features'")
+
+    def _family(self):
+        return Poisson()
+
+    def _emission_prior(self, family):
+        return None
+
+    def _family_data(self, X, family, n_features=None):
+        X, extent, missing = super()._family_data(X, family, n_features)
+        totals = X.sum(axis=1)
+        if self.n_trials is None:
+            self.n_trials = totals.astype(np.int64)       # hmmlearn sets it from the data
+        trials = np.broadcast_to(np.asarray(self.n_trials), totals.shape) \
+            if np.ndim(self.n_trials) == 0 or np.shape(self.n_trials) == totals.shape else None
+        if trials is None:
+            raise ValueError(f"n_trials must be an int or hold one int per row of X "
+                             f"({len(totals)}); got shape {np.shape(self.n_trials)}.")
+        bad = np.flatnonzero(totals != trials)
+        if bad.size:
+            raise ValueError(f"Each row of X must hold counts summing to n_trials; row "
+                             f"{bad[0]} sums to {float(totals[bad[0]]):g}, n_trials is "
+                             f"{float(trials[bad[0]]):g}.")
+        return X, extent, missing
+
+    def _row_log_offset(self, X):
+        return 1.0 + gammaln(X.sum(axis=1, dtype=np.float64) + 1.0)
+
+    def _get_emission(self):
+        return {"rates": self.emissionprob_}
+
+    def _set_emission(self, emission):
+        self.emissionprob_ = emission["rates"]
+
+    def _fitted_n_features(self):
+        return self.n_features if (hasattr(self, "n_features_in_")
+                                   or hasattr(self, "emissionprob_")) else None
+
+    def _sample_n_features(self):
+        return self.n_features
+
+    def _checked_emission(self, family, n_features):
+        K = self.n_components
+        probs = np.array(np.atleast_2d(self.emissionprob_), dtype=np.float64)
+        check_shape_finite("emissionprob_", probs, (K, n_features),
+                           f"n_components={K}, {n_features} outcomes")
+        _check_rows_sum_to_one(probs)
+        return {"rates": probs}
+
+    def _initial_emission(self, X, family, family_pass, random_state):
+        random_state = _emission_random_state(self.random_state, random_state)
+        probs = random_state.rand(self.n_components, X.shape[1])
+        return {"rates": probs / probs.sum(axis=1, keepdims=True)}
+
+    def _emission_m_step(self, stats, family, family_pass, old, prior_unused):
+        obs = stats.s[:, :old["rates"].shape[1]]
+        return {"rates": _normalised_rows(obs, old["rates"])}
+
+    def _n_emission_parameters(self, family):
+        return self.n_components * (self.n_features - 1)
+
+    def _emission_sample(self, family, emission, states, rng):
+        if self.n_trials is None:
+            raise ValueError("For sampling, n_trials must be set (an int).")
+        trials = np.unique(np.asarray(self.n_trials))
+        if trials.size != 1:
+            raise ValueError("For sampling, a single n_trials must be given; got "
+                             f"{trials.size} different values.")
+        probs = emission["rates"]
+        X = np.empty((len(states), probs.shape[1]), dtype=int)
+        for k in range(self.n_components):
+            rows = np.flatnonzero(states == k)
+            X[rows] = rng.multinomial(int(trials[0]), probs[k] / probs[k].sum(), size=rows.size)
+        return X

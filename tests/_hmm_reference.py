@@ -276,8 +276,26 @@ def poisson_m_step(X, posteriors, lambdas_prior=0.0, lambdas_weight=0.0):
     return (lambdas_prior + n * y_bar) / (lambdas_weight + n)
 
 
+def multinomial_log_prob(X, emissionprob):
+    """log n_t! - sum_j log x_tj! + sum_j x_tj log p_kj, shape (N, K)."""
+    from scipy.special import gammaln
+
+    X = np.asarray(X, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        terms = X[:, None, :] * _log(emissionprob)[None]
+    terms = np.where(X[:, None, :] == 0, 0.0, terms)          # 0 log 0 = 0
+    return (gammaln(X.sum(axis=1) + 1) - gammaln(X + 1).sum(axis=1))[:, None] + terms.sum(axis=2)
+
+
+def multinomial_m_step(X, posteriors):
+    """hmmlearn's: the expected counts of each outcome, each row normalised."""
+    obs = posteriors.T @ np.asarray(X, dtype=float)
+    return obs / obs.sum(axis=1, keepdims=True)
+
+
 DISCRETE = {"categorical": (categorical_log_prob, categorical_m_step),
-            "poisson": (poisson_log_prob, poisson_m_step)}
+            "poisson": (poisson_log_prob, poisson_m_step),
+            "multinomial": (multinomial_log_prob, multinomial_m_step)}
 
 
 def baum_welch_discrete(kind, X, lengths, startprob, transmat, emission, n_iter,
@@ -307,7 +325,7 @@ def baum_welch_discrete(kind, X, lengths, startprob, transmat, emission, n_iter,
             "history": history}
 
 
-def sample_discrete(rng, kind, lengths, startprob, transmat, emission):
+def sample_discrete(rng, kind, lengths, startprob, transmat, emission, n_trials=5):
     """Concatenated sequences of symbols (N, 1) or counts (N, D), and their states."""
     K = len(startprob)
     states = []
@@ -317,6 +335,8 @@ def sample_discrete(rng, kind, lengths, startprob, transmat, emission):
             states.append(state)
             state = rng.choice(K, p=transmat[state])
     states = np.array(states)
+    if kind == "multinomial":
+        return np.array([rng.multinomial(n_trials, emission[s]) for s in states]), states
     if kind == "categorical":
         u = rng.uniform(size=(len(states), 1))
         X = (u >= np.cumsum(emission[states], axis=1)).sum(axis=1, keepdims=True)

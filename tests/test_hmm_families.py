@@ -11,7 +11,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import emfast
-from emfast import CategoricalHMM, HMM, PoissonHMM, families
+from emfast import CategoricalHMM, HMM, MultinomialHMM, PoissonHMM, families
 from emfast._hmm_pass import GivenEmissionPass, HMMParams, check_lengths
 
 CHUNK = 16          # the kernels' chunk in these tests: lengths around it hit every edge
@@ -31,6 +31,8 @@ def discrete_problem(seed, kind, lengths, K=3, n_symbols=5, D=3):
     def emission():
         if kind == "categorical":
             return rng.dirichlet(np.full(n_symbols, 1.0), size=K)
+        if kind == "multinomial":
+            return rng.dirichlet(np.full(D, 1.0), size=K)
         return rng.gamma(2.0, 2.0, size=(K, D))
 
     truth = (*random_chain(rng, K), emission())
@@ -38,11 +40,15 @@ def discrete_problem(seed, kind, lengths, K=3, n_symbols=5, D=3):
     return X, (*random_chain(rng, K), emission()), states
 
 
-def wrapper_from(kind, start, **kwargs):
-    cls = CategoricalHMM if kind == "categorical" else PoissonHMM
-    model = cls(len(start[0]), init_params="", **kwargs)
+CLASSES = {"categorical": "CategoricalHMM", "poisson": "PoissonHMM",
+           "multinomial": "MultinomialHMM"}
+KINDS = list(CLASSES)
+
+
+def wrapper_from(kind, start, module=emfast, **kwargs):
+    model = getattr(module, CLASSES[kind])(len(start[0]), init_params="", **kwargs)
     model.startprob_, model.transmat_ = np.array(start[0]), np.array(start[1])
-    if kind == "categorical":
+    if kind != "poisson":
         model.emissionprob_ = np.array(start[2])
     else:
         model.lambdas_ = np.array(start[2])
@@ -58,7 +64,7 @@ def log_b_of(kind, X, emission):
 
 
 # --- the reference itself --------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["categorical", "poisson"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("lengths", [[1], [4], [2, 3], [5, 1]])
 def test_discrete_reference_matches_path_enumeration(kind, lengths):
     X, start, _ = discrete_problem(3, kind, lengths, K=3)
@@ -89,6 +95,12 @@ def test_discrete_log_densities_are_the_textbook_ones():
     symbols = np.array([[0], [1], [1]])
     assert_allclose(ref.categorical_log_prob(symbols, probs),
                     np.log([[0.2, 0.6], [0.8, 0.4], [0.8, 0.4]]), rtol=1e-15)
+    from scipy.stats import multinomial
+
+    counts = rng.multinomial(6, [0.3, 0.5, 0.2], size=10)
+    probs = np.array([[0.3, 0.5, 0.2], [0.1, 0.1, 0.8]])
+    expected = np.stack([multinomial.logpmf(counts, 6, p) for p in probs], axis=1)
+    assert_allclose(ref.multinomial_log_prob(counts, probs), expected, rtol=1e-13)
 
 
 # --- the kernels on given log-densities ------------------------------------------------
@@ -144,7 +156,7 @@ def test_given_emission_pass_is_bitwise_the_same_for_any_thread_count():
 
 
 # --- the models against the reference ---------------------------------------------------
-@pytest.mark.parametrize("kind", ["categorical", "poisson"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_score_posteriors_and_decoding_match_reference(kind):
     lengths = [1, 37, 300, 2, 90]
     X, start, _ = discrete_problem(1, kind, lengths)
@@ -178,6 +190,8 @@ def test_score_posteriors_and_decoding_match_reference(kind):
     ("poisson", {}),
     ("poisson", {"startprob_prior": 1.5, "transmat_prior": 1.2, "lambdas_prior": 2.0,
                  "lambdas_weight": 0.5}),
+    ("multinomial", {}),
+    ("multinomial", {"startprob_prior": 1.5, "transmat_prior": 1.2}),
 ])
 def test_baum_welch_matches_reference(kind, priors):
     lengths = [60, 1, 140, 33]
@@ -317,6 +331,8 @@ def test_unreachable_state_keeps_its_emission_parameters():
     ("poisson", {}),
     ("poisson", {"startprob_prior": 1.4, "transmat_prior": 1.3, "lambdas_prior": 1.5,
                  "lambdas_weight": 0.8}),
+    ("multinomial", {"n_trials": 5}),
+    ("multinomial", {"startprob_prior": 1.4, "transmat_prior": 1.3}),
 ])
 def test_same_fixed_point_as_hmmlearn(kind, priors, implementation):
     hmm = pytest.importorskip("hmmlearn.hmm")
@@ -325,15 +341,8 @@ def test_same_fixed_point_as_hmmlearn(kind, priors, implementation):
     n_iter = 12
     ours = wrapper_from(kind, start, n_iter=n_iter, tol=-np.inf,
                         implementation=implementation, **priors).fit(X, lengths)
-    theirs = getattr(hmm, "CategoricalHMM" if kind == "categorical" else "PoissonHMM")(
-        4, init_params="", n_iter=n_iter, tol=-np.inf, implementation=implementation,
-        **priors)
-    theirs.startprob_, theirs.transmat_ = np.array(start[0]), np.array(start[1])
-    if kind == "categorical":
-        theirs.emissionprob_ = np.array(start[2])
-    else:
-        theirs.lambdas_ = np.array(start[2])
-    theirs.fit(X, lengths)
+    theirs = wrapper_from(kind, start, hmm, n_iter=n_iter, tol=-np.inf,
+                          implementation=implementation, **priors).fit(X, lengths)
     assert_allclose(list(ours.monitor_.history), list(theirs.monitor_.history), rtol=1e-8)
     assert_allclose(ours.startprob_, theirs.startprob_, rtol=1e-8, atol=1e-14)
     assert_allclose(ours.transmat_, theirs.transmat_, rtol=1e-8, atol=1e-14)
@@ -344,12 +353,12 @@ def test_same_fixed_point_as_hmmlearn(kind, priors, implementation):
     assert_array_equal(ours.predict(X, lengths), theirs.predict(X, lengths))
 
 
-@pytest.mark.parametrize("kind", ["categorical", "poisson"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_seeded_initialisation_is_hmmlearns(kind):
     hmm = pytest.importorskip("hmmlearn.hmm")
     lengths = [100, 150]
     X, _, _ = discrete_problem(9, kind, lengths)
-    name = "CategoricalHMM" if kind == "categorical" else "PoissonHMM"
+    name = CLASSES[kind]
     ours = getattr(emfast, name)(3, random_state=11, n_iter=4).fit(X, lengths)
     theirs = getattr(hmm, name)(3, random_state=11, n_iter=4).fit(X, lengths)
     assert_allclose(ours.startprob_, theirs.startprob_, rtol=1e-8, atol=1e-14)
@@ -464,6 +473,23 @@ def test_bad_model_parameters_are_named(attribute, value, match):
         model.score([[0], [1]])
 
 
+def test_bad_trials_are_named():
+    X = [[1, 2, 0], [0, 3, 0], [2, 0, 2]]
+    with pytest.raises(ValueError, match="row 2 sums to 4, n_trials is 3"):
+        MultinomialHMM(2, n_trials=3).fit(X)
+    with pytest.raises(ValueError, match="n_trials must be an int or hold one int per row"):
+        MultinomialHMM(2, n_trials=[3, 3]).fit(X)
+    with pytest.raises(ValueError, match="X column 1 has the value -1.0 at row 0"):
+        MultinomialHMM(2).fit([[4, -1, 0], [3, 0, 0]])
+    model = MultinomialHMM(2, random_state=0, n_iter=2).fit(X)
+    assert_array_equal(model.n_trials, [3, 3, 4])       # set from the data, as hmmlearn
+    with pytest.raises(ValueError, match="a single n_trials"):
+        model.sample(5)
+    model.n_trials = None
+    with pytest.raises(ValueError, match="n_trials must be set"):
+        model.sample(5)
+
+
 def test_bad_rates_and_options_are_named():
     model = PoissonHMM(2)
     model.startprob_, model.transmat_ = np.array([0.5, 0.5]), np.full((2, 2), 0.5)
@@ -496,6 +522,8 @@ def test_impossible_data_is_a_clear_error():
              discrete_problem(12, "categorical", [80])[0]),
     lambda: (wrapper_from("poisson", discrete_problem(12, "poisson", [80])[1], n_iter=3),
              discrete_problem(12, "poisson", [80])[0]),
+    lambda: (MultinomialHMM(3, n_iter=3, random_state=0),
+             discrete_problem(12, "multinomial", [80])[0]),
     lambda: (HMM(emission_and_data("independent")[0], 3, n_iter=3, random_state=0),
              emission_and_data("independent")[1]),
     lambda: (emfast.GaussianHMM(2, n_iter=3, random_state=0),
