@@ -179,24 +179,15 @@ class GaussianHMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params=_CODES, init_params=_CODES,
                  implementation="log", n_threads=None):
-        self.n_components = n_components
+        self._set_chain_options(n_components, startprob_prior, transmat_prior, algorithm,
+                                random_state, n_iter, tol, verbose, params, init_params,
+                                implementation, n_threads)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
         self.means_prior = means_prior
         self.means_weight = means_weight
         self.covars_prior = covars_prior
         self.covars_weight = covars_weight
-        self.algorithm = algorithm
-        self.random_state = random_state
-        self.n_iter = n_iter
-        self.tol = tol
-        self.verbose = verbose
-        self.params = params
-        self.init_params = init_params
-        self.implementation = implementation
-        self.n_threads = n_threads
 
     # --- covars_: hmmlearn's full-matrix view ---------------------------------------
     @property

@@ -251,6 +251,23 @@ class HMMMethods:
     ``_n_parameters()``.
     """
 
+    def _set_chain_options(self, n_components, startprob_prior, transmat_prior, algorithm,
+                           random_state, n_iter, tol, verbose, params, init_params,
+                           implementation, n_threads):
+        """The constructor parameters every model has (a subclass adds its emission's)."""
+        self.n_components = n_components
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation
+        self.n_threads = n_threads
+
     def _record_fit(self, monitor):
         self.monitor_ = monitor
         self.lower_bounds_ = list(monitor.history)

@@ -181,7 +181,43 @@ class CategoricalHMM(HMM):
         return family.sample(emission, states, rng).astype(int)
 
 
-class PoissonHMM(HMM):
+class _CountColumnsHMM(HMM):
+    """What PoissonHMM and MultinomialHMM share: count columns read by the Poisson
+    family's pass, the rates stored in ``_emission_attribute`` (K, n_features)."""
+
+    @property
+    def n_features(self):
+        """Number of count columns (hmmlearn's name)."""
+        if hasattr(self, "n_features_in_"):
+            return self.n_features_in_
+        if hasattr(self, self._emission_attribute):
+            return np.shape(np.atleast_2d(getattr(self, self._emission_attribute)))[1]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute 'n_features'")
+
+    def _family(self):
+        return Poisson()
+
+    def _emission_prior(self, family):
+        return None
+
+    def _get_emission(self):
+        return {"rates": getattr(self, self._emission_attribute)}
+
+    def _set_emission(self, emission):
+        setattr(self, self._emission_attribute, emission["rates"])
+
+    def _fitted_n_features(self):
+        return self.n_features if (hasattr(self, "n_features_in_")
+                                   or hasattr(self, self._emission_attribute)) else None
+
+    def _sample_n_features(self):
+        return self.n_features
+
+    def _emission_sample(self, family, emission, states, rng):
+        return family.sample(emission, states, rng).astype(int)
+
+
+class PoissonHMM(_CountColumnsHMM):
     """Hidden Markov model with independent Poisson count emissions.
 
     hmmlearn's :class:`hmmlearn.hmm.PoissonHMM` on emfast's kernels (same
@@ -228,34 +264,6 @@ class PoissonHMM(HMM):
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
 
-    @property
-    def n_features(self):
-        """Number of count columns (hmmlearn's name)."""
-        if hasattr(self, "n_features_in_"):
-            return self.n_features_in_
-        if hasattr(self, "lambdas_"):
-            return np.shape(np.atleast_2d(self.lambdas_))[1]
-        raise AttributeError("'PoissonHMM' object has no attribute 'n_features'")
-
-    def _family(self):
-        return Poisson()
-
-    def _emission_prior(self, family):
-        return None
-
-    def _get_emission(self):
-        return {"rates": self.lambdas_}
-
-    def _set_emission(self, emission):
-        self.lambdas_ = emission["rates"]
-
-    def _fitted_n_features(self):
-        return self.n_features if (hasattr(self, "n_features_in_")
-                                   or hasattr(self, "lambdas_")) else None
-
-    def _sample_n_features(self):
-        return self.n_features
-
     def _checked_emission(self, family, n_features):
         K = self.n_components
         rates = np.array(np.atleast_2d(self.lambdas_), dtype=np.float64)
@@ -292,11 +300,8 @@ class PoissonHMM(HMM):
     def _n_emission_parameters(self, family):
         return int(np.size(self.lambdas_))
 
-    def _emission_sample(self, family, emission, states, rng):
-        return family.sample(emission, states, rng).astype(int)
 
-
-class MultinomialHMM(HMM):
+class MultinomialHMM(_CountColumnsHMM):
     """Hidden Markov model with multinomial emissions (counts of ``n_trials`` draws).
 
     hmmlearn's :class:`hmmlearn.hmm.MultinomialHMM` (the multinomial one of
@@ -337,21 +342,6 @@ class MultinomialHMM(HMM):
                                 implementation, n_threads)
         self.n_trials = n_trials
 
-    @property
-    def n_features(self):
-        """Number of outcomes (columns of X)."""
-        if hasattr(self, "n_features_in_"):
-            return self.n_features_in_
-        if hasattr(self, "emissionprob_"):
-            return np.shape(np.atleast_2d(self.emissionprob_))[1]
-        raise AttributeError("'MultinomialHMM' object has no attribute 'n_features'")
-
-    def _family(self):
-        return Poisson()
-
-    def _emission_prior(self, family):
-        return None
-
     def _family_data(self, X, family, n_features=None):
         X, extent, missing = super()._family_data(X, family, n_features)
         totals = X.sum(axis=1)
@@ -371,19 +361,6 @@ class MultinomialHMM(HMM):
 
     def _row_log_offset(self, X):
         return 1.0 + gammaln(X.sum(axis=1, dtype=np.float64) + 1.0)
-
-    def _get_emission(self):
-        return {"rates": self.emissionprob_}
-
-    def _set_emission(self, emission):
-        self.emissionprob_ = emission["rates"]
-
-    def _fitted_n_features(self):
-        return self.n_features if (hasattr(self, "n_features_in_")
-                                   or hasattr(self, "emissionprob_")) else None
-
-    def _sample_n_features(self):
-        return self.n_features
 
     def _checked_emission(self, family, n_features):
         K = self.n_components

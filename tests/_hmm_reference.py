@@ -219,6 +219,18 @@ def random_hmm(rng, n_components, n_features, covariance_type, separation=3.0):
     return startprob, transmat, means, covariances
 
 
+def sample_states(rng, lengths, startprob, transmat):
+    """Concatenated state paths of the chain, one per length."""
+    K = len(startprob)
+    states = []
+    for length in lengths:
+        state = rng.choice(K, p=startprob)
+        for _ in range(length):
+            states.append(state)
+            state = rng.choice(K, p=transmat[state])
+    return np.array(states)
+
+
 def sample_sequences(rng, lengths, startprob, transmat, means, covariances, covariance_type):
     """Concatenated sequences drawn from the model, and their states."""
     K, D = means.shape
@@ -231,13 +243,7 @@ def sample_sequences(rng, lengths, startprob, transmat, means, covariances, cova
     else:
         full = covariances[:, None, None] * np.eye(D)
     chol = np.linalg.cholesky(full)
-    states = []
-    for length in lengths:
-        state = rng.choice(K, p=startprob)
-        for _ in range(length):
-            states.append(state)
-            state = rng.choice(K, p=transmat[state])
-    states = np.array(states)
+    states = sample_states(rng, lengths, startprob, transmat)
     X = means[states] + np.einsum("nij,nj->ni", chol[states], rng.standard_normal((len(states), D)))
     return X, states
 
@@ -327,14 +333,7 @@ def baum_welch_discrete(kind, X, lengths, startprob, transmat, emission, n_iter,
 
 def sample_discrete(rng, kind, lengths, startprob, transmat, emission, n_trials=5):
     """Concatenated sequences of symbols (N, 1) or counts (N, D), and their states."""
-    K = len(startprob)
-    states = []
-    for length in lengths:
-        state = rng.choice(K, p=startprob)
-        for _ in range(length):
-            states.append(state)
-            state = rng.choice(K, p=transmat[state])
-    states = np.array(states)
+    states = sample_states(rng, lengths, startprob, transmat)
     if kind == "multinomial":
         return np.array([rng.multinomial(n_trials, emission[s]) for s in states]), states
     if kind == "categorical":

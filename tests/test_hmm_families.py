@@ -222,14 +222,8 @@ FAMILY_DATA = {
 
 def family_problem(name, seed=0, lengths=(400, 250, 350)):
     rng = np.random.default_rng(seed)
-    startprob, transmat = random_chain(rng, 3)
-    states = []
-    for length in lengths:
-        state = rng.choice(3, p=startprob)
-        for _ in range(length):
-            states.append(state)
-            state = rng.choice(3, p=transmat[state])
-    return np.asarray(FAMILY_DATA[name](rng, np.array(states)), dtype=np.float64), list(lengths)
+    states = ref.sample_states(rng, lengths, *random_chain(rng, 3))
+    return np.asarray(FAMILY_DATA[name](rng, states), dtype=np.float64), list(lengths)
 
 
 EMISSIONS = [*FAMILY_DATA, "independent"]
