@@ -58,12 +58,17 @@ _HMMLEARN_NAMESPACE = (
     "                                'GaussianHMM': _emfast.GaussianHMM,\n"
     "                                'CategoricalHMM': _emfast.CategoricalHMM,\n"
     "                                'PoissonHMM': _emfast.PoissonHMM,\n"
-    "                                'MultinomialHMM': _emfast.MultinomialHMM})\n")
+    "                                'MultinomialHMM': _emfast.MultinomialHMM,\n"
+    "                                'GMMHMM': _emfast.GMMHMM})\n")
 _HMMLEARN_SWAPS = [("from .. import hmm\n", _HMMLEARN_NAMESPACE),
                    ("from . import ", "from hmmlearn.tests import ")]
 # the newer test files import the module absolutely
 _HMMLEARN_ABSOLUTE_SWAPS = [("from hmmlearn import hmm\n", _HMMLEARN_NAMESPACE),
                             ("from . import ", "from hmmlearn.tests import ")]
+# test_gmm_hmm_new.py imports the class itself, and a helper of test_gmm_hmm.py
+_HMMLEARN_GMM_NEW_SWAPS = [("from ..hmm import GMMHMM\n", "from emfast import GMMHMM\n"),
+                           ("from .test_gmm_hmm import ", "from hmmlearn.tests.test_gmm_hmm import "),
+                           ("from . import ", "from hmmlearn.tests import ")]
 # Private modules whose names are test utilities, not the implementation under test.
 _HELPER_MODULES = {"sklearn.utils._testing": None,
                    "sklearn.datasets._samples_generator": {"make_blobs"}}
@@ -102,6 +107,10 @@ SUITES = [
     Suite("hmmlearn", "tests/test_poisson_hmm.py", _HMMLEARN_ABSOLUTE_SWAPS,
           "hmmlearn.tests.conftest"),
     Suite("hmmlearn", "tests/test_multinomial_hmm.py", _HMMLEARN_ABSOLUTE_SWAPS,
+          "hmmlearn.tests.conftest"),
+    Suite("hmmlearn", "tests/test_gmm_hmm.py", _HMMLEARN_ABSOLUTE_SWAPS,
+          "hmmlearn.tests.conftest"),
+    Suite("hmmlearn", "tests/test_gmm_hmm_new.py", _HMMLEARN_GMM_NEW_SWAPS,
           "hmmlearn.tests.conftest"),
 ]
 

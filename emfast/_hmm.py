@@ -14,7 +14,7 @@ import numpy as np
 from ._base import check_random_state
 from ._covariance import COVARIANCE_TYPES, CollapsedComponentError, get_covariance
 from ._exceptions import NotFittedError, interoperable
-from ._hmm_common import (NOT_FINITE, SCALING_UNDERFLOW, ConvergenceMonitor, HMMMethods,
+from ._hmm_common import (NOT_FINITE, SCALING_UNDERFLOW, HMMMethods,
                           chain_m_step, chain_priors, check_chain_options, check_chain_sums,
                           check_real, check_sample_request, init_chain, prior,
                           sample_states)
@@ -431,7 +431,7 @@ class GaussianHMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
         hpass = HMMPass(lengths, X.shape[1], self.n_components, X.dtype, covariance, n_threads)
         emission_stats = "m" in self.params or "c" in self.params
         second_moments = "c" in self.params
-        monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        monitor = self._fit_monitor()
         for _ in range(self.n_iter):
             stats = hpass.statistics(X, params, emission_stats=emission_stats,
                                      second_moments=second_moments)

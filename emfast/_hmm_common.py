@@ -66,6 +66,11 @@ class ConvergenceMonitor:
         return (f"ConvergenceMonitor(tol={self.tol!r}, n_iter={self.n_iter!r}, "
                 f"verbose={self.verbose!r}, iter={self.iter!r}, history={list(self.history)!r})")
 
+    def _reset(self):
+        """Forget the history (hmmlearn's name: a fit starts with it)."""
+        self.iter = 0
+        self.history.clear()
+
     def report(self, log_prob):
         """Record one iteration's log-likelihood (and print it when verbose).
 
@@ -268,29 +273,40 @@ class HMMMethods:
         self.implementation = implementation
         self.n_threads = n_threads
 
+    def _fit_monitor(self):
+        """The monitor a fit reports to: one set on the estimator (``model.monitor_ =
+        ...``, as hmmlearn allows), reset, or a new one."""
+        monitor = vars(self).get("_monitor")
+        if monitor is None or not vars(self).get("_monitor_given", False):
+            return ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        monitor.tol, monitor.n_iter, monitor.verbose = self.tol, self.n_iter, self.verbose
+        monitor._reset()
+        return monitor
+
     def _record_fit(self, monitor):
-        self.monitor_ = monitor
+        self._monitor = monitor
         self.lower_bounds_ = list(monitor.history)
         self.lower_bound_ = self.lower_bounds_[-1] if self.lower_bounds_ else -np.inf
         self.n_iter_ = monitor.iter
-        self.converged_ = monitor.tol_reached
+        history = self.lower_bounds_          # any monitor (hmmlearn's has no tol_reached)
+        self.converged_ = len(history) >= 2 and history[-1] - history[-2] < monitor.tol
 
     @property
     def monitor_(self):
-        """The :class:`ConvergenceMonitor` of the last fit (rebuilt after ``load``)."""
+        """The :class:`ConvergenceMonitor` of the last fit (rebuilt after ``load``; before
+        any fit an empty one, which may be replaced, as in hmmlearn)."""
         if "_monitor" not in vars(self):
-            if "lower_bounds_" not in vars(self):
-                raise AttributeError(f"'{type(self).__name__}' object has no attribute "
-                                     "'monitor_'")
             monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
-            monitor.history.extend(self.lower_bounds_)
-            monitor.iter = self.n_iter_
+            if "lower_bounds_" in vars(self):
+                monitor.history.extend(self.lower_bounds_)
+                monitor.iter = self.n_iter_
             self._monitor = monitor
         return self._monitor
 
     @monitor_.setter
     def monitor_(self, value):
         self._monitor = value
+        self._monitor_given = True
 
     def score(self, X, lengths=None):
         """Log-likelihood of ``X`` under the model (summed over sequences).

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._base import check_random_state
 from ._exceptions import NotFittedError, interoperable
-from ._hmm_common import (NOT_FINITE, SCALING_UNDERFLOW, ConvergenceMonitor, HMMMethods,
+from ._hmm_common import (NOT_FINITE, SCALING_UNDERFLOW, HMMMethods,
                           chain_m_step, chain_priors, check_chain_options, check_chain_sums,
                           check_real, check_sample_request, check_shape_finite, init_chain,
                           sample_states)
@@ -160,7 +160,7 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
     """
 
     _codes = {"s": "startprob", "t": "transmat", "e": "emission parameters"}
-    _emission_code = "e"
+    _emission_code = "e"        # the letters of params / init_params for the emissions
     _emission_attribute = "emission_params_"
 
     def __init__(self, emission="poisson", n_components=1, startprob_prior=1.0,
@@ -321,7 +321,7 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
         engine = FamilyEngine(family_pass, GivenEmissionPass(lengths, self.n_components,
                                                              n_threads),
                               self._row_log_offset(X))
-        monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        monitor = self._fit_monitor()
         for _ in range(self.n_iter):
             stats, posteriors = engine.statistics(X, state)
             if self.implementation == "scaling" and stats.n_log_space:
@@ -331,7 +331,7 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
             startprob, transmat = chain_m_step(self.params, state.startprob, state.transmat,
                                                stats.start, stats.trans, priors)
             emission = state.emission
-            if self._emission_code in self.params:
+            if set(self._emission_code) & set(self.params):
                 emission_stats = family_pass.given_statistics(X, None, posteriors)
                 emission = self._emission_m_step(emission_stats, family, family_pass,
                                                  emission, emission_prior)

@@ -82,6 +82,16 @@ def viterbi(startprob, transmat, log_b):
     return float(delta.max()), path
 
 
+def viterbi_sequences(startprob, transmat, log_b, lengths):
+    """Viterbi of every sequence: the summed log-probability and the concatenated paths."""
+    best, paths = 0.0, []
+    for lb in split(log_b, lengths):
+        value, path = viterbi(startprob, transmat, lb)
+        best += value
+        paths.append(path)
+    return best, np.concatenate(paths)
+
+
 def brute_force(startprob, transmat, log_b):
     """Forward-backward and Viterbi by enumerating all K**T state paths.
 
@@ -341,3 +351,73 @@ def sample_discrete(rng, kind, lengths, startprob, transmat, emission, n_trials=
         X = (u >= np.cumsum(emission[states], axis=1)).sum(axis=1, keepdims=True)
         return np.minimum(X, emission.shape[1] - 1), states
     return rng.poisson(emission[states]), states
+
+
+# --- Gaussian-mixture emissions (hmmlearn's GMMHMM) ----------------------------------------
+def _full_covars(covars, covariance_type, K, M, D):
+    """(K, M, D, D) covariance matrices from hmmlearn's GMMHMM layouts."""
+    if covariance_type == "full":
+        return covars
+    if covariance_type == "tied":
+        return np.broadcast_to(covars[:, None], (K, M, D, D))
+    if covariance_type == "diag":
+        return covars[..., :, None] * np.eye(D)
+    return covars[..., None, None] * np.eye(D)
+
+
+def gmm_component_log_prob(X, weights, means, covars, covariance_type):
+    """log w_km + log N(x_t | mu_km, Sigma_km), shape (N, K, M)."""
+    K, M, D = means.shape
+    full = _full_covars(covars, covariance_type, K, M, D)
+    out = np.empty((len(X), K, M))
+    for k in range(K):
+        for m in range(M):
+            diff = X - means[k, m]
+            sign, logdet = np.linalg.slogdet(full[k, m])
+            maha = np.einsum("ni,ij,nj->n", diff, np.linalg.inv(full[k, m]), diff)
+            out[:, k, m] = (np.log(weights[k, m]) - 0.5 * (D * np.log(2 * np.pi) + logdet
+                                                           + maha))
+    return out
+
+
+def gmm_m_step(X, posteriors, weights, means, covars, covariance_type, params="mcw"):
+    """hmmlearn's GMMHMM M-step with its default priors (none but the M-step's own
+    constants); the covariance statistics are about the current means, as hmmlearn's."""
+    K, M, D = means.shape
+    component = gmm_component_log_prob(X, weights, means, covars, covariance_type)
+    within = np.exp(component - logsumexp(component, axis=2, keepdims=True))
+    resp = posteriors[:, :, None] * within                          # (N, K, M)
+    nk = resp.sum(axis=0)
+    centred = X[:, None, None, :] - means                           # about the current means
+    if "w" in params:
+        weights = nk / posteriors.sum(axis=0)[:, None]
+    new_means = np.einsum("nkm,nd->kmd", resp, X) / nk[:, :, None] if "m" in params else means
+    if "c" in params:
+        if covariance_type == "full":
+            covars = np.einsum("nkm,nkmi,nkmj->kmij", resp, centred, centred) / nk[:, :, None, None]
+        elif covariance_type == "tied":
+            covars = (np.einsum("nkm,nkmi,nkmj->kij", resp, centred, centred)
+                      / posteriors.sum(axis=0)[:, None, None])
+        elif covariance_type == "diag":
+            covars = np.einsum("nkm,nkmd->kmd", resp, centred ** 2) / nk[:, :, None]
+        else:   # hmmlearn's spherical: D (N + 1) - M in the denominator with its default prior
+            covars = (np.einsum("nkm,nkmd->km", resp, centred ** 2)
+                      / (D * (nk + 1) - M))
+    return weights, new_means, covars
+
+
+def baum_welch_gmm(X, lengths, startprob, transmat, weights, means, covars, covariance_type,
+                   n_iter):
+    """``n_iter`` Baum-Welch iterations of a GMM-HMM with hmmlearn's default priors."""
+    history = []
+    for _ in range(n_iter):
+        component = gmm_component_log_prob(X, weights, means, covars, covariance_type)
+        loglik, posteriors, start, trans = e_step_log_b(logsumexp(component, axis=2), lengths,
+                                                        startprob, transmat)
+        history.append(loglik)
+        startprob = start / start.sum()
+        transmat = trans / trans.sum(axis=1, keepdims=True)
+        weights, means, covars = gmm_m_step(X, posteriors, weights, means, covars,
+                                            covariance_type)
+    return {"startprob": startprob, "transmat": transmat, "weights": weights, "means": means,
+            "covars": covars, "history": history}
