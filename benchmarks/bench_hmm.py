@@ -1,4 +1,8 @@
-"""Side-by-side Baum-Welch: emfast.GaussianHMM against hmmlearn.hmm.GaussianHMM.
+"""Side-by-side Baum-Welch: emfast's HMMs against hmmlearn's of the same name.
+
+GaussianHMM by default; ``--discrete`` times CategoricalHMM and PoissonHMM
+instead (the issue's shapes: N=1,000,000 in sequences of 1,000; 32 symbols
+and K=16; D=8 counts and K=8).
 
 Both start from the same explicit parameters (``init_params=''``) and run a
 fixed number of iterations (``tol=-inf``), so the time per iteration does not
@@ -13,6 +17,7 @@ Usage::
 
     python benchmarks/bench_hmm.py                       # the issue's shapes
     python benchmarks/bench_hmm.py --components 8 --iters 5 --skip-hmmlearn
+    python benchmarks/bench_hmm.py --discrete --threads 2  # CategoricalHMM, PoissonHMM
 
 Timings are wall-clock in one process; on a shared machine run it when the
 machine is quiet, or compare only ratios measured in the same run.
@@ -22,7 +27,7 @@ import time
 
 import numpy as np
 
-from emfast import GaussianHMM
+from emfast import CategoricalHMM, GaussianHMM, PoissonHMM
 from emfast._covariance import get_covariance
 from emfast._hmm_pass import HMMParams, HMMPass, check_lengths
 
@@ -87,6 +92,79 @@ def design(X, lengths, K, covariance_type, repeats=3):
     return out
 
 
+DISCRETE_SHAPES = [          # (class name, n_components, symbols or count columns)
+    ("CategoricalHMM", 16, 32),
+    ("PoissonHMM", 8, 8),
+]
+
+
+def make_discrete_data(kind, n_samples, length, width, n_states, seed=0):
+    """Symbols (N, 1) or counts (N, width) from a random sticky n_states-state HMM, and
+    a different explicit start (startprob, transmat, emission) for every implementation."""
+    rng = np.random.default_rng(seed)
+    transmat = 0.9 * np.eye(n_states) + 0.1 * rng.dirichlet(np.ones(n_states), size=n_states)
+    cdf = np.cumsum(transmat, axis=1)
+    draws = rng.uniform(size=n_samples)
+    states = np.empty(n_samples, dtype=int)
+    for t in range(n_samples):
+        states[t] = (rng.integers(n_states) if t % length == 0 else
+                     min(np.searchsorted(cdf[states[t - 1]], draws[t], side="right"),
+                         n_states - 1))
+    if kind == "CategoricalHMM":
+        emission = rng.dirichlet(np.full(width, 0.5), size=n_states)
+        u = rng.uniform(size=(n_samples, 1))
+        X = np.minimum((u >= np.cumsum(emission[states], axis=1)).sum(axis=1, keepdims=True),
+                       width - 1)
+        start_emission = rng.dirichlet(np.ones(width), size=n_states)
+    else:
+        emission = rng.gamma(2.0, 3.0, size=(n_states, width))
+        X = rng.poisson(emission[states])
+        start_emission = rng.gamma(2.0, 3.0, size=(n_states, width))
+    start_transmat = 0.5 * np.eye(n_states) + 0.5 * rng.dirichlet(np.ones(n_states),
+                                                                  size=n_states)
+    start = (np.full(n_states, 1.0 / n_states), start_transmat, start_emission)
+    return X, np.full(n_samples // length, length), start
+
+
+def run_discrete(cls, X, lengths, start, n_iter, **kwargs):
+    model = cls(len(start[0]), n_iter=n_iter, tol=-np.inf, init_params="", **kwargs)
+    model.startprob_, model.transmat_ = np.array(start[0]), np.array(start[1])
+    setattr(model, "emissionprob_" if "Categorical" in cls.__name__ else "lambdas_",
+            np.array(start[2]))
+    begin = time.perf_counter()
+    model.fit(X, lengths)
+    return (time.perf_counter() - begin) / n_iter, np.array(model.monitor_.history)
+
+
+def discrete_rows(args):
+    try:
+        import logging
+
+        from hmmlearn import hmm as hmmlearn_hmm
+        logging.getLogger("hmmlearn").setLevel(logging.ERROR)
+    except ImportError:
+        hmmlearn_hmm = None
+        print("hmmlearn is not installed: emfast only")
+    ours_classes = {"CategoricalHMM": CategoricalHMM, "PoissonHMM": PoissonHMM}
+    print(f"N={args.n_samples} in sequences of {args.length}; emfast n_threads={args.threads}")
+    print(f"{'model':>15} {'K':>3} {'width':>5} {'iters':>5} {'emfast s/it':>12} "
+          f"{'hmmlearn s/it':>14} {'ratio':>7} {'emfast ll/N':>12} {'max rel diff':>12}")
+    for name, K, width in DISCRETE_SHAPES:
+        X, lengths, start = make_discrete_data(name, args.n_samples, args.length, width, K)
+        ours, hist = run_discrete(ours_classes[name], X, lengths, start, args.iters,
+                                  n_threads=args.threads)
+        row = f"{name:>15} {K:>3} {width:>5} {args.iters:>5} {ours:>12.4f} "
+        if hmmlearn_hmm is None or args.skip_hmmlearn:
+            row += f"{'-':>14} {'-':>7} {hist[-1] / len(X):>12.5f}"
+        else:
+            theirs, their_hist = run_discrete(getattr(hmmlearn_hmm, name), X, lengths, start,
+                                              args.iters)
+            diff = np.max(np.abs(hist - their_hist) / np.abs(their_hist))
+            row += (f"{theirs:>14.4f} {theirs / ours:>7.1f} {hist[-1] / len(X):>12.5f} "
+                    f"{diff:>12.1e}")
+        print(row, flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-samples", type=int, default=100_000)
@@ -99,7 +177,14 @@ def main():
     parser.add_argument("--threads", type=int, default=None, help="emfast n_threads")
     parser.add_argument("--skip-hmmlearn", action="store_true")
     parser.add_argument("--skip-design", action="store_true")
+    parser.add_argument("--discrete", action="store_true",
+                        help="CategoricalHMM and PoissonHMM at the issue's shapes")
     args = parser.parse_args()
+    if args.discrete:
+        if args.n_samples == parser.get_default("n_samples"):
+            args.n_samples = 1_000_000
+        discrete_rows(args)
+        return
 
     X, lengths = make_data(args.n_samples, args.length, args.features)
     print(f"N={len(X)} in {len(lengths)} sequences of {args.length}, D={args.features}; "

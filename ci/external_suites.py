@@ -49,16 +49,26 @@ from pathlib import Path
 # (sklearn.mixture's public names are exactly the estimator classes.)
 _SKLEARN_SWAPS = [("from sklearn.mixture import ", "from emfast import ")]
 # hmmlearn's tests use ``hmm.GaussianHMM`` from ``from .. import hmm``: the module
-# is replaced by a namespace holding hmmlearn.hmm's names with emfast's GaussianHMM.
-_HMMLEARN_SWAPS = [
-    ("from .. import hmm\n",
-     "import types as _types\n"
-     "from hmmlearn import hmm as _hmmlearn_hmm\n"
-     "import emfast as _emfast\n"
-     "hmm = _types.SimpleNamespace(**{**vars(_hmmlearn_hmm),\n"
-     "                                'GaussianHMM': _emfast.GaussianHMM})\n"),
-    ("from . import ", "from hmmlearn.tests import "),
-]
+# is replaced by a namespace holding hmmlearn.hmm's names with emfast's model classes.
+_HMMLEARN_NAMESPACE = (
+    "import types as _types\n"
+    "from hmmlearn import hmm as _hmmlearn_hmm\n"
+    "import emfast as _emfast\n"
+    "hmm = _types.SimpleNamespace(**{**vars(_hmmlearn_hmm),\n"
+    "                                'GaussianHMM': _emfast.GaussianHMM,\n"
+    "                                'CategoricalHMM': _emfast.CategoricalHMM,\n"
+    "                                'PoissonHMM': _emfast.PoissonHMM,\n"
+    "                                'MultinomialHMM': _emfast.MultinomialHMM,\n"
+    "                                'GMMHMM': _emfast.GMMHMM})\n")
+_HMMLEARN_SWAPS = [("from .. import hmm\n", _HMMLEARN_NAMESPACE),
+                   ("from . import ", "from hmmlearn.tests import ")]
+# the newer test files import the module absolutely
+_HMMLEARN_ABSOLUTE_SWAPS = [("from hmmlearn import hmm\n", _HMMLEARN_NAMESPACE),
+                            ("from . import ", "from hmmlearn.tests import ")]
+# test_gmm_hmm_new.py imports the class itself, and a helper of test_gmm_hmm.py
+_HMMLEARN_GMM_NEW_SWAPS = [("from ..hmm import GMMHMM\n", "from emfast import GMMHMM\n"),
+                           ("from .test_gmm_hmm import ", "from hmmlearn.tests.test_gmm_hmm import "),
+                           ("from . import ", "from hmmlearn.tests import ")]
 # Private modules whose names are test utilities, not the implementation under test.
 _HELPER_MODULES = {"sklearn.utils._testing": None,
                    "sklearn.datasets._samples_generator": {"make_blobs"}}
@@ -92,6 +102,16 @@ SUITES = [
     Suite("sklearn", "mixture/tests/test_mixture.py", _SKLEARN_SWAPS, "sklearn.conftest"),
     Suite("sklearn", "mixture/tests/test_bayesian_mixture.py", _SKLEARN_SWAPS, "sklearn.conftest"),
     Suite("hmmlearn", "tests/test_gaussian_hmm.py", _HMMLEARN_SWAPS, "hmmlearn.tests.conftest"),
+    Suite("hmmlearn", "tests/test_categorical_hmm.py", _HMMLEARN_ABSOLUTE_SWAPS,
+          "hmmlearn.tests.conftest"),
+    Suite("hmmlearn", "tests/test_poisson_hmm.py", _HMMLEARN_ABSOLUTE_SWAPS,
+          "hmmlearn.tests.conftest"),
+    Suite("hmmlearn", "tests/test_multinomial_hmm.py", _HMMLEARN_ABSOLUTE_SWAPS,
+          "hmmlearn.tests.conftest"),
+    Suite("hmmlearn", "tests/test_gmm_hmm.py", _HMMLEARN_ABSOLUTE_SWAPS,
+          "hmmlearn.tests.conftest"),
+    Suite("hmmlearn", "tests/test_gmm_hmm_new.py", _HMMLEARN_GMM_NEW_SWAPS,
+          "hmmlearn.tests.conftest"),
 ]
 
 

@@ -7,142 +7,35 @@ emission M-step is the covariance strategy's M-step from the same statistics
 the Gaussian mixture uses, followed by hmmlearn's prior corrections.
 """
 import logging
-import numbers
-import sys
 import warnings
-from collections import deque
 
 import numpy as np
 
 from ._base import check_random_state
 from ._covariance import COVARIANCE_TYPES, CollapsedComponentError, get_covariance
 from ._exceptions import NotFittedError, interoperable
+from ._hmm_common import (NOT_FINITE, SCALING_UNDERFLOW, HMMMethods,
+                          chain_m_step, chain_priors, check_chain_options, check_chain_sums,
+                          check_real, check_sample_request, init_chain, prior,
+                          sample_states)
 from ._hmm_pass import HMMParams, HMMPass, check_lengths
 from ._initialization import kmeans_plusplus, lloyd
 from ._parallel import effective_n_threads, sequential_blas
 from ._params import ParamsMixin
 from ._passes import GaussianPass
 from ._sklearn_compat import SklearnCompatMixin
-from ._sources import n_rows, read_whole
+from ._sources import read_whole
 
 # hmmlearn reports set attributes that init_params overwrites through logging; so does
 # emfast, under this logger (messages that code written for hmmlearn looks for)
 _log = logging.getLogger(__name__)
 
 _CODES = "stmc"
-_SCALING_UNDERFLOW = (
-    "forward pass failed with underflow; consider using implementation='log' instead "
-    "(implementation='scaling' is hmmlearn's probability-space recursion, which fails when "
-    "every state's scaled probability underflows; emfast's default 'log' redoes such a "
-    "sequence in log space).")
-DECODER_ALGORITHMS = ("viterbi", "map")
+_CODE_MEANINGS = {"s": "startprob", "t": "transmat", "m": "means", "c": "covars"}
 _NK_FLOOR = 10 * np.finfo(np.float64).eps      # as the covariance strategies
 
 
-class ConvergenceMonitor:
-    """Record of the log-likelihood per Baum-Welch iteration (hmmlearn's ``monitor_``).
-
-    Parameters
-    ----------
-    tol : float
-        Convergence threshold on the gain in total log-likelihood.
-    n_iter : int
-        Maximum number of iterations.
-    verbose : bool
-        Print one line per iteration to ``sys.stderr``.
-
-    Attributes
-    ----------
-    history : collections.deque of float
-        Total log-likelihood of the data under the parameters each iteration
-        started from.
-    iter : int
-        Iterations performed.
-    """
-
-    _template = "{iter:>10d} {log_prob:>16.8f} {delta:>+16.8f}"
-
-    def __init__(self, tol, n_iter, verbose):
-        self.tol = tol
-        self.n_iter = n_iter
-        self.verbose = verbose
-        self.history = deque()
-        self.iter = 0
-
-    def __repr__(self):
-        return (f"ConvergenceMonitor(tol={self.tol!r}, n_iter={self.n_iter!r}, "
-                f"verbose={self.verbose!r}, iter={self.iter!r}, history={list(self.history)!r})")
-
-    def report(self, log_prob):
-        """Record one iteration's log-likelihood (and print it when verbose).
-
-        A decrease by more than sqrt(eps) relative to the log-likelihood warns:
-        without priors EM never decreases it, so that is a bug or a prior at work.
-
-        Parameters
-        ----------
-        log_prob : float
-        """
-        previous = self.history[-1] if self.history else None
-        if self.verbose:
-            delta = np.nan if previous is None else log_prob - previous
-            print(self._template.format(iter=self.iter + 1, log_prob=log_prob, delta=delta),
-                  file=sys.stderr)
-        if previous is not None and \
-                log_prob - previous < -np.sqrt(np.finfo(float).eps) * max(1.0, abs(previous)):
-            warnings.warn(f"The log-likelihood decreased from {previous} to {log_prob} at "
-                          f"iteration {self.iter + 1}; with priors (covars_prior, "
-                          "means_weight, ...) Baum-Welch maximises the posterior, which may "
-                          "not increase the likelihood.", RuntimeWarning, stacklevel=4)
-        self.history.append(log_prob)
-        self.iter += 1
-
-    @property
-    def converged(self):
-        """True after ``n_iter`` iterations or a gain below ``tol`` (hmmlearn's rule)."""
-        return self.iter == self.n_iter or self.tol_reached
-
-    @property
-    def tol_reached(self):
-        """True when the last gain in log-likelihood was below ``tol``."""
-        return len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol
-
-
-def _check_real(name, value, low=None, low_closed=True, integer=False):
-    kind = numbers.Integral if integer else numbers.Real
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    if ok and low is not None:
-        ok = value >= low if low_closed else value > low
-    if not ok or (not integer and np.isnan(value)):
-        noun = "an int" if integer else "a real number"
-        bound = "" if low is None else f" {'>=' if low_closed else '>'} {low}"
-        raise ValueError(f"The '{name}' parameter of GaussianHMM must be {noun}{bound}. "
-                         f"Got {value!r} instead.")
-
-
-def _check_codes(name, value):
-    if not isinstance(value, str) or set(value) - set(_CODES):
-        raise ValueError(f"The '{name}' parameter of GaussianHMM must be a string made of the "
-                         f"letters 's' (startprob), 't' (transmat), 'm' (means) and 'c' "
-                         f"(covars). Got {value!r} instead.")
-
-
-def _prior(name, value, shape, low=None):
-    """A finite prior broadcast to ``shape`` (float64), with a clear error."""
-    try:
-        array = np.asarray(value, dtype=np.float64)
-        out = np.broadcast_to(array, shape).copy()
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number or an array broadcastable to {shape}; got "
-                         f"{np.shape(value)}.") from None
-    if not np.isfinite(out).all():
-        raise ValueError(f"{name} contains NaN or infinity.")
-    if low is not None and (out < low).any():
-        raise ValueError(f"{name} must be >= {low}.")
-    return out
-
-
-class GaussianHMM(SklearnCompatMixin, ParamsMixin):
+class GaussianHMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
     """Hidden Markov model with Gaussian emissions, fitted by Baum-Welch (EM).
 
     hmmlearn's :class:`hmmlearn.hmm.GaussianHMM` on emfast's compiled
@@ -279,29 +172,22 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
     array([0., 8.])
     """
 
+    _codes = _CODE_MEANINGS
+
     def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
                  startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params=_CODES, init_params=_CODES,
                  implementation="log", n_threads=None):
-        self.n_components = n_components
+        self._set_chain_options(n_components, startprob_prior, transmat_prior, algorithm,
+                                random_state, n_iter, tol, verbose, params, init_params,
+                                implementation, n_threads)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
         self.means_prior = means_prior
         self.means_weight = means_weight
         self.covars_prior = covars_prior
         self.covars_weight = covars_weight
-        self.algorithm = algorithm
-        self.random_state = random_state
-        self.n_iter = n_iter
-        self.tol = tol
-        self.verbose = verbose
-        self.params = params
-        self.init_params = init_params
-        self.implementation = implementation
-        self.n_threads = n_threads
 
     # --- covars_: hmmlearn's full-matrix view ---------------------------------------
     @property
@@ -321,38 +207,25 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
 
     # --- validation -------------------------------------------------------------------
     def _check_parameters(self):
-        _check_real("n_components", self.n_components, 1, integer=True)
+        check_real("n_components", self.n_components, "GaussianHMM", 1, integer=True)
         if not (isinstance(self.covariance_type, str)
                 and self.covariance_type in COVARIANCE_TYPES):
             raise ValueError(f"The 'covariance_type' parameter of GaussianHMM must be one of "
                              f"{sorted(COVARIANCE_TYPES)}. Got {self.covariance_type!r} instead.")
-        _check_real("min_covar", self.min_covar, 0)
-        _check_real("n_iter", self.n_iter, 0, integer=True)
-        _check_real("tol", self.tol)
-        if self.algorithm not in DECODER_ALGORITHMS:
-            raise ValueError(f"The 'algorithm' parameter of GaussianHMM must be one of "
-                             f"{list(DECODER_ALGORITHMS)}. Got {self.algorithm!r} instead.")
-        _check_codes("params", self.params)
-        _check_codes("init_params", self.init_params)
-        if self.implementation not in ("log", "scaling"):
-            raise ValueError(f"The 'implementation' parameter of GaussianHMM must be 'log' or "
-                             f"'scaling'. Got {self.implementation!r} instead.")
-        if self.verbose not in (True, False) and not isinstance(self.verbose, numbers.Integral):
-            raise ValueError(f"The 'verbose' parameter of GaussianHMM must be a bool. Got "
-                             f"{self.verbose!r} instead.")
+        check_real("min_covar", self.min_covar, "GaussianHMM", 0)
+        check_chain_options(self, "GaussianHMM")
         return get_covariance(self.covariance_type), effective_n_threads(self.n_threads)
 
     def _priors(self, covariance, n_features):
         K, D = self.n_components, n_features
         cov_shape = covariance.shape(K, D)
         return {
-            "start": _prior("startprob_prior", self.startprob_prior, (K,), 0.0),
-            "trans": _prior("transmat_prior", self.transmat_prior, (K, K), 0.0),
-            "means": _prior("means_prior", self.means_prior, (K, D)),
-            "means_weight": _prior("means_weight", self.means_weight, (K,), 0.0),
-            "covars": _prior("covars_prior", self.covars_prior, cov_shape),
-            "covars_weight": _prior("covars_weight", self.covars_weight,
-                                    () if covariance.name == "tied" else (K,)),
+            **chain_priors(self),
+            "means": prior("means_prior", self.means_prior, (K, D)),
+            "means_weight": prior("means_weight", self.means_weight, (K,), 0.0),
+            "covars": prior("covars_prior", self.covars_prior, cov_shape),
+            "covars_weight": prior("covars_weight", self.covars_weight,
+                                   () if covariance.name == "tied" else (K,)),
         }
 
     def _checked_params(self, covariance, n_features):
@@ -374,14 +247,7 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
                                  f"{value.shape}.")
             if not np.isfinite(value).all():
                 raise ValueError(f"{name} contains NaN or infinity.")
-        if (startprob < 0).any() or not np.isclose(startprob.sum(), 1.0):
-            raise ValueError(f"startprob_ must be non-negative and sum to 1; got sum "
-                             f"{startprob.sum():.6g}.")
-        row_sums = transmat.sum(axis=1)
-        bad = np.flatnonzero(~np.isclose(row_sums, 1.0))
-        if (transmat < 0).any() or bad.size:
-            which = f"row {bad[0]} sums to {row_sums[bad[0]]:.6g}" if bad.size else "negative entry"
-            raise ValueError(f"transmat_ rows must be non-negative and sum to 1; {which}.")
+        check_chain_sums(startprob, transmat)
         return HMMParams(startprob, transmat, means, self._precisions_cholesky(covariance, covs),
                          covs)
 
@@ -465,11 +331,7 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
 
     def _initialise(self, X, covariance, n_threads, random_state):
         K, (n_samples, D) = self.n_components, X.shape
-        uniform = np.full(K, 1.0 / K)
-        if self._needs_init("s", "startprob_"):
-            self.startprob_ = random_state.dirichlet(uniform)
-        if self._needs_init("t", "transmat_"):
-            self.transmat_ = random_state.dirichlet(uniform, size=K)
+        init_chain(self, random_state)
         if self._needs_init("m", "means_"):
             if n_samples < K:
                 raise ValueError(f"Initialising the means by k-means needs n_samples >= "
@@ -491,19 +353,8 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
     # --- M-step ---------------------------------------------------------------------------
     def _m_step(self, stats, params, covariance, priors, restatistics):
         """New parameters from one E-step's statistics (hmmlearn's MAP updates)."""
-        startprob, transmat = params.startprob, params.transmat
-        if "s" in self.params:
-            new = np.maximum(priors["start"] - 1.0 + stats.start, 0.0)
-            new = np.where(startprob == 0, 0.0, new)     # forbidden starts stay forbidden
-            if new.sum() > 0:
-                startprob = new / new.sum()
-        if "t" in self.params:
-            new = np.maximum(priors["trans"] - 1.0 + stats.trans, 0.0)
-            new = np.where(transmat == 0, 0.0, new)
-            sums = new.sum(axis=1)
-            seen = sums > 0                              # unseen states keep their row
-            transmat = transmat.copy()
-            transmat[seen] = new[seen] / sums[seen, None]
+        startprob, transmat = chain_m_step(self.params, params.startprob, params.transmat,
+                                           stats.start, stats.trans, priors)
         means, prec_chol, covs = params.means, params.precisions_cholesky, params.covariances
         if "m" in self.params or "c" in self.params:
             means, new_covs = self._emission_m_step(stats, params, covariance, priors,
@@ -580,18 +431,14 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
         hpass = HMMPass(lengths, X.shape[1], self.n_components, X.dtype, covariance, n_threads)
         emission_stats = "m" in self.params or "c" in self.params
         second_moments = "c" in self.params
-        monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        monitor = self._fit_monitor()
         for _ in range(self.n_iter):
             stats = hpass.statistics(X, params, emission_stats=emission_stats,
                                      second_moments=second_moments)
             if self.implementation == "scaling" and stats.n_log_space:
-                raise ValueError(_SCALING_UNDERFLOW)
+                raise ValueError(SCALING_UNDERFLOW)
             if not np.isfinite(stats.loglik):
-                raise ValueError(
-                    "The log-likelihood of the data is not finite: some sequence is impossible "
-                    "under the model (for instance a transition or start the model forbids, "
-                    "or data too far from every state for float64). Check startprob_ and "
-                    "transmat_ zeros, or scale the data.")
+                raise ValueError(NOT_FINITE)
             params = self._m_step(
                 stats, params, covariance, priors,
                 lambda centres, current=params: hpass.statistics(X, current, centres=centres))
@@ -599,11 +446,7 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
             if monitor.converged:
                 break
         self._store(params, covariance)
-        self.monitor_ = monitor
-        self.lower_bounds_ = list(monitor.history)
-        self.lower_bound_ = self.lower_bounds_[-1] if self.lower_bounds_ else -np.inf
-        self.n_iter_ = monitor.iter
-        self.converged_ = monitor.tol_reached
+        self._record_fit(monitor)
         self.n_features_in_ = self.n_features = X.shape[1]
         return self
 
@@ -625,100 +468,6 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
         hpass = HMMPass(lengths, n_features, self.n_components, X.dtype, covariance, n_threads)
         return X, hpass, params
 
-    def score(self, X, lengths=None):
-        """Log-likelihood of ``X`` under the model (summed over sequences).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        lengths : array-like of int of shape (n_sequences,), default=None
-
-        Returns
-        -------
-        log_prob : float
-        """
-        X, hpass, params = self._prepared(X, lengths)
-        return float(hpass.score(X, params)[0].sum())
-
-    def score_samples(self, X, lengths=None):
-        """Log-likelihood of ``X`` and the state posteriors of every row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        lengths : array-like of int of shape (n_sequences,), default=None
-
-        Returns
-        -------
-        log_prob : float
-        posteriors : ndarray of shape (n_samples, n_components)
-        """
-        X, hpass, params = self._prepared(X, lengths)
-        seq_loglik, posteriors = hpass.score(X, params, posteriors=True)
-        return float(seq_loglik.sum()), posteriors
-
-    def predict_proba(self, X, lengths=None):
-        """State posteriors of every row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        lengths : array-like of int of shape (n_sequences,), default=None
-
-        Returns
-        -------
-        posteriors : ndarray of shape (n_samples, n_components)
-        """
-        return self.score_samples(X, lengths)[1]
-
-    def decode(self, X, lengths=None, algorithm=None):
-        """Most likely states of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        lengths : array-like of int of shape (n_sequences,), default=None
-        algorithm : {'viterbi', 'map'}, default=None
-            None uses the estimator's ``algorithm``.  'viterbi' finds the
-            most probable state path; 'map' the most probable state of each
-            row given all the data.
-
-        Returns
-        -------
-        log_prob : float
-            Viterbi: the log-probability of the best path (with the data),
-            summed over sequences.  MAP: the sum over rows of the log of the
-            largest posterior.
-        state_sequence : ndarray of shape (n_samples,)
-        """
-        algorithm = self.algorithm if algorithm is None else algorithm
-        if algorithm not in DECODER_ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {list(DECODER_ALGORITHMS)}; got "
-                             f"{algorithm!r}.")
-        X, hpass, params = self._prepared(X, lengths)
-        if algorithm == "viterbi":
-            seq_logprob, states = hpass.viterbi(X, params)
-            return float(seq_logprob.sum()), states
-        posteriors = hpass.score(X, params, posteriors=True)[1]
-        states = posteriors.argmax(axis=1)
-        with np.errstate(divide="ignore"):
-            log_prob = float(np.log(posteriors[np.arange(len(states)), states]).sum())
-        return log_prob, states
-
-    def predict(self, X, lengths=None):
-        """Most likely states of ``X`` by the estimator's ``algorithm``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        lengths : array-like of int of shape (n_sequences,), default=None
-
-        Returns
-        -------
-        state_sequence : ndarray of shape (n_samples,)
-        """
-        return self.decode(X, lengths)[1]
-
     def sample(self, n_samples=1, random_state=None, currstate=None):
         """Draw one sequence from the model.
 
@@ -738,14 +487,7 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
         """
         self._check_fitted()
         covariance = get_covariance(self.covariance_type)
-        K = self.n_components
-        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
-                or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive int; got {n_samples!r}.")
-        if currstate is not None and (isinstance(currstate, bool)
-                                      or not isinstance(currstate, numbers.Integral)
-                                      or not 0 <= currstate < K):
-            raise ValueError(f"currstate must be a state index in [0, {K}); got {currstate!r}.")
+        check_sample_request(n_samples, currstate, self.n_components)
         rng = check_random_state(self.random_state if random_state is None else random_state)
         with sequential_blas():
             return self._sample(covariance, n_samples, rng, currstate)
@@ -753,16 +495,7 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
     def _sample(self, covariance, n_samples, rng, currstate):
         K = self.n_components
         params = self._checked_params(covariance, np.shape(self.means_)[-1])
-        start_cdf = np.cumsum(params.startprob)
-        trans_cdf = np.cumsum(params.transmat, axis=1)
-        draws = rng.uniform(size=n_samples)
-        states = np.empty(n_samples, dtype=int)
-        state = (min(int(np.searchsorted(start_cdf, draws[0], side="right")), K - 1)
-                 if currstate is None else int(currstate))
-        states[0] = state
-        for t in range(1, n_samples):
-            state = min(int(np.searchsorted(trans_cdf[state], draws[t], side="right")), K - 1)
-            states[t] = state
+        states = sample_states(params.startprob, params.transmat, n_samples, rng, currstate)
         D = params.means.shape[1]
         covs = params.covariances
         X = np.empty((n_samples, D))
@@ -783,37 +516,6 @@ class GaussianHMM(SklearnCompatMixin, ParamsMixin):
         K, D = self.n_components, np.shape(self.means_)[-1]
         covariance = get_covariance(self.covariance_type)
         return (K - 1) + K * (K - 1) + K * D + covariance.n_parameters(K, D)
-
-    def bic(self, X, lengths=None):
-        """Bayesian information criterion of the model on ``X`` (lower is better).
-
-        ``-2 log p(X) + n_parameters log(n_samples)``, counting every
-        parameter (start, transitions, means, covariances), as hmmlearn does.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        lengths : array-like of int of shape (n_sequences,), default=None
-
-        Returns
-        -------
-        bic : float
-        """
-        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(n_rows(X))
-
-    def aic(self, X, lengths=None):
-        """Akaike information criterion of the model on ``X`` (lower is better).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        lengths : array-like of int of shape (n_sequences,), default=None
-
-        Returns
-        -------
-        aic : float
-        """
-        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
 
 
 def _data_covariance(X, rows=1 << 16):

@@ -175,3 +175,97 @@ class HMMPass:
                           self._scratch_f64, self._scratch_x, self._scratch_int,
                           self.max_length, self.chunk_size, self.n_threads)
         return seq_logprob, states
+
+
+@dataclass
+class ChainStatistics:
+    """What one forward-backward over given emission log-densities gives, reduced over blocks."""
+
+    loglik: float           # sum over sequences of log p(x)
+    start: np.ndarray       # (K,) posteriors of the first rows
+    trans: np.ndarray       # (K, K) expected transition counts
+    n_log_space: int        # sequences whose scaled recursion underflowed
+
+
+class GivenEmissionPass:
+    """Forward-backward and Viterbi on emission log-densities computed elsewhere.
+
+    The emissions of any family: its compiled pass gives ``log p_k(x_t)``
+    (n_samples, K), and the same kernels as the Gaussian model's run the
+    recursions on those rows (``_hmm.KIND_GIVEN``), one sequence per thread,
+    in blocks set by the lengths alone (results bitwise identical for any
+    thread count).
+    """
+
+    def __init__(self, lengths, n_components, n_threads, chunk_size=CHUNK_SIZE):
+        K = n_components
+        self.n_components, self.chunk_size, self.lengths = K, chunk_size, lengths
+        self.seq_bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.intp)
+        self.block_bounds = block_bounds_for(lengths)
+        self.n_blocks = len(self.block_bounds) - 1
+        self.max_length = int(lengths.max())
+        self.n_threads = max(1, min(n_threads, self.n_blocks))
+        self._sizes = _hmm.scratch_sizes(self.max_length, chunk_size, K, K)
+        self._scratch_f64 = cache_aligned_rows(self.n_threads, self._sizes[0], np.float64)
+        self._scratch_x = np.empty((self.n_threads, 1))         # unused with given rows
+        self._unused = (np.zeros((K, K)), np.zeros(1), np.zeros(K))   # Gaussian arguments
+        n = self.n_blocks
+        self._slots = (np.empty(n), np.empty(n, dtype=np.intp), np.empty((n, K)),
+                       np.empty((n, K * K)), np.empty((n, K)), np.empty((n, 0)),
+                       np.empty((n, 0)))
+
+    def _rows(self, log_b):
+        log_b = np.ascontiguousarray(log_b, dtype=np.float64)
+        if log_b.shape != (self.seq_bounds[-1], self.n_components):
+            raise ValueError(f"log-densities of shape {log_b.shape}; expected "
+                             f"{(self.seq_bounds[-1], self.n_components)}.")
+        return log_b
+
+    def forward_backward(self, log_b, params, backward=True, seq_loglik=None, posteriors=None,
+                         force_log=False):
+        """One pass over ``log_b`` (n_samples, K) at the chain ``params`` (.startprob,
+        .transmat); posteriors are written into ``posteriors`` (may be ``log_b``)."""
+        log_b = self._rows(log_b)
+        means, prec, log_const = self._unused
+        start, transitions = HMMPass._chain(params)
+        loglik, n_log, start_post, trans, *_ = slots = self._slots
+        _hmm.forward_backward_pass(
+            log_b, self.seq_bounds, self.block_bounds, means, prec, log_const, means,
+            _hmm.KIND_GIVEN, _gaussian.KIND_NONE, start, transitions, backward, False,
+            force_log, *slots, np.empty(0) if seq_loglik is None else seq_loglik,
+            np.empty((0, 0)) if posteriors is None else posteriors,
+            self._scratch_f64, self._scratch_x, self.max_length, self.chunk_size,
+            self.n_threads)
+        K = self.n_components
+        # the slots summed in block order: the same bits for any thread count
+        return ChainStatistics(loglik=float(loglik.sum()), start=start_post.sum(axis=0),
+                               trans=trans.sum(axis=0).reshape(K, K),
+                               n_log_space=int(n_log.sum()))
+
+    def statistics(self, log_b, params, force_log=False):
+        """E-step: chain statistics, and the state posteriors written over ``log_b``."""
+        log_b = self._rows(log_b)
+        stats = self.forward_backward(log_b, params, posteriors=log_b, force_log=force_log)
+        return stats, log_b
+
+    def score(self, log_b, params, posteriors=False):
+        """log p(x) per sequence and, if asked, the state posteriors (over ``log_b``)."""
+        log_b = self._rows(log_b)
+        seq_loglik = np.empty(len(self.lengths))
+        self.forward_backward(log_b, params, backward=posteriors, seq_loglik=seq_loglik,
+                              posteriors=log_b if posteriors else None)
+        return seq_loglik, (log_b if posteriors else None)
+
+    def viterbi(self, log_b, params):
+        """Best state path (n_samples,) and its log-probability per sequence."""
+        log_b = self._rows(log_b)
+        means, prec, log_const = self._unused
+        start, transitions = HMMPass._chain(params)
+        scratch_int = np.empty((self.n_threads, self._sizes[2]), dtype=np.intc)
+        seq_logprob = np.empty(len(self.lengths))
+        states = np.empty(log_b.shape[0], dtype=np.intp)
+        _hmm.viterbi_pass(log_b, self.seq_bounds, means, prec, log_const, _hmm.KIND_GIVEN,
+                          start, transitions, seq_logprob, states, self._scratch_f64,
+                          self._scratch_x, scratch_int, self.max_length, self.chunk_size,
+                          self.n_threads)
+        return seq_logprob, states

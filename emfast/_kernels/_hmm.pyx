@@ -22,6 +22,14 @@ from the lengths alone; a block is processed in order by one thread into its
 own accumulator slot, and the caller sums the slots in order, so results are
 bitwise identical for any number of threads.  Sequences are independent, so
 OpenMP runs over blocks; a single sequence runs on one thread.
+
+Emissions of any family: with ``kind == KIND_GIVEN`` the rows of X are not
+data but the emission log-densities themselves (n_samples, K), computed by a
+family's compiled pass; the passes then copy each chunk's rows instead of
+evaluating Gaussian densities (``means``, ``prec`` and ``log_const`` are
+unused, and no emission statistics are asked for).  ``posteriors`` may then
+be X itself: a sequence's rows are read (into the thread's scratch) before
+its posteriors are written.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
@@ -58,6 +66,12 @@ cdef enum:
 cdef enum:
     START = 0
     LOG_START = 1
+
+# X holds the log-densities (n_samples, K): no Gaussian kind has this value
+cdef enum:
+    GIVEN_LOG_DENSITIES = -1
+
+KIND_GIVEN = GIVEN_LOG_DENSITIES
 
 
 def scratch_sizes(Py_ssize_t max_length, Py_ssize_t chunk_size, Py_ssize_t n_features,
@@ -121,7 +135,14 @@ cdef void _log_densities(
     floating *xs,                   # OUT (D + 1, n_pad) columns; SCRATCH after them (D, n_pad)
     double *logpt,                  # OUT (K, n_pad) log N(x | k)
 ) noexcept nogil:
-    cdef Py_ssize_t n_pad = emfast_padded(n_rows)
+    cdef Py_ssize_t n_pad = emfast_padded(n_rows), i, k
+    if kind == GIVEN_LOG_DENSITIES:     # x holds the rows of log-densities (D == K)
+        for k in range(K):
+            for i in range(n_rows):
+                logpt[k * n_pad + i] = x[i * D + k]
+            for i in range(n_rows, n_pad):
+                logpt[k * n_pad + i] = 0.0
+        return
     transpose_columns(x, <const floating *> NULL, n_rows, D, n_pad, xs)
     log_prob_columns(kind, xs, n_pad, D, K, means, prec, log_const, xs + (D + 1) * n_pad, logpt)
 

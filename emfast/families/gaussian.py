@@ -77,6 +77,16 @@ class GaussianFamilyPass:
     def base_measure(self, X, sample_weight):
         return 0.0
 
+    def given_statistics(self, X, sample_weight, resp):
+        """Statistics of given responsibilities (n_samples, K), about the
+        responsibility-weighted means (so that the moments do not cancel)."""
+        resp = np.ascontiguousarray(resp, dtype=np.float64)
+        weighted = resp if sample_weight is None else resp * np.asarray(sample_weight)[:, None]
+        mass = weighted.sum(axis=0)
+        centres = weighted.T @ X / np.where(mass > 0, mass, 1.0)[:, None]
+        stats = self.gaussian.given_statistics(X, sample_weight, resp, centres)
+        return CentredStatistics(stats, self.covariance)
+
     def score(self, X, params, **outputs):
         return self.gaussian.score(X, self.kernel_params(params), **outputs)
 

@@ -1,0 +1,448 @@
+"""What every hidden Markov model of emfast shares, whatever its emissions.
+
+The Markov chain's side of Baum-Welch and of the hmmlearn interface: the
+convergence monitor (hmmlearn's ``monitor_``), the checks of the estimator's
+parameters and of ``startprob_`` / ``transmat_``, hmmlearn's Dirichlet MAP
+updates of the start and transition probabilities, the drawing of state
+paths, and the prediction methods (``score``, ``score_samples``,
+``predict_proba``, ``decode``, ``predict``, ``bic``, ``aic``, ``save``) on a
+model's forward-backward engine.  The emission side (densities, statistics,
+M-step) belongs to each model.
+"""
+import numbers
+import sys
+import warnings
+from collections import deque
+
+import numpy as np
+
+from ._sources import n_rows
+
+DECODER_ALGORITHMS = ("viterbi", "map")
+IMPLEMENTATIONS = ("log", "scaling")
+SCALING_UNDERFLOW = (
+    "forward pass failed with underflow; consider using implementation='log' instead "
+    "(implementation='scaling' is hmmlearn's probability-space recursion, which fails when "
+    "every state's scaled probability underflows; emfast's default 'log' redoes such a "
+    "sequence in log space).")
+NOT_FINITE = (
+    "The log-likelihood of the data is not finite: some sequence is impossible "
+    "under the model (for instance a transition or start the model forbids, "
+    "or data too far from every state for float64). Check startprob_ and "
+    "transmat_ zeros, or scale the data.")
+
+
+class ConvergenceMonitor:
+    """Record of the log-likelihood per Baum-Welch iteration (hmmlearn's ``monitor_``).
+
+    Parameters
+    ----------
+    tol : float
+        Convergence threshold on the gain in total log-likelihood.
+    n_iter : int
+        Maximum number of iterations.
+    verbose : bool
+        Print one line per iteration to ``sys.stderr``.
+
+    Attributes
+    ----------
+    history : collections.deque of float
+        Total log-likelihood of the data under the parameters each iteration
+        started from.
+    iter : int
+        Iterations performed.
+    """
+
+    _template = "{iter:>10d} {log_prob:>16.8f} {delta:>+16.8f}"
+
+    def __init__(self, tol, n_iter, verbose):
+        self.tol = tol
+        self.n_iter = n_iter
+        self.verbose = verbose
+        self.history = deque()
+        self.iter = 0
+
+    def __repr__(self):
+        return (f"ConvergenceMonitor(tol={self.tol!r}, n_iter={self.n_iter!r}, "
+                f"verbose={self.verbose!r}, iter={self.iter!r}, history={list(self.history)!r})")
+
+    def _reset(self):
+        """Forget the history (hmmlearn's name: a fit starts with it)."""
+        self.iter = 0
+        self.history.clear()
+
+    def report(self, log_prob):
+        """Record one iteration's log-likelihood (and print it when verbose).
+
+        A decrease by more than sqrt(eps) relative to the log-likelihood warns:
+        without priors EM never decreases it, so that is a bug or a prior at work.
+
+        Parameters
+        ----------
+        log_prob : float
+        """
+        previous = self.history[-1] if self.history else None
+        if self.verbose:
+            delta = np.nan if previous is None else log_prob - previous
+            print(self._template.format(iter=self.iter + 1, log_prob=log_prob, delta=delta),
+                  file=sys.stderr)
+        if previous is not None and \
+                log_prob - previous < -np.sqrt(np.finfo(float).eps) * max(1.0, abs(previous)):
+            warnings.warn(f"The log-likelihood decreased from {previous} to {log_prob} at "
+                          f"iteration {self.iter + 1}; with priors (transmat_prior, covars_prior, "
+                          "lambdas_weight, ...) Baum-Welch maximises the posterior, which may "
+                          "not increase the likelihood.", RuntimeWarning, stacklevel=4)
+        self.history.append(log_prob)
+        self.iter += 1
+
+    @property
+    def converged(self):
+        """True after ``n_iter`` iterations or a gain below ``tol`` (hmmlearn's rule)."""
+        return self.iter == self.n_iter or self.tol_reached
+
+    @property
+    def tol_reached(self):
+        """True when the last gain in log-likelihood was below ``tol``."""
+        return len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol
+
+
+# --- checks ------------------------------------------------------------------------------
+def check_real(name, value, owner, low=None, low_closed=True, integer=False):
+    """A number parameter of ``owner`` (a class name), with an error naming it."""
+    kind = numbers.Integral if integer else numbers.Real
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if ok and low is not None:
+        ok = value >= low if low_closed else value > low
+    if not ok or (not integer and np.isnan(value)):
+        noun = "an int" if integer else "a real number"
+        bound = "" if low is None else f" {'>=' if low_closed else '>'} {low}"
+        raise ValueError(f"The '{name}' parameter of {owner} must be {noun}{bound}. "
+                         f"Got {value!r} instead.")
+
+
+def check_codes(name, value, owner, letters):
+    """``params`` / ``init_params``: a string of the letters ``letters`` (code -> meaning)."""
+    if not isinstance(value, str) or set(value) - set(letters):
+        listed = ", ".join(f"'{code}' ({meaning})" for code, meaning in letters.items())
+        *rest, last = listed.rsplit(", ", 1)
+        listed = f"{rest[0]} and {last}" if rest else last
+        raise ValueError(f"The '{name}' parameter of {owner} must be a string made of the "
+                         f"letters {listed}. Got {value!r} instead.")
+
+
+def check_chain_options(model, owner):
+    """The options every model has beyond n_components (hmmlearn's meanings)."""
+    check_real("n_iter", model.n_iter, owner, 0, integer=True)
+    check_real("tol", model.tol, owner)
+    if model.algorithm not in DECODER_ALGORITHMS:
+        raise ValueError(f"The 'algorithm' parameter of {owner} must be one of "
+                         f"{list(DECODER_ALGORITHMS)}. Got {model.algorithm!r} instead.")
+    check_codes("params", model.params, owner, model._codes)
+    check_codes("init_params", model.init_params, owner, model._codes)
+    if model.implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"The 'implementation' parameter of {owner} must be 'log' or "
+                         f"'scaling'. Got {model.implementation!r} instead.")
+    if model.verbose not in (True, False) and not isinstance(model.verbose, numbers.Integral):
+        raise ValueError(f"The 'verbose' parameter of {owner} must be a bool. Got "
+                         f"{model.verbose!r} instead.")
+
+
+def prior(name, value, shape, low=None):
+    """A finite prior broadcast to ``shape`` (float64), with a clear error."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+        out = np.broadcast_to(array, shape).copy()
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or an array broadcastable to {shape}; got "
+                         f"{np.shape(value)}.") from None
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} contains NaN or infinity.")
+    if low is not None and (out < low).any():
+        raise ValueError(f"{name} must be >= {low}.")
+    return out
+
+
+def chain_priors(model):
+    """hmmlearn's Dirichlet priors on the start and transition probabilities."""
+    K = model.n_components
+    return {"start": prior("startprob_prior", model.startprob_prior, (K,), 0.0),
+            "trans": prior("transmat_prior", model.transmat_prior, (K, K), 0.0)}
+
+
+def check_shape_finite(name, value, shape, context):
+    """``value`` has ``shape`` and finite entries, or a ValueError naming ``name``."""
+    if value.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} ({context}); got {value.shape}.")
+    if not np.isfinite(value).all():
+        raise ValueError(f"{name} contains NaN or infinity.")
+
+
+def check_chain_sums(startprob, transmat):
+    """Start probabilities and transition rows non-negative and summing to 1."""
+    if (startprob < 0).any() or not np.isclose(startprob.sum(), 1.0):
+        raise ValueError(f"startprob_ must be non-negative and sum to 1; got sum "
+                         f"{startprob.sum():.6g}.")
+    row_sums = transmat.sum(axis=1)
+    bad = np.flatnonzero(~np.isclose(row_sums, 1.0))
+    if (transmat < 0).any() or bad.size:
+        which = f"row {bad[0]} sums to {row_sums[bad[0]]:.6g}" if bad.size else "negative entry"
+        raise ValueError(f"transmat_ rows must be non-negative and sum to 1; {which}.")
+
+
+def chain_m_step(codes, startprob, transmat, start_counts, trans_counts, priors):
+    """hmmlearn's MAP start and transition probabilities from one E-step's counts."""
+    if "s" in codes:
+        new = np.maximum(priors["start"] - 1.0 + start_counts, 0.0)
+        new = np.where(startprob == 0, 0.0, new)     # forbidden starts stay forbidden
+        if new.sum() > 0:
+            startprob = new / new.sum()
+    if "t" in codes:
+        new = np.maximum(priors["trans"] - 1.0 + trans_counts, 0.0)
+        new = np.where(transmat == 0, 0.0, new)
+        sums = new.sum(axis=1)
+        seen = sums > 0                              # unseen states keep their row
+        transmat = transmat.copy()
+        transmat[seen] = new[seen] / sums[seen, None]
+    return startprob, transmat
+
+
+def init_chain(model, random_state):
+    """hmmlearn's initial start and transition probabilities (Dirichlet, all 1/K), each
+    drawn only when ``model._needs_init`` says so (in this order, as hmmlearn)."""
+    K = model.n_components
+    uniform = np.full(K, 1.0 / K)
+    if model._needs_init("s", "startprob_"):
+        model.startprob_ = random_state.dirichlet(uniform)
+    if model._needs_init("t", "transmat_"):
+        model.transmat_ = random_state.dirichlet(uniform, size=K)
+
+
+# --- sampling -----------------------------------------------------------------------------
+def check_sample_request(n_samples, currstate, n_components):
+    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
+            or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive int; got {n_samples!r}.")
+    if currstate is not None and (isinstance(currstate, bool)
+                                  or not isinstance(currstate, numbers.Integral)
+                                  or not 0 <= currstate < n_components):
+        raise ValueError(f"currstate must be a state index in [0, {n_components}); got "
+                         f"{currstate!r}.")
+
+
+def sample_states(startprob, transmat, n_samples, rng, currstate):
+    """A state path of the chain (one uniform draw per step, then the emissions draw)."""
+    K = len(startprob)
+    start_cdf = np.cumsum(startprob)
+    trans_cdf = np.cumsum(transmat, axis=1)
+    draws = rng.uniform(size=n_samples)
+    states = np.empty(n_samples, dtype=int)
+    state = (min(int(np.searchsorted(start_cdf, draws[0], side="right")), K - 1)
+             if currstate is None else int(currstate))
+    states[0] = state
+    for t in range(1, n_samples):
+        state = min(int(np.searchsorted(trans_cdf[state], draws[t], side="right")), K - 1)
+        states[t] = state
+    return states
+
+
+# --- the estimators' shared methods -------------------------------------------------------
+class HMMMethods:
+    """Prediction, model selection and persistence on a model's forward-backward engine.
+
+    A model gives ``_prepared(X, lengths)`` -> ``(X, engine, params)``, where
+    ``engine.score(X, params, posteriors=...)`` returns the log-likelihood per
+    sequence (and the state posteriors) and ``engine.viterbi(X, params)`` the
+    best path's log-probability per sequence and the path, and
+    ``_n_parameters()``.
+    """
+
+    def _set_chain_options(self, n_components, startprob_prior, transmat_prior, algorithm,
+                           random_state, n_iter, tol, verbose, params, init_params,
+                           implementation, n_threads):
+        """The constructor parameters every model has (a subclass adds its emission's)."""
+        self.n_components = n_components
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation
+        self.n_threads = n_threads
+
+    def _fit_monitor(self):
+        """The monitor a fit reports to: one set on the estimator (``model.monitor_ =
+        ...``, as hmmlearn allows), reset, or a new one."""
+        monitor = vars(self).get("_monitor")
+        if monitor is None or not vars(self).get("_monitor_given", False):
+            return ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        monitor.tol, monitor.n_iter, monitor.verbose = self.tol, self.n_iter, self.verbose
+        monitor._reset()
+        return monitor
+
+    def _record_fit(self, monitor):
+        self._monitor = monitor
+        self.lower_bounds_ = list(monitor.history)
+        self.lower_bound_ = self.lower_bounds_[-1] if self.lower_bounds_ else -np.inf
+        self.n_iter_ = monitor.iter
+        history = self.lower_bounds_          # any monitor (hmmlearn's has no tol_reached)
+        self.converged_ = len(history) >= 2 and history[-1] - history[-2] < monitor.tol
+
+    @property
+    def monitor_(self):
+        """The :class:`ConvergenceMonitor` of the last fit (rebuilt after ``load``; before
+        any fit an empty one, which may be replaced, as in hmmlearn)."""
+        if "_monitor" not in vars(self):
+            monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+            if "lower_bounds_" in vars(self):
+                monitor.history.extend(self.lower_bounds_)
+                monitor.iter = self.n_iter_
+            self._monitor = monitor
+        return self._monitor
+
+    @monitor_.setter
+    def monitor_(self, value):
+        self._monitor = value
+        self._monitor_given = True
+
+    def score(self, X, lengths=None):
+        """Log-likelihood of ``X`` under the model (summed over sequences).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+
+        Returns
+        -------
+        log_prob : float
+        """
+        X, engine, params = self._prepared(X, lengths)
+        return float(engine.score(X, params)[0].sum())
+
+    def score_samples(self, X, lengths=None):
+        """Log-likelihood of ``X`` and the state posteriors of every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+
+        Returns
+        -------
+        log_prob : float
+        posteriors : ndarray of shape (n_samples, n_components)
+        """
+        X, engine, params = self._prepared(X, lengths)
+        seq_loglik, posteriors = engine.score(X, params, posteriors=True)
+        return float(seq_loglik.sum()), posteriors
+
+    def predict_proba(self, X, lengths=None):
+        """State posteriors of every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+
+        Returns
+        -------
+        posteriors : ndarray of shape (n_samples, n_components)
+        """
+        return self.score_samples(X, lengths)[1]
+
+    def decode(self, X, lengths=None, algorithm=None):
+        """Most likely states of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+        algorithm : {'viterbi', 'map'}, default=None
+            None uses the estimator's ``algorithm``.  'viterbi' finds the
+            most probable state path; 'map' the most probable state of each
+            row given all the data.
+
+        Returns
+        -------
+        log_prob : float
+            Viterbi: the log-probability of the best path (with the data),
+            summed over sequences.  MAP: the sum over rows of the log of the
+            largest posterior.
+        state_sequence : ndarray of shape (n_samples,)
+        """
+        algorithm = self.algorithm if algorithm is None else algorithm
+        if algorithm not in DECODER_ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {list(DECODER_ALGORITHMS)}; got "
+                             f"{algorithm!r}.")
+        X, engine, params = self._prepared(X, lengths)
+        if algorithm == "viterbi":
+            seq_logprob, states = engine.viterbi(X, params)
+            return float(seq_logprob.sum()), states
+        posteriors = engine.score(X, params, posteriors=True)[1]
+        states = posteriors.argmax(axis=1)
+        with np.errstate(divide="ignore"):
+            log_prob = float(np.log(posteriors[np.arange(len(states)), states]).sum())
+        return log_prob, states
+
+    def predict(self, X, lengths=None):
+        """Most likely states of ``X`` by the estimator's ``algorithm``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+
+        Returns
+        -------
+        state_sequence : ndarray of shape (n_samples,)
+        """
+        return self.decode(X, lengths)[1]
+
+    def bic(self, X, lengths=None):
+        """Bayesian information criterion of the model on ``X`` (lower is better).
+
+        ``-2 log p(X) + n_parameters log(n_samples)``, counting every
+        parameter (start, transitions, emissions), as hmmlearn does.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+
+        Returns
+        -------
+        bic : float
+        """
+        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(n_rows(X))
+
+    def aic(self, X, lengths=None):
+        """Akaike information criterion of the model on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int of shape (n_sequences,), default=None
+
+        Returns
+        -------
+        aic : float
+        """
+        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
+
+    def save(self, file):
+        """Save the model (parameters and fitted attributes) without pickle.
+
+        See :func:`emfast.load` and ``emfast._persistence`` for the format;
+        ``monitor_`` is rebuilt on load from ``lower_bounds_``.
+
+        Parameters
+        ----------
+        file : str, os.PathLike or binary file object
+        """
+        from ._persistence import save_estimator
+
+        save_estimator(self, file)
