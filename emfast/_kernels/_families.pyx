@@ -130,8 +130,11 @@ cdef void _features(
     const Columns *c,
     bint with_base,
     bint gathered,              # c.all_onehot: feature indices instead of T
+    bint direct,                # the GEMMs read X itself (see _direct_layout): no T
     double *t,                  # OUT (n_total, n_pad) features, padding rows 0; gathered:
-                                #     (n_rows, D) Py_ssize_t feature index per entry
+                                #     (n_rows, D) Py_ssize_t feature index per entry;
+                                #     direct: float32 X as float64 (n_rows, D) row-major,
+                                #     float64 X: untouched
     double *w,                  # OUT (n_pad,) weights, padding rows 0 (T's last row)
     double *h,                  # OUT (n_pad,) base measure (when with_base)
 ) noexcept nogil:
@@ -153,7 +156,11 @@ cdef void _features(
                 code = 0 if code < 0 else (c.size[j] - 1 if code >= c.size[j] else code)
                 index[i * D + j] = c.offset[j] + code
         return
-    if c.all_linear:
+    if direct:
+        if floating is float:
+            for i in range(n_rows * D):
+                t[i] = x[i]
+    elif c.all_linear:
         # rows read once, contiguously; each feature's column stays in L1
         for i in range(n_rows):
             row = x + i * D
@@ -208,7 +215,8 @@ cdef void _log_prob(
     Py_ssize_t K,
     const Columns *c,
     bint gathered,              # t holds feature indices (see _features), coef_t is set
-    const double *t,            # IN (n_total, n_pad)
+    bint direct,                # t is X as float64 (n_rows, D) row-major (_direct_layout)
+    const double *t,            # IN (n_total, n_pad), or as just said
     const double *coef,         # IN (K, n_total) finite
     const double *coef_t,       # IN (n_total, K) the same, transposed (gathered)
     double *row,                # SCRATCH (K,)
@@ -219,8 +227,8 @@ cdef void _log_prob(
     double *logpt,              # OUT (K, n_pad)
 ) noexcept nogil:
     cdef Py_ssize_t i, k, e, j, f
-    cdef int m = <int> n_pad, n = <int> K, kk = <int> c.n_total
-    cdef char no = b'N'
+    cdef int m = <int> n_pad, n = <int> K, kk = <int> c.n_total, r
+    cdef char no = b'N', tr = b'T'
     cdef double one = 1.0, v, value
     cdef const Py_ssize_t *index = <const Py_ssize_t *> t
     cdef const double *coef_f
@@ -237,7 +245,13 @@ cdef void _log_prob(
                     row[k] += coef_f[k]
             for k in range(K):
                 logpt[k * n_pad + i] = row[k]
-    elif kk > 0:
+    elif direct and n_rows > 0:
+        # log p (rows n_rows x K of n_pad, column-major) += X (n_rows x D, row-major,
+        # i.e. X^T column-major) . coef^T (D x K); padding rows keep the constant
+        r = <int> n_rows
+        dgemm(&tr, &no, &r, &n, &kk, &one, <double *> t, &kk, <double *> coef, &kk, &one,
+              logpt, &m)
+    elif kk > 0 and not direct:
         # log p (n_pad x K, column-major) += T (n_pad x F) . coef^T (F x K)
         dgemm(&no, &no, &m, &n, &kk, &one, <double *> t, &m, <double *> coef, &kk, &one,
               logpt, &m)
@@ -322,6 +336,58 @@ cdef void _transpose_coef(const double *coef, Py_ssize_t K, Py_ssize_t n_total,
             coef_t[f * K + k] = coef[k * n_total + f]
 
 
+cdef inline bint _direct_layout(const Columns *c) noexcept nogil:
+    # Every column LINEAR at its own offset with nothing missing: T is X itself, so
+    # the GEMMs read X as a row-major (n_rows, D) matrix (float32 X converted in one
+    # contiguous copy, so both dtypes give the same bits) and the per-chunk
+    # transposition into T (a tenth of a Poisson pass) is skipped.
+    return c.all_linear and c.n_indicators == 0
+
+
+cdef inline const double *_direct_rows(const floating *x, const double *t) noexcept nogil:
+    # the float64 rows the direct GEMMs read: X itself, or its copy in t
+    if floating is double:
+        return x
+    return t
+
+
+cdef void _direct_statistics(
+    const double *x,            # IN (n_rows, D) row-major, D == n_total
+    const double *w,            # IN (n_pad,) weights, 0 on padding rows
+    double *resp,               # IN (K, n_pad) responsibilities; SCRATCH: scaled by w
+    Py_ssize_t n_rows,
+    Py_ssize_t n_pad,
+    Py_ssize_t K,
+    Py_ssize_t n_total,
+    double *stats,              # IN/OUT (K, n_total + 1): += sum of w r x, then sum of w r
+) noexcept nogil:
+    cdef Py_ssize_t i, k, q
+    cdef int d = <int> n_total, n = <int> K, r = <int> n_rows, m = <int> n_pad
+    cdef int kw = <int> (n_total + 1)
+    cdef char no = b'N'
+    cdef double one = 1.0, v, total
+    cdef double lane[8]
+    cdef double *resp_k
+    for k in range(K):
+        # w r in place and its sum N_k, in _weighted_sum's lanes and order (the same
+        # bits); responsibilities are finite, so padding rows (w = 0) give exactly 0
+        resp_k = resp + k * n_pad
+        for q in range(8):
+            lane[q] = 0.0
+        for i in range(0, n_pad, 8):
+            for q in range(8):
+                v = w[i + q] * resp_k[i + q]
+                resp_k[i + q] = v
+                lane[q] += v
+        total = 0.0
+        for q in range(8):
+            total += lane[q]
+        stats[k * kw + n_total] += total
+    if n_rows > 0:
+        # S (D x K, column-major, leading dimension D + 1) += X^T (D x n_rows) . (w R)
+        dgemm(&no, &no, &d, &n, &r, &one, <double *> x, &d, resp, &m, &one, stats, &kw)
+
+
 def em_pass(
     const floating[:, ::1] X,               # IN (n_samples, D)
     const floating[::1] sample_weight,      # IN (n_samples,), or (0,) for unit weights
@@ -365,15 +431,17 @@ def em_pass(
     cdef double *stats
     cdef double *w          # the weights: the row after this chunk's features
     cdef const floating *weights
-    cdef int m, n = <int> K, kk, kw
+    cdef int m, n = <int> K, kk, kw, r
     cdef char no = b'N', tr = b'T'
     cdef double one = 1.0
+    cdef bint direct
     block_loglik[:] = 0.0
     block_base[:] = 0.0
     block_s[:, :] = 0.0
     if n_samples == 0:
         return
     _set_columns(&c, columns, n_base, n_indicators, log_factorial)
+    direct = _direct_layout(&c)
     kk = <int> c.n_total
     kw = kk + 1
     with nogil, parallel(num_threads=n_threads):
@@ -394,7 +462,7 @@ def em_pass(
                 weights = &sample_weight[start] if weighted else NULL
                 w = s.t + c.n_total * n_pad
                 _features(&X[start, 0], weights, n_rows, n_pad, D, &c, with_base,
-                          c.all_onehot, s.t, w, s.h)
+                          c.all_onehot, direct, s.t, w, s.h)
                 if with_base:
                     base = base + _weighted_sum(s.h, w, n_pad)
                 if assignment == GIVEN:
@@ -402,7 +470,8 @@ def em_pass(
                         for i in range(n_pad):
                             s.logpt[k * n_pad + i] = resp_in[start + i, k] if i < n_rows else 0.0
                 else:
-                    _log_prob(&X[start, 0], n_rows, n_pad, D, K, &c, c.all_onehot, s.t,
+                    _log_prob(&X[start, 0], n_rows, n_pad, D, K, &c, c.all_onehot, direct,
+                              _direct_rows(&X[start, 0], s.t) if direct else s.t,
                               &coef[0, 0], s.coef_t, s.row,
                               &const_[0], &forbid[0, 0] if n_forbid else NULL,
                               &forbid_value[0] if n_forbid else NULL, n_forbid, s.logpt)
@@ -414,6 +483,10 @@ def em_pass(
                 if c.all_onehot:
                     _gathered_statistics(<const Py_ssize_t *> s.t, w, s.logpt, n_rows, n_pad,
                                          D, K, c.n_total, s.row, s.acc_t, stats)
+                    continue
+                if direct:
+                    _direct_statistics(_direct_rows(&X[start, 0], s.t), w, s.logpt, n_rows,
+                                       n_pad, K, c.n_total, stats)
                     continue
                 # The features times the weights (their last row, the weights
                 # themselves, gives N_k); padding rows are 0 in T and in w.
@@ -505,9 +578,11 @@ def score_pass(
     cdef bint want_log_prob = log_prob_out.shape[0] > 0
     cdef Columns c
     cdef Scratch s
+    cdef bint direct
     if n_samples == 0:
         return
     _set_columns(&c, columns, n_base, n_indicators, log_factorial)
+    direct = _direct_layout(&c)
     with nogil, parallel(num_threads=n_threads):
         s = _scratch(&scratch[omp_get_thread_num(), 0], n_pad_max, c.n_total, K)
         if c.all_onehot:
@@ -517,8 +592,9 @@ def score_pass(
             n_rows = min(chunk_size, n_samples - start)
             n_pad = emfast_padded(n_rows)
             _features(&X[start, 0], <const floating *> NULL, n_rows, n_pad, D, &c, True,
-                      c.all_onehot, s.t, s.w, s.h)
-            _log_prob(&X[start, 0], n_rows, n_pad, D, K, &c, c.all_onehot, s.t, &coef[0, 0],
+                      c.all_onehot, direct, s.t, s.w, s.h)
+            _log_prob(&X[start, 0], n_rows, n_pad, D, K, &c, c.all_onehot, direct,
+                      _direct_rows(&X[start, 0], s.t) if direct else s.t, &coef[0, 0],
                       s.coef_t, s.row, &const_[0],
                       &forbid[0, 0] if n_forbid else NULL,
                       &forbid_value[0] if n_forbid else NULL, n_forbid, s.logpt)
@@ -568,7 +644,7 @@ def features(
             n_rows = min(chunk_size, n_samples - start)
             n_pad = emfast_padded(n_rows)
             _features(&X[start, 0], <const floating *> NULL, n_rows, n_pad, D, &c, False,
-                      False, s.t, s.w, s.h)
+                      False, False, s.t, s.w, s.h)
             for i in range(n_rows):
                 for f in range(c.n_total):
                     out[start + i, f] = s.t[f * n_pad + i]
