@@ -74,6 +74,29 @@ def test_pass_matches_reference(name, n, dtype):
         assert (labels == ref_log_prob.argmax(axis=1)).all()
 
 
+@pytest.mark.parametrize("K", [1, 4, 5, 12, 17, 64, 65])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_latent_class_gather_matches_reference_for_any_number_of_components(K, dtype):
+    # the gather path's row stride is K rounded up to 4, compiled for strides 4..16
+    # and at run time up to 64; K = 65 takes the GEMM path
+    rng = np.random.RandomState(K)
+    family, ref, X, params, blocks, _ = _problem("categorical", rng, 513, 6, K)
+    X = X.astype(dtype)
+    w = rng.uniform(0, 2, len(X)).astype(dtype)
+    weights = rng.dirichlet(np.ones(K))
+    results = [_pass(family, X, K, t, params).statistics(X, w, MixtureParams(weights, params))
+               for t in (1, 2)]
+    loglik, resp = e_step(ref, X.astype(np.float64), weights, params, w, blocks)
+    wv = w.astype(np.float64)
+    T = _pass(family, X, K, 1, params).features(X)
+    np.testing.assert_allclose(results[0].loglik, loglik, rtol=1e-11)
+    np.testing.assert_allclose(results[0].nk, resp.T @ wv, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(results[0].s, (resp * wv[:, None]).T @ T, rtol=1e-10,
+                               atol=1e-12)
+    assert results[1].loglik == results[0].loglik
+    assert np.array_equal(results[1].s, results[0].s)
+
+
 @pytest.mark.parametrize("name", SIMPLE + ["independent"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_pass_bitwise_across_threads(name, dtype):
@@ -209,6 +232,27 @@ def test_boundary_estimates_give_minus_infinity():
     fit = MixtureModel("poisson", 2, random_state=0).fit(Z)
     assert np.isfinite(fit.lower_bound_) and not np.isnan(fit.params_["rates"]).any()
     assert (fit.params_["rates"] == 0).sum() == 2
+
+
+def test_categorical_zero_probabilities_forbid_their_own_column_and_category():
+    # columns of 2, 3 and 2 categories; zeros at (component 1, column 1, category 2)
+    # and (component 0, column 2, category 0): -inf exactly there, elsewhere the
+    # plain sum of logs
+    probs = [np.array([[0.5, 0.5], [0.2, 0.8]]),
+             np.array([[0.2, 0.3, 0.5], [0.6, 0.4, 0.0]]),
+             np.array([[0.0, 1.0], [0.7, 0.3]])]
+    codes = np.array([[a, b, c] for a in range(2) for b in range(3) for c in range(2)],
+                     dtype=np.float64)
+    model = MixtureModel("categorical", 2, weights_init=[0.5, 0.5], max_iter=0,
+                         params_init={"probs": probs}).fit(codes)
+    log_prob = model._score(codes, log_prob=True)[3]
+    with np.errstate(divide="ignore"):
+        expected = np.log(0.5) + sum(np.log(p[:, codes[:, j].astype(int)]).T
+                                     for j, p in enumerate(probs))
+    np.testing.assert_array_equal(np.isneginf(log_prob), np.isneginf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(log_prob[finite], expected[finite], rtol=1e-13)
+    assert np.isneginf(expected).any(axis=0).all()      # both components forbid something
 
 
 def test_empty_component_gets_pooled_parameters():

@@ -53,6 +53,27 @@ from ._columns cimport omp_get_thread_num, emfast_padded, emfast_softmax_columns
     emfast_argmax_columns, emfast_onehot_columns
 
 
+cdef extern from "emfast_gather.h" nogil:
+    Py_ssize_t emfast_gather_stride(Py_ssize_t K)
+    void emfast_gather_index_f64(const double *x, Py_ssize_t n_rows, Py_ssize_t D,
+                                 const Py_ssize_t *offset, const Py_ssize_t *size,
+                                 Py_ssize_t *index)
+    void emfast_gather_index_f32(const float *x, Py_ssize_t n_rows, Py_ssize_t D,
+                                 const Py_ssize_t *offset, const Py_ssize_t *size,
+                                 Py_ssize_t *index)
+    void emfast_gather_log_prob(const Py_ssize_t *index, Py_ssize_t n_rows, Py_ssize_t D,
+                                Py_ssize_t K, Py_ssize_t stride, const double *coef_t,
+                                const double *start, double *logpt, Py_ssize_t n_pad)
+    void emfast_gather_statistics(const Py_ssize_t *index, const double *w, const double *resp,
+                                  Py_ssize_t n_rows, Py_ssize_t D, Py_ssize_t K,
+                                  Py_ssize_t stride, Py_ssize_t n_pad, double *acc_t)
+
+cdef enum:
+    # the gather path's row buffers are on the stack (src/emfast_gather.h): at most
+    # this many components; more take the GEMM path
+    GATHER_MAX_COMPONENTS = 64
+
+
 cdef enum:
     LINEAR = 0
     LOG_LINEAR = 1
@@ -85,11 +106,11 @@ ASSIGN_GIVEN = GIVEN
 
 def scratch_size(Py_ssize_t chunk_size, Py_ssize_t n_features_total, Py_ssize_t n_components):
     """Per-thread float64 scratch length: T and the weights (F + 1, n_pad), log p
-    (K, n_pad), 3 rows and the gather path's coefficients and statistics (2, F, K) and
-    2 rows of K."""
+    (K, n_pad), 3 rows and the gather path's coefficients and statistics (2, F, S) and
+    2 rows of S, S = K rounded up to a multiple of 4."""
     cdef Py_ssize_t n_pad = emfast_padded(chunk_size)
     return (n_pad * (n_features_total + 1 + n_components + 3)
-            + (2 * n_features_total + 2) * n_components)
+            + (2 * n_features_total + 2) * emfast_gather_stride(n_components))
 
 
 cdef struct Columns:
@@ -104,7 +125,8 @@ cdef struct Columns:
     const double *log_factorial # (n_table,) log x! for integer x < n_table
     Py_ssize_t n_table
     bint all_linear             # every column LINEAR at offset j: a plain transposition
-    bint all_onehot             # every column ONEHOT, no indicators: the gather path
+    bint all_onehot             # every column ONEHOT, no indicators, K small: the gather path
+    Py_ssize_t stride           # the gather path's row stride (K rounded up to 4)
 
 
 cdef inline double _log_factorial(double x, const Columns *c) noexcept nogil:
@@ -141,20 +163,15 @@ cdef void _features(
     cdef Py_ssize_t i, j, f, code
     cdef double v
     cdef double *col
-    cdef Py_ssize_t *index
     cdef const floating *row
     for i in range(n_pad):
         w[i] = (<double> weights[i] if weights != NULL else 1.0) if i < n_rows else 0.0
         h[i] = 0.0
     if gathered:
-        # codes are validated integers in [0, size_j) (no NaN: no indicators); clamped
-        # anyway, so that no read or write can leave the column's categories
-        index = <Py_ssize_t *> t
-        for i in range(n_rows):
-            for j in range(D):
-                code = <Py_ssize_t> x[i * D + j]
-                code = 0 if code < 0 else (c.size[j] - 1 if code >= c.size[j] else code)
-                index[i * D + j] = c.offset[j] + code
+        if floating is double:
+            emfast_gather_index_f64(x, n_rows, D, c.offset, c.size, <Py_ssize_t *> t)
+        else:
+            emfast_gather_index_f32(x, n_rows, D, c.offset, c.size, <Py_ssize_t *> t)
         return
     if direct:
         if floating is float:
@@ -218,33 +235,26 @@ cdef void _log_prob(
     bint direct,                # t is X as float64 (n_rows, D) row-major (_direct_layout)
     const double *t,            # IN (n_total, n_pad), or as just said
     const double *coef,         # IN (K, n_total) finite
-    const double *coef_t,       # IN (n_total, K) the same, transposed (gathered)
-    double *row,                # SCRATCH (K,)
+    const double *coef_t,       # IN (n_total, c.stride) the same, transposed (gathered)
+    double *row,                # SCRATCH (c.stride,)
     const double *const_,       # IN (K,)
     const Py_ssize_t *forbid,   # IN (n_forbid, 3) k, j, op
     const double *forbid_value, # IN (n_forbid,)
     Py_ssize_t n_forbid,
     double *logpt,              # OUT (K, n_pad)
 ) noexcept nogil:
-    cdef Py_ssize_t i, k, e, j, f
+    cdef Py_ssize_t i, k, e, j
     cdef int m = <int> n_pad, n = <int> K, kk = <int> c.n_total, r
     cdef char no = b'N', tr = b'T'
     cdef double one = 1.0, v, value
     cdef const Py_ssize_t *index = <const Py_ssize_t *> t
-    cdef const double *coef_f
     for k in range(K):
         for i in range(n_pad):
             logpt[k * n_pad + i] = const_[k]
     if gathered:
-        for i in range(n_rows):
-            for k in range(K):
-                row[k] = const_[k]
-            for j in range(D):
-                coef_f = coef_t + index[i * D + j] * K
-                for k in range(K):
-                    row[k] += coef_f[k]
-            for k in range(K):
-                logpt[k * n_pad + i] = row[k]
+        for k in range(c.stride):
+            row[k] = const_[k] if k < K else 0.0
+        emfast_gather_log_prob(index, n_rows, D, K, c.stride, coef_t, row, logpt, n_pad)
     elif direct and n_rows > 0:
         # log p (rows n_rows x K of n_pad, column-major) += X (n_rows x D, row-major,
         # i.e. X^T column-major) . coef^T (D x K); padding rows keep the constant
@@ -286,15 +296,17 @@ cdef double _chunk_loglik(const double *log_norm, const double *h, const double 
 
 
 cdef inline void _set_columns(Columns *c, const Py_ssize_t[:, ::1] columns, Py_ssize_t n_base,
-                              Py_ssize_t n_indicators,
-                              const double[::1] log_factorial) noexcept nogil:
+                              Py_ssize_t n_indicators, const double[::1] log_factorial,
+                              Py_ssize_t K) noexcept nogil:
     cdef Py_ssize_t j
     c.kind, c.offset = &columns[0, 0], &columns[1, 0]
     c.size, c.base = &columns[2, 0], &columns[3, 0]
     c.n_base, c.n_indicators, c.n_total = n_base, n_indicators, n_base + n_indicators
     c.log_factorial, c.n_table = &log_factorial[0], log_factorial.shape[0]
     c.all_linear = True
-    c.all_onehot = n_indicators == 0 and n_base >= columns.shape[1] and columns.shape[1] > 0
+    c.all_onehot = (n_indicators == 0 and n_base >= columns.shape[1] and columns.shape[1] > 0
+                    and K <= GATHER_MAX_COMPONENTS)
+    c.stride = emfast_gather_stride(K)
     for j in range(columns.shape[1]):
         c.all_linear = c.all_linear and c.kind[j] == LINEAR and c.offset[j] == j
         c.all_onehot = c.all_onehot and c.kind[j] == ONEHOT
@@ -307,13 +319,13 @@ cdef struct Scratch:
     double *log_norm    # (n_pad,)
     double *row_max     # (n_pad,)
     double *h           # (n_pad,) base measure
-    double *coef_t      # (n_total, K) the gather path's coefficients, row per feature
-    double *acc_t       # (n_total, K) the gather path's statistics of the current block
-    double *row         # (2, K) the gather path's row buffers
+    double *coef_t      # (n_total, stride) the gather path's coefficients, row per feature
+    double *acc_t       # (n_total, stride) the gather path's statistics of the current block
+    double *row         # (2, stride) the gather path's row buffers
 
 
 cdef inline Scratch _scratch(double *base, Py_ssize_t n_pad, Py_ssize_t n_total,
-                             Py_ssize_t K) noexcept nogil:
+                             Py_ssize_t K, Py_ssize_t stride) noexcept nogil:
     cdef Scratch s
     s.t = base
     s.w = s.t + n_total * n_pad
@@ -322,18 +334,18 @@ cdef inline Scratch _scratch(double *base, Py_ssize_t n_pad, Py_ssize_t n_total,
     s.row_max = s.log_norm + n_pad
     s.h = s.row_max + n_pad
     s.coef_t = s.h + n_pad
-    s.acc_t = s.coef_t + n_total * K
-    s.row = s.acc_t + n_total * K
+    s.acc_t = s.coef_t + n_total * stride
+    s.row = s.acc_t + n_total * stride
     return s
 
 
 cdef void _transpose_coef(const double *coef, Py_ssize_t K, Py_ssize_t n_total,
-                          double *coef_t) noexcept nogil:
-    # coef (K, n_total) -> coef_t (n_total, K)
+                          Py_ssize_t stride, double *coef_t) noexcept nogil:
+    # coef (K, n_total) -> coef_t (n_total, stride), zero beyond K
     cdef Py_ssize_t k, f
-    for k in range(K):
-        for f in range(n_total):
-            coef_t[f * K + k] = coef[k * n_total + f]
+    for f in range(n_total):
+        for k in range(stride):
+            coef_t[f * stride + k] = coef[k * n_total + f] if k < K else 0.0
 
 
 cdef inline bint _direct_layout(const Columns *c) noexcept nogil:
@@ -440,21 +452,21 @@ def em_pass(
     block_s[:, :] = 0.0
     if n_samples == 0:
         return
-    _set_columns(&c, columns, n_base, n_indicators, log_factorial)
+    _set_columns(&c, columns, n_base, n_indicators, log_factorial, K)
     direct = _direct_layout(&c)
     kk = <int> c.n_total
     kw = kk + 1
     with nogil, parallel(num_threads=n_threads):
-        s = _scratch(&scratch[omp_get_thread_num(), 0], n_pad_max, c.n_total, K)
+        s = _scratch(&scratch[omp_get_thread_num(), 0], n_pad_max, c.n_total, K, c.stride)
         if c.all_onehot:
-            _transpose_coef(&coef[0, 0], K, c.n_total, s.coef_t)
+            _transpose_coef(&coef[0, 0], K, c.n_total, c.stride, s.coef_t)
         for block in prange(n_blocks, schedule='dynamic'):
             loglik = 0.0
             base = 0.0
             stats = &block_s[block, 0]
             chunk_end = min((block + 1) * chunks_per_block, n_chunks)
             if c.all_onehot:
-                memset(s.acc_t, 0, c.n_total * K * sizeof(double))
+                memset(s.acc_t, 0, c.n_total * c.stride * sizeof(double))
             for chunk in range(block * chunks_per_block, chunk_end):
                 start = chunk * chunk_size
                 n_rows = min(chunk_size, n_samples - start)
@@ -482,7 +494,7 @@ def em_pass(
                     loglik = loglik + _weighted_sum(s.log_norm, w, n_pad)
                 if c.all_onehot:
                     _gathered_statistics(<const Py_ssize_t *> s.t, w, s.logpt, n_rows, n_pad,
-                                         D, K, c.n_total, s.row, s.acc_t, stats)
+                                         D, K, c.n_total, c.stride, s.acc_t, stats)
                     continue
                 if direct:
                     _direct_statistics(_direct_rows(&X[start, 0], s.t), w, s.logpt, n_rows,
@@ -500,7 +512,7 @@ def em_pass(
             if c.all_onehot:     # the block's statistics, into its slot
                 for k in range(K):
                     for f in range(c.n_total):
-                        stats[k * kw + f] += s.acc_t[f * K + k]
+                        stats[k * kw + f] += s.acc_t[f * c.stride + k]
             block_loglik[block] = loglik
             block_base[block] = base
 
@@ -514,19 +526,12 @@ cdef void _gathered_statistics(
     Py_ssize_t D,
     Py_ssize_t K,
     Py_ssize_t n_total,
-    double *row,                # SCRATCH (K,)
-    double *acc_t,              # IN/OUT (n_total, K): += sum of w r T(x), the block's so far
+    Py_ssize_t stride,
+    double *acc_t,              # IN/OUT (n_total, stride): += sum of w r T(x), the block's so far
     double *stats,              # IN/OUT (K, n_total + 1): its N_k column += sum of w r
 ) noexcept nogil:
-    cdef Py_ssize_t i, j, k
-    cdef double *acc_f
-    for i in range(n_rows):
-        for k in range(K):
-            row[k] = w[i] * resp[k * n_pad + i]
-        for j in range(D):
-            acc_f = acc_t + index[i * D + j] * K
-            for k in range(K):
-                acc_f[k] += row[k]
+    cdef Py_ssize_t k
+    emfast_gather_statistics(index, w, resp, n_rows, D, K, stride, n_pad, acc_t)
     for k in range(K):
         stats[k * (n_total + 1) + n_total] += _weighted_sum(resp + k * n_pad, w, n_pad)
 
@@ -581,12 +586,12 @@ def score_pass(
     cdef bint direct
     if n_samples == 0:
         return
-    _set_columns(&c, columns, n_base, n_indicators, log_factorial)
+    _set_columns(&c, columns, n_base, n_indicators, log_factorial, K)
     direct = _direct_layout(&c)
     with nogil, parallel(num_threads=n_threads):
-        s = _scratch(&scratch[omp_get_thread_num(), 0], n_pad_max, c.n_total, K)
+        s = _scratch(&scratch[omp_get_thread_num(), 0], n_pad_max, c.n_total, K, c.stride)
         if c.all_onehot:
-            _transpose_coef(&coef[0, 0], K, c.n_total, s.coef_t)
+            _transpose_coef(&coef[0, 0], K, c.n_total, c.stride, s.coef_t)
         for chunk in prange(n_chunks, schedule='static'):
             start = chunk * chunk_size
             n_rows = min(chunk_size, n_samples - start)
@@ -636,8 +641,8 @@ def features(
     cdef Scratch s
     if n_samples == 0:
         return
-    _set_columns(&c, columns, n_base, n_indicators, log_factorial)
-    s = _scratch(&scratch[0, 0], n_pad_max, c.n_total, 0)
+    _set_columns(&c, columns, n_base, n_indicators, log_factorial, 0)
+    s = _scratch(&scratch[0, 0], n_pad_max, c.n_total, 0, 0)
     with nogil:
         for chunk in range(n_chunks):
             start = chunk * chunk_size
