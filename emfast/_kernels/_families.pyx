@@ -50,7 +50,7 @@ from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm
 
 from ._columns cimport omp_get_thread_num, emfast_padded, emfast_softmax_columns, \
-    emfast_argmax_columns, emfast_onehot_columns
+    emfast_argmax_columns, emfast_onehot_columns, emfast_weighted_loglik_f64
 
 
 cdef extern from "emfast_gather.h" nogil:
@@ -277,24 +277,6 @@ cdef void _log_prob(
                     logpt[k * n_pad + i] = -INFINITY
 
 
-cdef double _chunk_loglik(const double *log_norm, const double *h, const double *w,
-                          Py_ssize_t n_pad) noexcept nogil:
-    # sum of w (log p(x)); zero-weight rows add nothing, even at -inf.  Eight
-    # partial sums in a fixed order.
-    cdef double lane[8]
-    cdef double total = 0.0
-    cdef Py_ssize_t i, q
-    for q in range(8):
-        lane[q] = 0.0
-    for i in range(0, n_pad, 8):
-        for q in range(8):
-            if w[i + q] > 0:
-                lane[q] += w[i + q] * (log_norm[i + q] + h[i + q])
-    for q in range(8):
-        total += lane[q]
-    return total
-
-
 cdef inline void _set_columns(Columns *c, const Py_ssize_t[:, ::1] columns, Py_ssize_t n_base,
                               Py_ssize_t n_indicators, const double[::1] log_factorial,
                               Py_ssize_t K) noexcept nogil:
@@ -381,8 +363,8 @@ cdef void _direct_statistics(
     cdef double lane[8]
     cdef double *resp_k
     for k in range(K):
-        # w r in place and its sum N_k, in _weighted_sum's lanes and order (the same
-        # bits); responsibilities are finite, so padding rows (w = 0) give exactly 0
+        # w r in place and its sum N_k, in emfast_weighted_loglik's lanes and order (the
+        # same bits); responsibilities are finite, so padding rows (w = 0) give exactly 0
         resp_k = resp + k * n_pad
         for q in range(8):
             lane[q] = 0.0
@@ -476,7 +458,7 @@ def em_pass(
                 _features(&X[start, 0], weights, n_rows, n_pad, D, &c, with_base,
                           c.all_onehot, direct, s.t, w, s.h)
                 if with_base:
-                    base = base + _weighted_sum(s.h, w, n_pad)
+                    base = base + emfast_weighted_loglik_f64(s.h, w, n_pad)
                 if assignment == GIVEN:
                     for k in range(K):
                         for i in range(n_pad):
@@ -491,7 +473,7 @@ def em_pass(
                         emfast_onehot_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
                     else:
                         emfast_softmax_columns(s.logpt, n_pad, K, s.log_norm, s.row_max)
-                    loglik = loglik + _weighted_sum(s.log_norm, w, n_pad)
+                    loglik = loglik + emfast_weighted_loglik_f64(s.log_norm, w, n_pad)
                 if c.all_onehot:
                     _gathered_statistics(<const Py_ssize_t *> s.t, w, s.logpt, n_rows, n_pad,
                                          D, K, c.n_total, c.stride, s.acc_t, stats)
@@ -533,24 +515,8 @@ cdef void _gathered_statistics(
     cdef Py_ssize_t k
     emfast_gather_statistics(index, w, resp, n_rows, D, K, stride, n_pad, acc_t)
     for k in range(K):
-        stats[k * (n_total + 1) + n_total] += _weighted_sum(resp + k * n_pad, w, n_pad)
-
-
-cdef double _weighted_sum(const double *v, const double *w, Py_ssize_t n_pad) noexcept nogil:
-    # sum of w v over a chunk, zero-weight rows skipped (even at -inf); eight
-    # partial sums combined in a fixed order
-    cdef double lane[8]
-    cdef double total = 0.0
-    cdef Py_ssize_t i, q
-    for q in range(8):
-        lane[q] = 0.0
-    for i in range(0, n_pad, 8):
-        for q in range(8):
-            if w[i + q] > 0:
-                lane[q] += w[i + q] * v[i + q]
-    for q in range(8):
-        total += lane[q]
-    return total
+        stats[k * (n_total + 1) + n_total] += emfast_weighted_loglik_f64(resp + k * n_pad, w,
+                                                                         n_pad)
 
 
 def score_pass(
