@@ -202,6 +202,7 @@ def work_family(a):
             "emfast_s": emfast_s, "numpy_s": numpy_s, "limit_s": limit,
             "dgemm_gflops": peak / 1e9, "exp_per_s": exp_rate,
             "max_rel_diff": agreement, "stepmix": stepmix_row(name, X, k, a.iters, a.threads),
+            "pomegranate": pomegranate_row(name, X, fit, weights, params, a.iters, a.threads),
             "gaussian_s": gaussian_s, "t_over_gaussian": ratio}
 
 
@@ -253,6 +254,44 @@ def stepmix_row(name, X, k, iters, threads):
     return (max(t_many - t_one, 1e-9) / iters, max(e_many - e_one, 1e-9) / iters, diff)
 
 
+POMEGRANATE_MAX_ITERS = 3    # it takes seconds per iteration at the 1,000,000-row shapes
+
+
+def pomegranate_row(name, X, fit, weights, params, iters, threads):
+    """pomegranate 1.x beside emfast from the same start (None: not installed, or no
+    counterpart).  A fit of one iteration is subtracted from a fit of n + 1, as for
+    stepmix, n = min(iters, POMEGRANATE_MAX_ITERS); returns (pomegranate s/iter,
+    max relative difference of the parameters after n iterations from emfast's)."""
+    try:
+        import torch
+        import pomegranate  # noqa: F401
+    except ImportError:
+        return None
+    import numpy as np
+    from _peers import POMEGRANATE_FAMILIES, pomegranate_from, pomegranate_params, torch_float64
+    if name not in POMEGRANATE_FAMILIES:
+        return None
+    torch.set_num_threads(threads)
+    n = min(iters, POMEGRANATE_MAX_ITERS)
+    data = torch.as_tensor(X.astype(np.int64) if name == "categorical" else X)
+
+    def theirs(max_iter):
+        model = pomegranate_from(name, weights, params, max_iter)
+        start = time.perf_counter()
+        model.fit(data)
+        return time.perf_counter() - start, model
+
+    with torch_float64():
+        theirs(1)                                      # warm-up
+        (t_many, model), (t_one, _) = theirs(n + 1), theirs(1)
+        their_params = pomegranate_params(name, model)[1]
+    ours = fit(n + 1)[1].params_
+    flat = lambda v: np.concatenate([np.ravel(x) for x in (v if isinstance(v, list) else [v])])
+    diff = max(float(np.max(np.abs(flat(ours[key]) - flat(value)) / np.abs(flat(value))))
+               for key, value in their_params.items())
+    return max(t_many - t_one, 1e-9) / n, diff
+
+
 def family_main(a):
     names = a.family.split(",")
     unknown = [n for n in names if n not in FAMILY_SHAPES]
@@ -277,6 +316,11 @@ def family_main(a):
             print(f"  {name}: emfast Gaussian (full) {r['gaussian_s']:.4f} s/iter on the same "
                   f"data; t / Gaussian time per iteration {r['t_over_gaussian']:.2f} (median "
                   f"of {a.rounds} alternating rounds)", flush=True)
+        if r.get("pomegranate"):
+            theirs, diff = r["pomegranate"]
+            print(f"  {name}: from one start, pomegranate {theirs:.4f} s/iter, emfast "
+                  f"{r['emfast_s']:.4f} s/iter: {theirs / r['emfast_s']:.1f}x faster; "
+                  f"parameters agree to {diff:.1e}", flush=True)
         if r.get("stepmix"):
             theirs, ours, diff = r["stepmix"]
             print(f"  {name}: from one start, stepmix {theirs:.4f} s/iter, emfast {ours:.4f} "
