@@ -130,25 +130,32 @@ def recover_orientation(covariances):
 
 
 # --- majorisation-minimisation for a common orientation (Browne & McNicholas 2014) ----
-def orientation_step(W, B, D, omega=None):
+def _procrustes_minimiser(gradient):
+    """The orthogonal D minimising tr(gradient^T D): -U V^T from the SVD."""
+    u, _, vt = np.linalg.svd(gradient)
+    return -(u @ vt)
+
+
+def orientation_step(W, B, D, omega=None, WD=None):
     """Two MM steps on f(D) = sum_k tr(W_k D diag(B_k) D^T) over orthogonal D.
 
     With omega_k the largest eigenvalue of W_k, ``tr((W_k - omega_k I) D B_k D^T)``
     is concave in D and lies below its tangent at the current D; minimising the
     tangent is an orthogonal Procrustes problem, D = -U V^T from the SVD of the
     gradient.  The second step does the same with the largest entry of B_k.  Each
-    step leaves f no higher than it was.
+    step leaves f no higher than it was.  ``WD``, the products W_k D when the
+    caller has them, saves one (K, D, D) product.  Returns D and W_k D.
     """
     if omega is None:
         omega = np.linalg.eigvalsh(W)[:, -1]
+    if WD is None:
+        WD = W @ D
     # sum_k (W_k - omega_k I) D diag(B_k)
-    gradient = np.einsum("kil,kl->il", W @ D, B) - D * (omega @ B)
-    u, _, vt = np.linalg.svd(gradient)
-    D = -(u @ vt)
+    D = _procrustes_minimiser(np.einsum("kil,kl->il", WD, B) - D * (omega @ B))
     # sum_k W_k D (diag(B_k) - beta_k I)
-    gradient = np.einsum("kil,kl->il", W @ D, B - B.max(axis=1)[:, None])
-    u, _, vt = np.linalg.svd(gradient)
-    return -(u @ vt)
+    WD = W @ D
+    D = _procrustes_minimiser(np.einsum("kil,kl->il", WD, B - B.max(axis=1)[:, None]))
+    return D, W @ D
 
 
 # --- M-steps: n (K,), the scatter in the model's statistic, the previous covariances --
@@ -250,22 +257,27 @@ def _matrix_m_step(model, n, W, previous):
 def _common_orientation(model, n, W, D, omega, max_rounds):
     """EVE / VVE from the orientation D: alternate the closed form and the MM steps.
 
-    Returns the covariances and the orientation they were computed with.
+    Returns the covariances and the orientation they were computed with.  The
+    inner loop stops when neither D nor the scaled shapes moved by more than
+    INNER_TOL (relative): the covariances are rebuilt once, at the end.
     """
-    covariances = None
+    WD = W @ D
+    previous = None
     for _ in range(max_rounds):
-        E = np.einsum("ij,kij->kj", D, W @ D)          # diag(D^T W_k D)
+        E = np.einsum("kij,ij->kj", WD, D)              # diag(D^T W_k D)
         if model == "EVE":
             g = _geometric_mean(E)
             scaled = (g.sum() / n.sum()) * E / g[:, None]      # lambda A_k
         else:
             scaled = E / n[:, None]                            # lambda_k A_k
-        new, orientation = _rotate(D, scaled), D
-        if not _changed(new, covariances):
+        converged = previous is not None and not (_changed(scaled, previous[0])
+                                                  or _changed(D, previous[1]))
+        previous = scaled, D
+        if converged:
             break
-        covariances = new
-        D = orientation_step(W, 1.0 / scaled, D, omega)
-    return new, orientation
+        D, WD = orientation_step(W, 1.0 / scaled, D, omega, WD)
+    scaled, D = previous
+    return _rotate(D, scaled), D
 
 
 def decompose(model, covariances):
