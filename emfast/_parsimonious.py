@@ -41,6 +41,17 @@ inner loop stops when the covariances change by less than ``INNER_TOL``
 the orientation of EVE and VVE started from the previous iteration).  The
 orientation problem has distant local maxima, so a first M-step (no previous
 parameters) of EVE or VVE tries several starts and keeps the best.
+
+VVE and R's mclust 6: mclust runs the same two MM steps, but weights each
+component's scatter in the orientation problem by the inverse of its det-1
+shape A_k, where the M-step's objective has the inverse of lambda_k A_k
+(the two agree only when the volumes are equal, as in EVE).  Its iteration
+therefore converges to a point that is not the constrained maximum of Q: from
+the same start emfast's VVE reaches a higher likelihood, and mclust's VVE EM can
+lower its own likelihood (iris, from the species: -214.646 after five
+iterations, -215.241 at convergence).  emfast keeps the M-step of the papers
+(a generalized EM step); tests/_parsimonious_reference.py emulates mclust's
+iteration and reproduces R's numbers, which is how the difference was traced.
 """
 import numpy as np
 
