@@ -57,6 +57,7 @@ import numpy as np
 
 from ._covariance import (COVARIANCE_TYPES, _Diag, _Full, _Spherical, _Tied, _NK_FLOOR,
                           get_covariance)
+from ._exceptions import CollapsedComponentError
 from ._kernels import _gaussian
 
 MODEL_NAMES = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV",
@@ -70,6 +71,7 @@ INNER_TOL = 1e-12
 # for ORIENTATION_SCREEN rounds and runs the best one to convergence.
 ORIENTATION_WARM_MAX_ITER = 100
 ORIENTATION_SCREEN = 200
+_EPS = np.finfo(np.float64).eps
 
 # The pass statistic each model's M-step needs, and the kernel that reads its factors.
 _SPHERICAL, _DIAGONAL, _POOLED, _MATRICES = "spherical", "diag", "tied", "full"
@@ -321,6 +323,24 @@ def decompose(model, covariances):
     return volumes, shapes / _geometric_mean(shapes)[:, None], orientations
 
 
+def _singular_components(statistic, sample):
+    """Components whose own scatter (in the statistic's layout, per unit weight) is
+    singular or not finite: an eigenvalue at most D eps times the largest of all."""
+    with np.errstate(invalid="ignore"):
+        if statistic == _SPHERICAL:
+            values = sample[:, None]
+        elif statistic == _DIAGONAL:
+            values = sample
+        else:
+            finite = np.isfinite(sample).all(axis=(1, 2))
+            values = np.full(sample.shape[:2], np.nan)
+            values[finite] = np.linalg.eigvalsh(sample[finite])
+        finite = np.isfinite(values).all(axis=1)
+        scale = np.max(np.abs(values[finite]), initial=0.0)
+        small = values.min(axis=1, initial=np.inf) <= values.shape[1] * _EPS * scale
+    return np.flatnonzero(~finite | small)
+
+
 # --- the strategy -------------------------------------------------------------------
 class _Parsimonious(_Full):
     """One of mclust's models: (K, D, D) parameters, the kernel its structure allows."""
@@ -364,6 +384,13 @@ class _Parsimonious(_Full):
                 covariances = self._solve(nk, sample, d, prev)
             except np.linalg.LinAlgError:     # non-finite scatter: a collapsed component
                 covariances = np.full((len(nk), d, d), np.nan)
+        if not np.isfinite(covariances).all() and self.statistic != _POOLED:
+            # The coupled models (a shared shape, volume or orientation) spread one
+            # component's singular scatter to every component's result: name the
+            # components whose own scatter is singular, as the unconstrained types do.
+            singular = _singular_components(self.statistic, sample)
+            if singular.size:
+                raise CollapsedComponentError(singular)
         return nk / nk.sum(), means, covariances
 
     def _solve(self, nk, sample, d, previous):
