@@ -19,7 +19,8 @@ the model, and "vs full" is the median of the per-round ratios (a shared,
 noisy machine drifts between rows).  The per-fit times compare whole calls from
 the same start (emfast ``fit``, R ``me()`` inside ``system.time``, data already
 loaded).  The final log-likelihood of both is printed, so a fast wrong answer
-shows (VVE differs: mclust's VVE M-step stops short of its maximum).  R's
+shows (VVE differs by design: mclust's VVE orientation step leaves the volumes out
+of its weights, emfast/_parsimonious.py).  R's
 mclust is single-threaded Fortran; emfast runs ``--threads`` kernel threads.
 
 Then mclust's hierarchical start (``init_params="hc"``) on the first

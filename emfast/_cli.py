@@ -601,7 +601,8 @@ def build_parser():
     _add_data_options(fit)
     fit.add_argument("-k", "--n-components", type=_positive_int, required=True, metavar="K",
                      help="number of components")
-    fit.add_argument("--covariance", default="full", choices=ALL_TYPES, metavar="TYPE",
+    fit.add_argument("--covariance", "--covariance-type", dest="covariance", default="full",
+                     choices=ALL_TYPES, metavar="TYPE",
                      help="covariance type: full, tied, diag, spherical or one of mclust's "
                           "models EII ... VVV (default: full)")
     fit.add_argument("--family", default="gaussian", choices=["gaussian"] + _family_names(),
@@ -633,7 +634,8 @@ def build_parser():
     _add_data_options(select)
     select.add_argument("-k", "--n-components", type=_component_counts, required=True,
                         metavar="K", help="counts to try: 3, 1..10, 2,4,8 or 1..4,8")
-    select.add_argument("--covariance", "--models", dest="covariance", type=_covariance_list,
+    select.add_argument("--covariance", "--models", "--covariance-type", dest="covariance",
+                        type=_covariance_list,
                         default=list(COVARIANCE_TYPES), metavar="TYPES",
                         help="comma-separated types to try; 'mclust' is mclust's 14 models "
                              "(default: full,tied,diag,spherical)")

@@ -41,11 +41,23 @@ inner loop stops when the covariances change by less than ``INNER_TOL``
 the orientation of EVE and VVE started from the previous iteration).  The
 orientation problem has distant local maxima, so a first M-step (no previous
 parameters) of EVE or VVE tries several starts and keeps the best.
+
+VVE and R's mclust 6: mclust runs the same two MM steps, but weights each
+component's scatter in the orientation problem by the inverse of its det-1
+shape A_k, where the M-step's objective has the inverse of lambda_k A_k
+(the two agree only when the volumes are equal, as in EVE).  Its iteration
+therefore converges to a point that is not the constrained maximum of Q: from
+the same start emfast's VVE reaches a higher likelihood, and mclust's VVE EM can
+lower its own likelihood (iris, from the species: -214.646 after five
+iterations, -215.241 at convergence).  emfast keeps the M-step of the papers
+(a generalized EM step); tests/_parsimonious_reference.py emulates mclust's
+iteration and reproduces R's numbers, which is how the difference was traced.
 """
 import numpy as np
 
 from ._covariance import (COVARIANCE_TYPES, _Diag, _Full, _Spherical, _Tied, _NK_FLOOR,
                           get_covariance)
+from ._exceptions import CollapsedComponentError
 from ._kernels import _gaussian
 
 MODEL_NAMES = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV",
@@ -59,6 +71,7 @@ INNER_TOL = 1e-12
 # for ORIENTATION_SCREEN rounds and runs the best one to convergence.
 ORIENTATION_WARM_MAX_ITER = 100
 ORIENTATION_SCREEN = 200
+_EPS = np.finfo(np.float64).eps
 
 # The pass statistic each model's M-step needs, and the kernel that reads its factors.
 _SPHERICAL, _DIAGONAL, _POOLED, _MATRICES = "spherical", "diag", "tied", "full"
@@ -130,25 +143,32 @@ def recover_orientation(covariances):
 
 
 # --- majorisation-minimisation for a common orientation (Browne & McNicholas 2014) ----
-def orientation_step(W, B, D, omega=None):
+def _procrustes_minimiser(gradient):
+    """The orthogonal D minimising tr(gradient^T D): -U V^T from the SVD."""
+    u, _, vt = np.linalg.svd(gradient)
+    return -(u @ vt)
+
+
+def orientation_step(W, B, D, omega=None, WD=None):
     """Two MM steps on f(D) = sum_k tr(W_k D diag(B_k) D^T) over orthogonal D.
 
     With omega_k the largest eigenvalue of W_k, ``tr((W_k - omega_k I) D B_k D^T)``
     is concave in D and lies below its tangent at the current D; minimising the
     tangent is an orthogonal Procrustes problem, D = -U V^T from the SVD of the
     gradient.  The second step does the same with the largest entry of B_k.  Each
-    step leaves f no higher than it was.
+    step leaves f no higher than it was.  ``WD``, the products W_k D when the
+    caller has them, saves one (K, D, D) product.  Returns D and W_k D.
     """
     if omega is None:
         omega = np.linalg.eigvalsh(W)[:, -1]
+    if WD is None:
+        WD = W @ D
     # sum_k (W_k - omega_k I) D diag(B_k)
-    gradient = np.einsum("kil,kl->il", W @ D, B) - D * (omega @ B)
-    u, _, vt = np.linalg.svd(gradient)
-    D = -(u @ vt)
+    D = _procrustes_minimiser(np.einsum("kil,kl->il", WD, B) - D * (omega @ B))
     # sum_k W_k D (diag(B_k) - beta_k I)
-    gradient = np.einsum("kil,kl->il", W @ D, B - B.max(axis=1)[:, None])
-    u, _, vt = np.linalg.svd(gradient)
-    return -(u @ vt)
+    WD = W @ D
+    D = _procrustes_minimiser(np.einsum("kil,kl->il", WD, B - B.max(axis=1)[:, None]))
+    return D, W @ D
 
 
 # --- M-steps: n (K,), the scatter in the model's statistic, the previous covariances --
@@ -250,22 +270,27 @@ def _matrix_m_step(model, n, W, previous):
 def _common_orientation(model, n, W, D, omega, max_rounds):
     """EVE / VVE from the orientation D: alternate the closed form and the MM steps.
 
-    Returns the covariances and the orientation they were computed with.
+    Returns the covariances and the orientation they were computed with.  The
+    inner loop stops when neither D nor the scaled shapes moved by more than
+    INNER_TOL (relative): the covariances are rebuilt once, at the end.
     """
-    covariances = None
+    WD = W @ D
+    previous = None
     for _ in range(max_rounds):
-        E = np.einsum("ij,kij->kj", D, W @ D)          # diag(D^T W_k D)
+        E = np.einsum("kij,ij->kj", WD, D)              # diag(D^T W_k D)
         if model == "EVE":
             g = _geometric_mean(E)
             scaled = (g.sum() / n.sum()) * E / g[:, None]      # lambda A_k
         else:
             scaled = E / n[:, None]                            # lambda_k A_k
-        new, orientation = _rotate(D, scaled), D
-        if not _changed(new, covariances):
+        converged = previous is not None and not (_changed(scaled, previous[0])
+                                                  or _changed(D, previous[1]))
+        previous = scaled, D
+        if converged:
             break
-        covariances = new
-        D = orientation_step(W, 1.0 / scaled, D, omega)
-    return new, orientation
+        D, WD = orientation_step(W, 1.0 / scaled, D, omega, WD)
+    scaled, D = previous
+    return _rotate(D, scaled), D
 
 
 def decompose(model, covariances):
@@ -296,6 +321,24 @@ def decompose(model, covariances):
     signs = np.sign(np.take_along_axis(orientations, rows[:, None, :], axis=1))
     orientations = orientations * np.where(signs == 0, 1.0, signs)
     return volumes, shapes / _geometric_mean(shapes)[:, None], orientations
+
+
+def _singular_components(statistic, sample):
+    """Components whose own scatter (in the statistic's layout, per unit weight) is
+    singular or not finite: an eigenvalue at most D eps times the largest of all."""
+    with np.errstate(invalid="ignore"):
+        if statistic == _SPHERICAL:
+            values = sample[:, None]
+        elif statistic == _DIAGONAL:
+            values = sample
+        else:
+            finite = np.isfinite(sample).all(axis=(1, 2))
+            values = np.full(sample.shape[:2], np.nan)
+            values[finite] = np.linalg.eigvalsh(sample[finite])
+        finite = np.isfinite(values).all(axis=1)
+        scale = np.max(np.abs(values[finite]), initial=0.0)
+        small = values.min(axis=1, initial=np.inf) <= values.shape[1] * _EPS * scale
+    return np.flatnonzero(~finite | small)
 
 
 # --- the strategy -------------------------------------------------------------------
@@ -341,6 +384,13 @@ class _Parsimonious(_Full):
                 covariances = self._solve(nk, sample, d, prev)
             except np.linalg.LinAlgError:     # non-finite scatter: a collapsed component
                 covariances = np.full((len(nk), d, d), np.nan)
+        if not np.isfinite(covariances).all() and self.statistic != _POOLED:
+            # The coupled models (a shared shape, volume or orientation) spread one
+            # component's singular scatter to every component's result: name the
+            # components whose own scatter is singular, as the unconstrained types do.
+            singular = _singular_components(self.statistic, sample)
+            if singular.size:
+                raise CollapsedComponentError(singular)
         return nk / nk.sum(), means, covariances
 
     def _solve(self, nk, sample, d, previous):
@@ -379,6 +429,17 @@ class _Parsimonious(_Full):
 
     def precisions_cholesky(self, covariances):
         if self.statistic not in (_SPHERICAL, _DIAGONAL):
+            # one stacked factorisation per iteration instead of K (a tenth of an
+            # iteration at 100,000 x 8 x 6); a failure goes to the base class's
+            # per-component path, which names the collapsed component
+            if np.isfinite(covariances).all():
+                try:
+                    lower = np.linalg.cholesky(covariances)
+                except np.linalg.LinAlgError:
+                    pass
+                else:
+                    # inv(L)^T is upper triangular: drop the inverse's roundoff below
+                    return np.triu(np.swapaxes(np.linalg.inv(lower), 1, 2))
             return super().precisions_cholesky(covariances)
         # axis-aligned: U = diag(1 / sqrt(variances)), no factorisation (the diag type's rule)
         K, D = covariances.shape[:2]

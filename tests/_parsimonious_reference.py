@@ -161,3 +161,66 @@ def perturbed(model, covariances, rng, scale=1e-3):
             vecs = draws[key(model[2], "o")] @ vecs
         out.append(lam * vecs @ np.diag(vals) @ vecs.T)
     return np.array(out)
+
+
+# --- mclust 6's own VVE iteration (to explain where it differs) ------------------------
+def mclust_vve_m_step(n, W, orientation, shapes, tol, max_iter):
+    """mclust 6.0.0's VVE M-step, as its documentation and source describe it.
+
+    The same two MM steps of Browne & McNicholas as ``m_step``, with one
+    difference: each component's weight in the orientation problem is the
+    inverse of its det-1 shape A_k, not of its covariance's eigenvalues
+    lambda_k A_k, so the orientation minimises sum_k tr(W_k D A_k^-1 D^T) instead
+    of the M-step's sum_k tr(W_k D (lambda_k A_k)^-1 D^T).  The volumes and
+    shapes given D are the closed form.  The loop stops when the relative
+    change of that target is at most ``tol`` (emControl's tol[2]) or after
+    ``max_iter`` rounds (itmax[2]).  ``orientation`` D (columns the axes) and
+    ``shapes`` (K, D) are carried from one M-step to the next, the first starting
+    from the identity and unit shapes.  Returns (covariances, orientation, shapes).
+    """
+    K, d = W.shape[:2]
+    largest = np.array([np.linalg.eigvalsh(W[k])[-1] for k in range(K)])
+    D, A = orientation, shapes
+    target_before = None
+    for _ in range(int(min(max_iter, 10 ** 7))):
+        # first majoriser (largest eigenvalue of W_k), minimised by a Procrustes rotation
+        F = sum((W[k] - largest[k] * np.eye(d)) @ D @ np.diag(1 / A[k]) for k in range(K))
+        u, _, vt = np.linalg.svd(F)
+        D = u @ vt                    # the sign of D does not change D A D^T
+        # second majoriser (largest entry of A_k^-1)
+        F = sum(W[k] @ D @ (np.diag(1 / A[k]) - (1 / A[k]).max() * np.eye(d))
+                for k in range(K))
+        u, _, vt = np.linalg.svd(F)
+        D = u @ vt
+        E = np.array([np.diag(D.T @ W[k] @ D) / n[k] for k in range(K)])     # lambda_k A_k
+        volumes = np.exp(np.log(E).mean(axis=1))
+        A = E / volumes[:, None]
+        target = sum(np.sum(np.diag(D.T @ W[k] @ D) / A[k]) for k in range(K))
+        if target_before is not None and abs(target - target_before) / (1 + abs(target)) <= tol:
+            break
+        target_before = target
+    covariances = np.array([volumes[k] * D @ np.diag(A[k]) @ D.T for k in range(K)])
+    return covariances, D, A
+
+
+def mclust_vve_em(X, labels, n_m_steps, tol=1e-14, max_inner=1e5):
+    """mclust's ``me("VVE", X, unmap(labels))`` with ``itmax[1] = n_m_steps``: the
+    M-step of the hard labels, then EM; (log-likelihood, weights, means, covariances)
+    of the last M-step's parameters."""
+    K, d = labels.max(), X.shape[1]
+    resp = np.eye(K)[labels - 1]
+    D, A = np.eye(d), np.ones((K, d))
+    for _ in range(n_m_steps):
+        n, means, W = scatter(X, resp)
+        covariances, D, A = mclust_vve_m_step(n, W, D, A, tol, max_inner)
+        weights = n / n.sum()
+        log_p = np.empty((len(X), K))
+        for k in range(K):
+            diff = X - means[k]
+            sign, logdet = np.linalg.slogdet(2 * np.pi * covariances[k])
+            log_p[:, k] = (np.log(weights[k]) - 0.5 * logdet
+                           - 0.5 * np.sum(diff @ np.linalg.inv(covariances[k]) * diff, axis=1))
+        top = log_p.max(axis=1, keepdims=True)
+        log_norm = top[:, 0] + np.log(np.exp(log_p - top).sum(axis=1))
+        resp = np.exp(log_p - log_norm[:, None])
+    return float(log_norm.sum()), weights, means, covariances
