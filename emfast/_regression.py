@@ -16,15 +16,13 @@ import warnings
 import numpy as np
 
 from ._base import BaseEM, check_random_state
-from ._covariance import get_covariance
 from ._exceptions import ConvergenceWarning, interoperable
 from ._feature_names import check_feature_names, feature_names
-from ._initialization import kmeans_plusplus, lloyd
+from ._initialization import kmeans_labels
 from ._mixture_model import _check_number as check_number
 from ._m_step import SOLVERS, Evaluation, check_solver, maximize, newton_direction, \
     required_order
 from ._parallel import effective_n_threads, sequential_blas
-from ._passes import GaussianPass
 from ._regression_families import get_regression_family
 from ._regression_pass import RegressionParams, RegressionPass, gate_pairs
 from ._sampling import sample_rows
@@ -606,15 +604,4 @@ def _random_resp(n, K, random_state):
 def _kmeans_resp(X, y, w, K, n_threads, random_state):
     """One-hot labels of k-means on the standardised columns of (X, y)."""
     S = np.hstack([np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)[:, None]])
-    S -= S.mean(axis=0)
-    sd = S.std(axis=0)
-    S /= np.where(sd > 0, sd, 1.0)
-    S = np.ascontiguousarray(S)
-    w = None if w is None else np.asarray(w, dtype=np.float64)
-    gpass = GaussianPass(len(S), S.shape[1], K, np.float64, get_covariance("spherical"),
-                         n_threads)
-    centres = lloyd(S, w, kmeans_plusplus(S, w, K, random_state)[0], gpass)
-    distances = (S ** 2).sum(1)[:, None] - 2 * S @ centres.T + (centres ** 2).sum(1)
-    resp = np.zeros((len(S), K))
-    resp[np.arange(len(S)), distances.argmin(axis=1)] = 1.0
-    return resp
+    return kmeans_labels(S, w, K, n_threads, random_state)
