@@ -190,7 +190,7 @@ def log_densities(family, X, params, n_components, strict=True):
             if bad.any():
                 i, k = np.argwhere(bad)[0]
                 raise ValueError(f"{_method(family, 'log_density')} returned "
-                                 f"{value[i, k]!r} for row {int(start + i)}, component "
+                                 f"{float(value[i, k])!r} for row {int(start + i)}, component "
                                  f"{int(k)}: a log-density must be a real number or -inf.")
         out[rows] = value
     return out
