@@ -364,6 +364,11 @@ class _NaN(VonMises):
         return out
 
 
+class _GradientShape(VonMises):
+    def gradient(self, X, weights, params):
+        return {"mu": np.zeros(2), "kappa": np.zeros((2, 1))}
+
+
 class _NoMStep(families.Family):
     def log_density(self, X, params):
         return np.zeros((len(X), 1))
@@ -375,6 +380,9 @@ def test_bad_user_families_raise_clear_errors():
         MixtureModel(_BadShape(), n_components=2, random_state=0).fit(X)
     with pytest.raises(ValueError, match=r"_NaN.log_density returned nan for row 3, component 1"):
         MixtureModel(_NaN(), n_components=2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=r"_GradientShape.gradient returned: \['mu'\] must have "
+                                         r"the shape of params\['mu'\], \(2, 1\); got \(2,\)"):
+        MixtureModel(_GradientShape(), n_components=2, random_state=0).fit(X)
     with pytest.raises(ValueError, match="must define weighted_m_step .* or gradient"):
         _NoMStep()
     with pytest.raises(ValueError, match="'m_step' parameter of the family VonMises"):

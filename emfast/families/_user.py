@@ -330,19 +330,24 @@ def _component_gradients(family, parts, params, flat):
     return flat.thetas(total)
 
 
-def _checked_gradient(family, grad, params):
-    if not isinstance(grad, dict) or set(grad) != set(params):
-        raise ValueError(f"{_method(family, 'gradient')} must return a dict with the keys "
-                         f"{sorted(params)} (one array per parameter); got "
-                         f"{sorted(grad) if isinstance(grad, dict) else type(grad).__name__}.")
+def _like(value, params, where):
+    """``value`` (what a hook returned) as a dict of float64 arrays shaped as ``params``."""
+    if not isinstance(value, dict) or set(value) != set(params):
+        got = sorted(value) if isinstance(value, dict) else type(value).__name__
+        raise ValueError(f"{where} must be a dict with the keys {sorted(params)} (one array "
+                         f"per parameter); got {got}.")
     out = {}
-    for key, value in params.items():
-        g = np.asarray(grad[key], dtype=np.float64)
-        if g.shape != value.shape:
-            raise ValueError(f"{_method(family, 'gradient')}[{key!r}] must have the shape of "
-                             f"params[{key!r}], {value.shape}; got {g.shape}.")
-        out[key] = g
+    for key, reference in params.items():
+        array = np.asarray(value[key], dtype=np.float64)
+        if array.shape != reference.shape:
+            raise ValueError(f"{where}: [{key!r}] must have the shape of params[{key!r}], "
+                             f"{reference.shape}; got {array.shape}.")
+        out[key] = array
     return out
+
+
+def _checked_gradient(family, grad, params):
+    return _like(grad, params, f"the gradient {_method(family, 'gradient')} returned")
 
 
 def check_gradient(family, parts, params, flat, gradients):
@@ -446,16 +451,7 @@ def _stacked(parts):
 
 def _checked_result(family, new, start, where):
     K = len(next(iter(start.values())))
-    if not isinstance(new, dict) or set(new) != set(start):
-        got = sorted(new) if isinstance(new, dict) else type(new).__name__
-        raise ValueError(f"{where} must be a dict with the keys {sorted(start)}; got {got}.")
-    out = {}
-    for key, value in start.items():
-        array = np.asarray(new[key], dtype=np.float64)
-        if array.shape != value.shape:
-            raise ValueError(f"{where}: [{key!r}] must have the shape {value.shape}; got "
-                             f"{array.shape}.")
-        out[key] = array
+    out = _like(new, start, where)
     # a component left without weight (0 / 0) keeps its parameters
     bad = np.zeros(K, dtype=bool)
     for value in out.values():
