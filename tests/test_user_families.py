@@ -395,3 +395,20 @@ def test_bad_user_families_raise_clear_errors():
     with pytest.raises(ValueError, match="params_init: kappa must be > 0"):
         MixtureModel(VonMises(), n_components=2,
                      params_init={"mu": np.zeros((2, 1)), "kappa": -np.ones((2, 1))}).fit(X)
+
+
+def test_row_blocks_and_incremental_em():
+    X = _angles(np.random.default_rng(10), 3000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", emfast.ConvergenceWarning)
+        memory = MixtureModel(VonMises(), n_components=2, random_state=0, max_iter=20).fit(X)
+        blocks = MixtureModel(VonMises(), n_components=2, random_state=0,
+                              max_iter=20).fit([X[:1000], X[1000:]])
+        incremental = emfast.incremental_fit(
+            MixtureModel(VonMises(), n_components=2, random_state=0, max_iter=20), X,
+            n_blocks=4)
+    np.testing.assert_allclose(blocks.lower_bounds_, memory.lower_bounds_, rtol=1e-12)
+    np.testing.assert_allclose(blocks.params_["kappa"], memory.params_["kappa"], rtol=1e-12)
+    bounds = np.array(incremental.lower_bounds_)
+    assert np.all(np.diff(bounds) >= -1e-12 * np.abs(bounds[1:]))
+    assert bounds[-1] > bounds[0] + 0.01
