@@ -216,7 +216,7 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
         return family.maximize(stats, family_pass, self._emission_prior(family))
 
     def _emission_m_step(self, stats, family, family_pass, old, prior):
-        new = family.maximize(stats, family_pass, prior)
+        new = family.maximize_from(stats, family_pass, prior, old)
         return keep_empty_states(new, old, ~(stats.nk > 0))
 
     def _n_emission_parameters(self, family):

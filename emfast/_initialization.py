@@ -17,7 +17,8 @@ model does not change when its data move from memory to a file or a cluster.
 import numpy as np
 
 from ._hierarchical import hierarchical_statistics
-from ._passes import Statistics
+from ._covariance import get_covariance
+from ._passes import GaussianPass, Statistics
 from ._sampling import sample_pass, sample_rows
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc")
@@ -189,3 +190,21 @@ def lloyd(X, sample_weight, centres, gpass, max_iter=KMEANS_MAX_ITER):
         if shift <= tol:
             break
     return centres
+
+
+def kmeans_labels(S, sample_weight, n_clusters, n_threads, random_state):
+    """One-hot labels (n_samples, n_clusters) of k-means on the standardised columns of
+    ``S``: k-means++ seeds, then Lloyd steps on the fused kernel."""
+    S = np.array(S, dtype=np.float64)
+    S -= S.mean(axis=0)
+    sd = S.std(axis=0)
+    S /= np.where(sd > 0, sd, 1.0)
+    S = np.ascontiguousarray(S)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    gpass = GaussianPass(len(S), S.shape[1], n_clusters, np.float64,
+                         get_covariance("spherical"), n_threads)
+    centres = lloyd(S, w, kmeans_plusplus(S, w, n_clusters, random_state)[0], gpass)
+    distances = (S ** 2).sum(1)[:, None] - 2 * S @ centres.T + (centres ** 2).sum(1)
+    labels = np.zeros((len(S), n_clusters))
+    labels[np.arange(len(S)), distances.argmin(axis=1)] = 1.0
+    return labels

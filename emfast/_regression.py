@@ -16,16 +16,16 @@ import warnings
 import numpy as np
 
 from ._base import BaseEM, check_random_state
-from ._covariance import get_covariance
 from ._exceptions import ConvergenceWarning, interoperable
 from ._feature_names import check_feature_names, feature_names
-from ._initialization import kmeans_plusplus, lloyd
+from ._initialization import kmeans_labels
 from ._mixture_model import _check_number as check_number
 from ._m_step import SOLVERS, Evaluation, check_solver, maximize, newton_direction, \
     required_order
 from ._parallel import effective_n_threads, sequential_blas
-from ._passes import GaussianPass
 from ._regression_families import get_regression_family
+from ._regression_online import (STEP_EXPONENT, STEP_OFFSET, RunningStatistics, check_schedule,
+                                 rate, robbins_monro)
 from ._regression_pass import RegressionParams, RegressionPass, gate_pairs
 from ._sampling import sample_rows
 from ._validation import check_data, check_sample_weight, check_shape
@@ -490,6 +490,7 @@ class MixtureOfRegressions(BaseEM):
         """
         names = feature_names(X)
         X, sample_weight, context = self._prepare_fit(X, y, sample_weight)
+        self._stepwise = None
         random_state = check_random_state(self.random_state)
         with sequential_blas():
             self._run_em(X, sample_weight, context, random_state)
@@ -498,6 +499,124 @@ class MixtureOfRegressions(BaseEM):
             self.feature_names_in_ = names
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
+        return self
+
+    def partial_fit(self, X, y, sample_weight=None, *, step_offset=STEP_OFFSET,
+                    step_exponent=STEP_EXPONENT):
+        """Update the model with one minibatch by stochastic-gradient EM.
+
+        An E-step at the current parameters, the M-step of ``fit`` on the
+        batch (``m_step_iter`` iterations of ``m_step`` from the current
+        parameters), then a Robbins-Monro step of size ``rho_t = (t +
+        step_offset) ** -step_exponent`` (t: batches since the first) towards
+        the batch's M-step for the parts the solvers fit (logistic and Poisson
+        experts, the softmax gating); gaussian experts and constant weights
+        use running least-squares sums and weights (stepwise EM with the same
+        ``rho_t``).  See ``emfast/_regression_online.py``.  The first call
+        initialises from its batch as ``fit`` would (or continues from fitted
+        parameters).  ``lower_bound_`` is the batch's mean log-likelihood
+        before the update, ``lower_bounds_`` their history, ``n_iter_`` the
+        number of batches; ``converged_`` is False.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+        step_offset : float, default=2.0
+        step_exponent : float in (0.5, 1], default=0.6
+
+        Returns
+        -------
+        self : MixtureOfRegressions
+        """
+        check_schedule(step_offset, step_exponent)
+        if self.alpha != 0:
+            raise ValueError("partial_fit does not support alpha > 0: the penalty of each "
+                             "batch would depend on the batch size. Use fit.")
+        family, n_threads = self._check_parameters()
+        fitted = hasattr(self, "converged_")
+        state = getattr(self, "_stepwise", None)
+        if state is not None and not (fitted and state.coef is self.coef_):
+            state = None        # fit, load or attributes set since: start from them
+        if fitted:
+            self._check_fitted()
+            check_feature_names(getattr(self, "feature_names_in_", None), X, type(self).__name__)
+            X = check_data(X, n_features=self.n_features_in_, owner=type(self).__name__)
+            y = check_target(y, X.shape[0], X.dtype, family)
+            sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+            floor = (state.scale_floor if state is not None else
+                     SCALE_FLOOR * _spread(y, None if sample_weight is None
+                                           else sample_weight.astype(np.float64)))
+            context = _Context(self._make_pass(X, family, n_threads), family, y, 0.0, floor,
+                               {})
+        else:
+            names = feature_names(X)
+            X, sample_weight, context = self._prepare_fit(X, y, sample_weight)
+        batch_weight = float(X.shape[0] if sample_weight is None
+                             else sample_weight.sum(dtype=np.float64))
+        if not batch_weight > 0:
+            raise ValueError("sample_weight of the batch sums to 0: nothing to learn from.")
+        gpass, y, K = context.gpass, context.y, self.n_components
+        with sequential_blas():
+            if fitted:
+                params = self._fitted_params()
+                if state is not None:
+                    params.solver_state = state.solver_state
+            else:
+                params = self._initial_params(X, sample_weight, context,
+                                              check_random_state(self.random_state))
+            order = required_order(self._solver())
+            stats = gpass.statistics(X, y, sample_weight, params,
+                                     expert_order=max(order, self._gaussian_order()),
+                                     gate_order=order)
+            base = float(family.base_measure(y) @ (np.ones(len(y)) if sample_weight is None
+                                                   else sample_weight.astype(np.float64)))
+            lower_bound = (stats.loglik + base) / batch_weight
+            if not np.isfinite(lower_bound):
+                raise ValueError("The log-likelihood of the batch is not finite: some samples "
+                                 "have zero probability under every component.")
+            evaluate = lambda trial, order: gpass.statistics(     # noqa: E731
+                X, y, sample_weight, params, trial=trial,
+                expert_order=order if not family.closed_form else 0, gate_order=order)
+            proposed, accepted = self._m_step(params, stats, context, evaluate,
+                                              self.m_step_iter)
+            rho = rate(state, step_offset, step_exponent)
+            if state is None:
+                P = params.coef.shape[1]
+                state = RunningStatistics(np.zeros(K), np.zeros((K, P)), np.zeros((K, P, P)),
+                                          np.zeros(K), scale_floor=context.scale_floor)
+            state.blend(stats, batch_weight, rho, family.closed_form)
+            coef, scale = params.coef, params.scale
+            if family.closed_form:
+                coef, scale = state.least_squares(coef, scale, state.scale_floor)
+            else:
+                share = np.divide(rho * stats.nk / batch_weight, state.nk,
+                                  out=np.zeros(K), where=state.nk > 0)
+                coef = robbins_monro(coef, proposed.coef, share)
+            gate_coef, gate_const = params.gate_coef, params.gate_const
+            if self.gating == "softmax":
+                gate_coef = robbins_monro(gate_coef, proposed.gate_coef, rho)
+            else:
+                with np.errstate(divide="ignore"):
+                    gate_const = np.log(state.nk / state.nk.sum())
+        history = list(self.lower_bounds_) if fitted and state.n_batches else []
+        accepted_history = tuple(self.m_step_accepted_) if history else ()
+        new = RegressionParams(coef, scale, gate_coef, gate_const,
+                               accepted=accepted_history + (accepted,),
+                               separated=_separated(family, self.gating, stats))
+        self._store_params(new)
+        if not fitted:
+            self.n_features_in_ = X.shape[1]
+            if names is not None:
+                self.feature_names_in_ = names
+        state.n_batches += 1
+        state.coef, state.solver_state = self.coef_, proposed.solver_state
+        self._stepwise = state
+        self.lower_bound_ = float(lower_bound)
+        self.lower_bounds_ = history + [self.lower_bound_]
+        self.n_iter_ = state.n_batches
+        self.converged_ = False
         return self
 
     def _checked(self, X, y=None):
@@ -606,15 +725,4 @@ def _random_resp(n, K, random_state):
 def _kmeans_resp(X, y, w, K, n_threads, random_state):
     """One-hot labels of k-means on the standardised columns of (X, y)."""
     S = np.hstack([np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)[:, None]])
-    S -= S.mean(axis=0)
-    sd = S.std(axis=0)
-    S /= np.where(sd > 0, sd, 1.0)
-    S = np.ascontiguousarray(S)
-    w = None if w is None else np.asarray(w, dtype=np.float64)
-    gpass = GaussianPass(len(S), S.shape[1], K, np.float64, get_covariance("spherical"),
-                         n_threads)
-    centres = lloyd(S, w, kmeans_plusplus(S, w, K, random_state)[0], gpass)
-    distances = (S ** 2).sum(1)[:, None] - 2 * S @ centres.T + (centres ** 2).sum(1)
-    resp = np.zeros((len(S), K))
-    resp[np.arange(len(S)), distances.argmin(axis=1)] = 1.0
-    return resp
+    return kmeans_labels(S, w, K, n_threads, random_state)

@@ -18,12 +18,16 @@ family                  data                        ``params_``              pri
 :class:`Independent`    mixed: blocks of columns    blocks: one dict each    per block
 ======================  ==========================  =======================  ==========
 
+A family of your own: subclass :class:`Family` (its docstring lists what to
+give) and, for ``emfast.load``, name it and call :func:`register_families`.
+
 NaN entries are missing values, marginalised: they add nothing to the
 log-density nor to their column's statistics.  Boundary estimates are legal
 (a rate or probability of 0 or 1, a category a component never saw): the
 log-density is then exactly -inf where the data contradict it, never NaN.
 """
 from ._base import FAMILIES, Family, get_family, register_families
+from ._user import BoundDecreaseError, BoundDecreaseWarning
 from .bernoulli import Bernoulli
 from .categorical import Categorical
 from .exponential import Exponential
@@ -39,4 +43,5 @@ register_families(Poisson, Bernoulli, Categorical, Exponential, Gamma, Gaussian,
 
 
 __all__ = ["Family", "Poisson", "Bernoulli", "Categorical", "Exponential", "Gamma",
-           "Gaussian", "Independent", "StudentT", "get_family", "FAMILIES"]
+           "Gaussian", "Independent", "StudentT", "get_family", "FAMILIES", "register_families",
+           "BoundDecreaseError", "BoundDecreaseWarning"]

@@ -28,6 +28,7 @@ from .._kernels import _families
 from .._passes import (CHUNK_SIZE, TREE_WIDTH, block_layout, cache_aligned_rows, kernel_slices,
                        part_layout, score_outputs, tree_sum_rows)
 from ._init import initial_statistics
+from . import _user
 
 # log x! for the counts most data hold; beyond it the kernel's Stirling series
 LOG_FACTORIAL = np.array([math.lgamma(n + 1.0) for n in range(1024)])
@@ -176,15 +177,85 @@ def sample_family_pass(sample, weights, owner):
 
 
 class Family:
-    """Base class of emission families (see the module docstring for the protocol)."""
+    """Base class of emission families; subclass it to write a family in Python.
+
+    The built-in families implement the protocol of this module's docstring on
+    compiled kernels.  A *user-defined* family gives only, on numpy arrays:
+
+    ``log_density(X, params)`` (required)
+        log p_k(x_i | params) for a block of rows ``X`` (n, D) and every
+        component: an array (n, K).  Real numbers or -inf (NaN is an error).
+        Every array of ``params`` has the components on its first axis, and
+        column k may depend on row k of each array only.
+    ``initialize(X, weights, random_state)``
+        Starting parameters from initial responsibilities times sample
+        weights ``weights`` (n, K) (k-means on the standardised columns of X,
+        or random, by ``MixtureModel(init_params=...)``).  The default calls
+        ``weighted_m_step(X, weights, None)``.
+    either ``weighted_m_step(X, weights, params)``
+        The closed-form maximiser of ``Q_k = sum_i weights[i, k] log
+        p_k(X[i])`` for every component (``params``: the current values,
+        None at initialisation);
+    or ``gradient(X, weights, params)``
+        The gradient of that objective: a dict of arrays shaped as ``params``.
+        The M-step is then ``m_step_iter`` iterations of the solver
+        ``m_step`` (``"lbfgs"`` or ``"gradient"``, ``emfast/_m_step.py``), each
+        step accepted only if every component's Q rises.
+
+    Optionally ``params_keys`` (the keys of ``params_``), ``name`` (with
+    :func:`register_families`, the name ``emfast.load`` finds the class by),
+    ``validate(block, first_row, columns)`` for X, ``validate_params(params)``
+    (raise ValueError outside the parameters' domain: checks ``params_init``
+    and makes the solvers reject such trial points), ``n_parameters(params)``
+    (for ``bic`` / ``aic``), ``sample(params, labels, random_state)`` and
+    ``get_config`` (constructor arguments, for persistence).
+
+    Everything else comes from this class (``emfast/families/_user.py``): the
+    numpy pass (log-sum-exp, responsibilities, statistics as weighted row
+    blocks), the M-step, parameters as dicts of float64 arrays, and the
+    checks.  Keyword arguments (``Family.__init__``):
+
+    m_step : {None, 'closed', 'lbfgs', 'gradient'}
+        None: 'closed' when ``weighted_m_step`` is defined, else 'lbfgs'.
+    m_step_iter : int, default=1
+        Solver iterations per M-step (1: generalized EM).
+    on_bound_decrease : {'raise', 'warn', 'ignore'}, default='raise'
+        After every M-step each component's Q is compared with its value at
+        the current parameters; a decrease beyond 1e-12 relative (a wrong
+        ``weighted_m_step``) raises ``BoundDecreaseError``, or warns
+        (``BoundDecreaseWarning``) and keeps those components' parameters, or
+        is accepted.
+    check_gradient : bool, default=False
+        Debugging: at the start of every solver M-step compare ``gradient``
+        with central finite differences of ``log_density``; a disagreement
+        beyond 1e-4 relative raises a ValueError naming the worst coordinate.
+    """
 
     name = None             # the string MixtureModel(family=...) accepts
     params_keys = ()        # the keys of params_
-    init_methods = ("kmeans", "random", "random_from_data")   # MixtureModel's init_params
+    init_methods = ("kmeans", "random")     # MixtureModel's init_params
+    # --- a family written in Python: its M-step settings (see the class docstring) -----
+    # (the solver's name is kept as ``m_step_solver``: ``m_step`` is the linear
+    # families' closed form)
+    m_step_solver = None
+    m_step_iter = 1
+    on_bound_decrease = "raise"
+    check_gradient = False
+
+    def __init__(self, *, m_step=None, m_step_iter=1, on_bound_decrease="raise",
+                 check_gradient=False):
+        self.m_step_solver, self.m_step_iter = m_step, m_step_iter
+        self.on_bound_decrease, self.check_gradient = on_bound_decrease, check_gradient
+        if _user.defines(self, "log_density"):
+            _user.check_settings(self)
 
     def get_config(self):
-        """The constructor arguments as JSON-able values."""
-        return {}
+        """The constructor arguments as JSON-able values (the settings not at their
+        defaults, for a family written in Python)."""
+        settings = {"m_step": (self.m_step_solver, None), "m_step_iter": (self.m_step_iter, 1),
+                    "on_bound_decrease": (self.on_bound_decrease, "raise"),
+                    "check_gradient": (self.check_gradient, False)}
+        return {key: value for key, (value, default) in settings.items() if value != default}
 
     @classmethod
     def from_config(cls, config):
@@ -214,34 +285,70 @@ class Family:
     def min_columns(self):
         return 1
 
+    def layout(self, n_features, extent=None, params=None):
+        return None
+
     # --- parameters ---------------------------------------------------------------
     def check_params(self, params, n_components, n_features):
         """``params_init`` checked (keys, shapes, ranges) and copied as float64."""
-        raise NotImplementedError
+        return _user.check_user_params(self, params, n_components, n_features)
+
+    def validate_params(self, params):
+        """Raise ValueError when ``params`` lie outside the family's domain."""
 
     def n_parameters(self, params):
         """Free parameters of the components (the mixture weights not included)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"The family {type(self).__name__} does not declare its "
+                                  "number of free parameters: define n_parameters(params) "
+                                  "for bic and aic.")
 
     def check_prior(self, prior):
         """The prior's hyperparameters as a dict (None: maximum likelihood)."""
         if prior is None:
             return None
-        raise ValueError(f"The {self.name} family has no conjugate prior; got prior={prior!r}.")
+        raise ValueError(f"The {self.name or type(self).__name__} family has no conjugate "
+                         f"prior; got prior={prior!r}.")
 
     def log_prior(self, params, prior):
         return 0.0
 
     def sample(self, params, labels, random_state):
         """Draws (len(labels), D) from the components ``labels``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"The family {type(self).__name__} does not define "
+                                  "sample(params, labels, random_state).")
+
+    # --- EM (a family written in Python; the built-in ones override these) ------------
+    def initialize(self, X, weights, random_state):
+        """Starting parameters from initial weighted responsibilities (n, K)."""
+        if not _user.defines(self, "weighted_m_step"):
+            raise NotImplementedError(f"The family {type(self).__name__} must define "
+                                      "initialize(X, weights, random_state) (it has no "
+                                      "weighted_m_step to start from).")
+        return self.weighted_m_step(X, weights, None)
 
     def make_pass(self, n_samples, n_features, n_components, dtype, n_threads, layout,
                   missing, chunks_per_block=None):
         """The pass over ``n_samples`` rows.  ``chunks_per_block`` fixes the slot size
         (that of a larger problem this pass computes an aligned part of); the pass's
         ``slot_rows(n)`` gives the rows per slot of an ``n``-row problem."""
-        raise NotImplementedError
+        return _user.UserPass(self, n_samples, n_features, n_components, dtype, n_threads,
+                              layout, missing)
+
+    def initial_statistics(self, method, X, sample_weight, gpass, X0, w0, p0, random_state):
+        return _user.initial_statistics(self, method, X, sample_weight, gpass, X0, w0, p0,
+                                        random_state)
+
+    def maximize(self, stats, gpass, prior):
+        """Parameters from a pass's statistics (the driver's M-step call)."""
+        return _user.maximize(self, stats)
+
+    def maximize_from(self, stats, gpass, prior, current):
+        """``maximize`` where the statistics may not know the parameters of their E-step
+        (responsibilities given by a hidden Markov chain): ``current``, where an iterative
+        M-step starts and the bound is checked against."""
+        if isinstance(stats, _user.WeightedBlocks):
+            return _user.maximize(self, stats, current)
+        return self.maximize(stats, gpass, prior)
 
 
 # --- names ------------------------------------------------------------------------------
@@ -369,6 +476,8 @@ class LinearFamily(Family):
     arrays; the data-sized work is the compiled pass of
     ``emfast/_kernels/_families.pyx``, run by :class:`LinearPass`.
     """
+
+    init_methods = ("kmeans", "random", "random_from_data")
 
     def initial_statistics(self, method, X, sample_weight, gpass, X0, w0, p0, random_state):
         """Statistics the first M-step starts from (``X0``, ``w0``, ``p0``: the rows and

@@ -353,6 +353,8 @@ class StudentT(Family):
     takes one step per batch.
     """
 
+    init_methods = ("kmeans", "random", "random_from_data")
+
     name = "student_t"
     params_keys = ("means", "covariances", "dofs")
 
