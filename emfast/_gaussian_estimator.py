@@ -128,11 +128,7 @@ class GaussianEstimator(BaseMixture):
         y : ndarray of shape (n_samples,)
             The component each sample was drawn from.
         """
-        self._check_fitted()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
-                or n_samples < 1:
-            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
-                             "requires at least one sample.")
+        self._check_sampling(n_samples)
         covariance = resolve_covariance(self.covariance_type)
         K, D = self.means_.shape
         rng = check_random_state(self.random_state)

@@ -7,6 +7,8 @@ A mixture estimator (``GaussianMixture``, ``BayesianGaussianMixture``,
 information criteria need ``_n_parameters`` and live in their own mixin: a
 variational posterior has no such count.
 """
+import numbers
+
 import numpy as np
 
 from ._base import BaseEM
@@ -83,6 +85,14 @@ class BaseMixture(BaseEM):
     def score(self, X, y=None):
         """Mean log-likelihood of the samples of X (``y`` is ignored)."""
         return float(np.mean(self.score_samples(X)))
+
+    def _check_sampling(self, n_samples):
+        """``sample`` needs a fitted model and a positive int."""
+        self._check_fitted()
+        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
+                or n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
+                             "requires at least one sample.")
 
 
 class InformationCriteria:

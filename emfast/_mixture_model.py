@@ -288,11 +288,7 @@ class MixtureModel(InformationCriteria, BaseMixture):
 
     def sample(self, n_samples=1):
         """Draw ``(X, labels)`` from the fitted mixture."""
-        self._check_fitted()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
-                or n_samples < 1:
-            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
-                             "requires at least one sample.")
+        self._check_sampling(n_samples)
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_ / self.weights_.sum())
         labels = np.repeat(np.arange(self.n_components), counts)
