@@ -99,9 +99,8 @@ default='dirichlet_process'
 
     Examples
     --------
-    >>> import numpy as np
     >>> from emfast import BayesianGaussianMixture
-    >>> X = np.array([[1, 2], [1, 4], [1, 0], [4, 2], [12, 4], [10, 7]])
+    >>> X = [[1, 2], [1, 4], [1, 0], [4, 2], [12, 4], [10, 7]]     # any array-like
     >>> bgm = BayesianGaussianMixture(n_components=2, random_state=42).fit(X)
     >>> bgm.predict([[0, 0], [9, 3]]).tolist()
     [0, 1]
