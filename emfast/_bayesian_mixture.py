@@ -1,24 +1,18 @@
 """emfast.BayesianGaussianMixture: scikit-learn's variational estimator on emfast's fused pass."""
-import numbers
-
 import numpy as np
 
-from ._base import BaseEM, check_random_state
 from ._covariance import COVARIANCE_TYPES, get_covariance
-from ._feature_names import check_feature_names
-from ._gaussian_mixture import GaussianMixture
-from ._initialization import INIT_METHODS, initial_sample, initial_statistics
-from ._parallel import effective_n_threads, sequential_blas
-from ._passes import GaussianPass
+from ._gaussian_estimator import GaussianEstimator
+from ._initialization import initial_sample, initial_statistics
+from ._parallel import effective_n_threads
 from ._priors import (GaussianPrior, check_degrees_of_freedom, check_positive_number,
                       conjugate_for, data_moments)
-from ._sources import open_streamed     # out of core and Dask, as GaussianMixture
-from ._validation import check_data, check_sample_weight, check_shape
+from ._validation import check_shape
 from ._variational import (WEIGHT_PRIOR_TYPES, bound_terms, entropy, make_posterior,
                            update)
 
 
-class BayesianGaussianMixture(BaseEM):
+class BayesianGaussianMixture(GaussianEstimator):
     """Variational Bayesian Gaussian mixture.
 
     A drop-in replacement for :class:`sklearn.mixture.BayesianGaussianMixture`
@@ -105,15 +99,14 @@ default='dirichlet_process'
 
     Examples
     --------
-    >>> import numpy as np
     >>> from emfast import BayesianGaussianMixture
-    >>> X = np.array([[1, 2], [1, 4], [1, 0], [4, 2], [12, 4], [10, 7]])
+    >>> X = [[1, 2], [1, 4], [1, 0], [4, 2], [12, 4], [10, 7]]     # any array-like
     >>> bgm = BayesianGaussianMixture(n_components=2, random_state=42).fit(X)
     >>> bgm.predict([[0, 0], [9, 3]]).tolist()
     [0, 1]
     """
 
-    _estimator_type = "density_estimator"
+    _min_samples = 2
 
     def __init__(self, *, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans",
@@ -121,46 +114,20 @@ default='dirichlet_process'
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
                  warm_start=False, verbose=0, verbose_interval=10, n_threads=None):
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.tol = tol
-        self.reg_covar = reg_covar
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.weight_concentration_prior_type = weight_concentration_prior_type
-        self.weight_concentration_prior = weight_concentration_prior
-        self.mean_precision_prior = mean_precision_prior
-        self.mean_prior = mean_prior
-        self.degrees_of_freedom_prior = degrees_of_freedom_prior
-        self.covariance_prior = covariance_prior
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.verbose_interval = verbose_interval
-        self.n_threads = n_threads
+        self._set_init_params(locals())
 
     # --- validation -----------------------------------------------------------------
     def _check_parameters(self):
-        owner = type(self).__name__
-        for name, kind, low in (("n_components", "int", 1), ("tol", "float", 0),
-                                ("reg_covar", "float", 0), ("max_iter", "int", 0),
-                                ("n_init", "int", 1), ("verbose_interval", "int", 1)):
-            _check_number(owner, name, getattr(self, name), kind, low)
-        if not isinstance(self.verbose, (bool, np.bool_)):   # scikit-learn accepts booleans
-            _check_number(owner, "verbose", self.verbose, "int", 0)
-        _check_choice(owner, "init_params", self.init_params, INIT_METHODS)
-        _check_choice(owner, "covariance_type", self.covariance_type, sorted(COVARIANCE_TYPES))
-        _check_choice(owner, "weight_concentration_prior_type",
-                      self.weight_concentration_prior_type, WEIGHT_PRIOR_TYPES)
+        self._check_common_parameters(sorted(COVARIANCE_TYPES))
+        if not (isinstance(self.weight_concentration_prior_type, str)
+                and self.weight_concentration_prior_type in WEIGHT_PRIOR_TYPES):
+            raise ValueError(f"The 'weight_concentration_prior_type' parameter of "
+                             f"{type(self).__name__} must be one of {list(WEIGHT_PRIOR_TYPES)}."
+                             f" Got {self.weight_concentration_prior_type!r} instead.")
         for name in ("weight_concentration_prior", "mean_precision_prior",
                      "degrees_of_freedom_prior"):
             if getattr(self, name) is not None:
                 check_positive_number(name, getattr(self, name))
-        check_random_state(self.random_state)
-        if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise ValueError(f"The 'warm_start' parameter of {owner} must be a bool. "
-                             f"Got {self.warm_start!r} instead.")
         return get_covariance(self.covariance_type), effective_n_threads(self.n_threads)
 
     def _resolve_prior(self, X, sample_weight, covariance):
@@ -196,27 +163,9 @@ default='dirichlet_process'
             self.covariance_prior_ = np.asarray(self.covariance_prior_, X.dtype)[()]
         return prior
 
-    _check_warm_start = GaussianMixture._check_warm_start
-
     def _prepare(self, X, sample_weight):
         covariance, n_threads = self._check_parameters()
-        # memmaps, row-sliceable array-likes and dask arrays: read in blocks (emfast/_sources.py)
-        streamed = open_streamed(X, sample_weight, self.n_components, covariance, n_threads)
-        if streamed is not None:
-            X, sample_weight, gpass = streamed
-            if X.shape[0] < 2:
-                raise ValueError(f"Found array with {X.shape[0]} sample(s) (shape={X.shape}) "
-                                 "while a minimum of 2 is required.")
-        else:
-            X = check_data(X, min_samples=2)
-            if X.shape[0] < self.n_components:
-                raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                                 f"{self.n_components}, n_samples = {X.shape[0]}.")
-            sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
-            gpass = GaussianPass(X.shape[0], X.shape[1], self.n_components, X.dtype,
-                                 covariance, n_threads)
-        if self.warm_start and hasattr(self, "converged_"):
-            self._check_warm_start(covariance, X.shape[1])
+        X, sample_weight, gpass = self._open_for_fit(X, sample_weight, covariance, n_threads)
         prior = self._resolve_prior(X, sample_weight, covariance)
         return X, sample_weight, gpass, prior
 
@@ -275,85 +224,6 @@ default='dirichlet_process'
         self.precisions_ = covariance.precisions(params.precisions_cholesky)
         self.weights_ = params.weights
 
-    # --- public API: GaussianMixture's, on the variational log-densities ----------------
-    def fit(self, X, y=None, sample_weight=None):
-        """Estimate the variational posterior.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data, at least two samples.  float32 and float64 are
-            used as they are; other numeric dtypes become float64.  As for
-            :meth:`GaussianMixture.fit`, a memmap, any row-sliceable
-            array-like or a list of row blocks is streamed in bounded blocks
-            and a
-            ``dask.array.Array`` is fitted on its workers; every container
-            initialises on the same rows and gives bitwise the same fit.
-        y : None
-            Ignored; present for API consistency.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative sample weights (not all zero).
-
-        Returns
-        -------
-        self : BayesianGaussianMixture
-            The fitted estimator.
-        """
-        self._fit(X, sample_weight, labels=False)
-        return self
-
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit the model and return the component label of each sample.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : None
-            Ignored.
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-        """
-        return self._fit(X, sample_weight, labels=True)
-
     def _score(self, X, **outputs):
         """The pass's per-sample outputs on the fitted variational log-densities."""
-        self._check_fitted()
-        owner = type(self).__name__
-        check_feature_names(getattr(self, "feature_names_in_", None), X, owner)
-        covariance = get_covariance(self.covariance_type)
-        n_threads = effective_n_threads(self.n_threads)
-        streamed = open_streamed(X, None, self.n_components, covariance, n_threads,
-                                 self.n_features_in_, owner)
-        if streamed is not None:    # out of core / Dask, as GaussianMixture
-            X, gpass = streamed[0], streamed[2]
-        else:
-            X = check_data(X, n_features=self.n_features_in_, owner=owner)
-            gpass = GaussianPass(X.shape[0], X.shape[1], self.n_components, X.dtype,
-                                 covariance, n_threads)
-        with sequential_blas(gpass.use_blas):
-            return gpass.score(X, self._fitted_params(), **outputs)
-
-    # the public per-sample methods and sampling are GaussianMixture's, on this _score
-    predict = GaussianMixture.predict
-    predict_proba = GaussianMixture.predict_proba
-    score_samples = GaussianMixture.score_samples
-    score = GaussianMixture.score
-    sample = GaussianMixture.sample
-
-
-def _check_number(owner, name, value, kind, low):
-    ok_type = (isinstance(value, numbers.Integral) if kind == "int"
-               else isinstance(value, numbers.Real)) and not isinstance(value, bool)
-    if not (ok_type and value >= low):     # NaN fails too
-        noun = "an int" if kind == "int" else "a float"
-        raise ValueError(f"The '{name}' parameter of {owner} must be {noun} in the range "
-                         f"[{low}, inf). Got {value!r} instead.")
-
-
-def _check_choice(owner, name, value, choices):
-    if not (isinstance(value, str) and value in choices):
-        raise ValueError(f"The '{name}' parameter of {owner} must be one of {list(choices)}. "
-                         f"Got {value!r} instead.")
+        return self._fitted_outputs(X, get_covariance(self.covariance_type), **outputs)[1]

@@ -28,34 +28,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 # --- option types ---------------------------------------------------------------------
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _option_number(convert, low, wanted):
+    """An argparse type: ``convert(text)``, at least ``low`` (NaN fails), else a message
+    saying what was ``wanted``."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not value >= low:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+    return parse
 
 
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value >= 0:   # NaN fails too
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+_positive_int = _option_number(int, 1, "a positive integer")
+_non_negative_int = _option_number(int, 0, "an integer >= 0")
+_non_negative_float = _option_number(float, 0, "a number >= 0")
 
 
 def _threads(text):

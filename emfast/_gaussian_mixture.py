@@ -1,14 +1,13 @@
 """emfast.GaussianMixture: scikit-learn's estimator on emfast's fused kernels."""
-import numbers
-
 import numpy as np
 
 from ._acceleration import check_accelerate    # accelerated EM (issue #21)
-from ._base import BaseEM, check_random_state
 from ._exceptions import CollapsedComponentError
 from ._feature_names import check_feature_names
-from ._initialization import INIT_METHODS, initial_sample, initial_statistics
+from ._gaussian_estimator import GaussianEstimator
+from ._initialization import initial_sample, initial_statistics
 from ._missing import MissingDataPass, check_missing_values, make_pass   # missing data (issue #8)
+from ._mixture_base import InformationCriteria
 from ._parallel import effective_n_threads, sequential_blas
 from ._parsimonious import VALID_COVARIANCE_TYPES, is_parsimonious, resolve_covariance
 from ._passes import GaussianParams
@@ -16,19 +15,7 @@ from ._priors import log_prior, map_m_step, resolve_prior   # MAP-EM (issue #9)
 from ._scaling import observed_per_row, scale_exponent   # any finite magnitude
 from ._online import STEP_EXPONENT, STEP_OFFSET   # online EM (issue #6)
 from ._online import gaussian_incremental_fit, partial_fit as online_partial_fit
-from ._sources import n_rows, open_streamed     # out of core and Dask (issue #6)
-from ._validation import check_data, check_sample_weight, check_shape
-
-
-def _check_number(name, value, kind, low, low_closed=True, finite=False):
-    ok_type = (isinstance(value, numbers.Integral) if kind == "int"
-               else isinstance(value, numbers.Real)) and not isinstance(value, bool)
-    in_range = ok_type and (value >= low if low_closed else value > low)  # NaN fails too
-    if not in_range or (finite and not np.isfinite(value)):
-        interval = f"{'[' if low_closed else '('}{low}, inf)"
-        noun = "an int" if kind == "int" else "a float"
-        raise ValueError(f"The '{name}' parameter of GaussianMixture must be {noun} in the "
-                         f"range {interval}. Got {value!r} instead.")
+from ._validation import check_data, check_shape
 
 
 class GaussianCoordinates:
@@ -76,7 +63,7 @@ def _check_representable(derived, covariance, exponent):
             f"units of 2**{2 * exponent}.")
 
 
-class GaussianMixture(BaseEM):
+class GaussianMixture(InformationCriteria, GaussianEstimator):
     """Gaussian mixture model fitted by expectation-maximisation.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
@@ -263,60 +250,16 @@ class GaussianMixture(BaseEM):
     array([ 1., 10.])
     """
 
-    _estimator_type = "density_estimator"
-
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
                  verbose=0, verbose_interval=10, n_threads=None, prior=None,
                  missing_values="error", accelerate=None):
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.tol = tol
-        self.reg_covar = reg_covar
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.weights_init = weights_init
-        self.means_init = means_init
-        self.precisions_init = precisions_init
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.verbose_interval = verbose_interval
-        self.n_threads = n_threads
-        self.prior = prior
-        self.missing_values = missing_values
-        self.accelerate = accelerate
+        self._set_init_params(locals())
 
     # --- validation -------------------------------------------------------------
     def _check_parameters(self):
-        _check_number("n_components", self.n_components, "int", 1)
-        _check_number("tol", self.tol, "float", 0)
-        _check_number("reg_covar", self.reg_covar, "float", 0, finite=True)
-        _check_number("max_iter", self.max_iter, "int", 0)
-        _check_number("n_init", self.n_init, "int", 1)
-        _check_number("verbose_interval", self.verbose_interval, "int", 1)
-        if not isinstance(self.verbose, (bool, np.bool_)):   # scikit-learn accepts booleans
-            _check_number("verbose", self.verbose, "int", 0)
-        if self.init_params not in INIT_METHODS:
-            raise ValueError(f"The 'init_params' parameter of GaussianMixture must be one of "
-                             f"{list(INIT_METHODS)}. Got {self.init_params!r} instead.")
-        if not (isinstance(self.covariance_type, str)
-                and self.covariance_type in VALID_COVARIANCE_TYPES):
-            raise ValueError(f"The 'covariance_type' parameter of GaussianMixture must be one "
-                             f"of {list(VALID_COVARIANCE_TYPES)}. Got {self.covariance_type!r} "
-                             "instead.")
-        rs = self.random_state
-        if not (rs is None or isinstance(rs, np.random.RandomState)
-                or (isinstance(rs, numbers.Integral) and not isinstance(rs, bool)
-                    and 0 <= rs < 2 ** 32)):
-            raise ValueError("The 'random_state' parameter of GaussianMixture must be an int "
-                             "in the range [0, 4294967295], a numpy.random.RandomState or None."
-                             f" Got {rs!r} instead.")
-        if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise ValueError(f"The 'warm_start' parameter of GaussianMixture must be a bool. "
-                             f"Got {self.warm_start!r} instead.")
+        self._check_common_parameters(VALID_COVARIANCE_TYPES)
         check_missing_values(self.missing_values)   # missing data (issue #8)
         check_accelerate(self.accelerate, type(self).__name__)
         covariance = resolve_covariance(self.covariance_type)
@@ -356,36 +299,9 @@ class GaussianMixture(BaseEM):
             prec_chol = covariance.cholesky_from_precisions(precisions)
         return weights, means, prec_chol
 
-    def _check_warm_start(self, covariance, n_features):
-        # The kernels trust the parameter shapes: a changed problem must fail here.
-        expected = covariance.shape(self.n_components, n_features)
-        means_shape = (self.n_components, n_features)
-        if self.means_.shape != means_shape or self.precisions_cholesky_.shape != expected:
-            raise ValueError(
-                f"warm_start=True continues from the previous fit, which has means of shape "
-                f"{self.means_.shape} and precision factors of shape "
-                f"{self.precisions_cholesky_.shape}; this fit needs {means_shape}"
-                f" and {expected} (n_components={self.n_components}, covariance_type="
-                f"{self.covariance_type!r}, {n_features} features). Set warm_start=False to "
-                "start afresh.")
-
     def _prepare(self, X, sample_weight):
         covariance, n_threads = self._check_parameters()
-        # Out of core and Dask (issue #6, emfast/_sources.py): memmaps, row-sliceable
-        # array-likes and dask arrays are read in blocks, never validated or copied whole.
-        streamed = open_streamed(X, sample_weight, self.n_components, covariance, n_threads,
-                                 allow_nan=self.missing_values == "marginalize")
-        if streamed is not None:
-            X, sample_weight, gpass = streamed
-        else:
-            X = check_data(X, allow_nan=self.missing_values == "marginalize")
-            if X.shape[0] < self.n_components:
-                raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                                 f"{self.n_components}, n_samples = {X.shape[0]}.")
-            sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
-            X = self._scaled_for_fit(X, sample_weight)    # data beyond 1e+-120 (_scaling.py)
-            gpass = make_pass(X, sample_weight, self.n_components, covariance, n_threads,
-                              self.missing_values)   # NaN rows: MissingDataPass (issue #8)
+        X, sample_weight, gpass = self._open_for_fit(X, sample_weight, covariance, n_threads)
         self._prior = resolve_prior(self.prior, X, sample_weight, self.n_components,
                                     covariance)     # MAP-EM (issue #9)
         inits = self._check_inits(covariance, X.shape[1])
@@ -393,8 +309,6 @@ class GaussianMixture(BaseEM):
             inits = (inits[0], self._to_fit_scale(inits[1], 1), inits[2])
         if inits[2] is not None:
             inits = (inits[0], inits[1], self._to_fit_scale(inits[2], -1))
-        if self.warm_start and hasattr(self, "converged_"):
-            self._check_warm_start(covariance, X.shape[1])
         return X, sample_weight, gpass, inits
 
     # --- EM hooks ------------------------------------------------------------------
@@ -479,7 +393,8 @@ class GaussianMixture(BaseEM):
             self.__dict__.pop("_scaling", None)     # set by _prepare for this fit only
 
     def _scaled_for_fit(self, X, sample_weight):
-        """X, or a copy scaled by 2**-k when its squares would leave float64's range."""
+        """X, or a copy scaled by 2**-k when its squares would leave float64's range
+        (in memory: data beyond 1e+-120, emfast/_scaling.py)."""
         exponent = scale_exponent(X)
         if not exponent:
             return X
@@ -529,60 +444,6 @@ class GaussianMixture(BaseEM):
             return scalar
         return lambda value: scalar(value - scaling[1])     # the data's units
 
-    # --- public API -----------------------------------------------------------------
-    def fit(self, X, y=None, sample_weight=None):
-        """Estimate the model parameters with EM.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data. float32 and float64 are used as they are; other
-            numeric dtypes are converted to float64.  Out of core: a memmap
-            (``np.load(path, mmap_mode='r')``) or any row-sliceable array-like
-            (an h5py dataset, a zarr array, ...) is read in bounded blocks,
-            never copied whole, and so is a sequence of row blocks (a list or
-            tuple of 2-D arrays with the same columns and dtype, read as their
-            rows concatenated; a generator cannot be read several times and
-            is refused); so are ``predict``, ``predict_proba`` and
-            ``score_samples``' inputs.  A ``dask.array.Array`` is fitted on its
-            workers (``pip install emfast[dask]``; predictions are then lazy
-            dask arrays).  Every container initialises on the same rows: all
-            of them up to 262,144 rows and 64 MB, beyond that a random sample
-            of about that many (``emfast._sampling.sample_rows``), so the fit
-            is bitwise the same for a numpy array, a memmap, a row-sliceable
-            array-like, a list of blocks and a dask array of the same data.
-        y : None
-            Ignored; present for API consistency.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative sample weights (not all zero); streamed (or a dask
-            array) like X.
-
-        Returns
-        -------
-        self : GaussianMixture
-            The fitted estimator.
-        """
-        self._fit(X, sample_weight, labels=False)
-        return self
-
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit the model and return the component label of each sample.
-
-        Equal to ``fit(X).predict(X)``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : None
-            Ignored.
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-        """
-        return self._fit(X, sample_weight, labels=True)
-
     # --- online EM (issue #6, emfast/_online.py) ------------------------------------------
     def partial_fit(self, X, y=None, sample_weight=None, *, step_offset=STEP_OFFSET,
                     step_exponent=STEP_EXPONENT):
@@ -627,22 +488,8 @@ class GaussianMixture(BaseEM):
     # --- end online EM ----------------------------------------------------------------------
 
     def _score(self, X, **outputs):
-        self._check_fitted()
-        owner = type(self).__name__
-        check_feature_names(getattr(self, "feature_names_in_", None), X, owner)
-        streamed = open_streamed(X, None, self.n_components, resolve_covariance(self.covariance_type),
-                                 effective_n_threads(self.n_threads), self.n_features_in_, owner,
-                                 allow_nan=self.missing_values == "marginalize")
-        if streamed is not None:    # out of core / Dask (issue #6)
-            X, gpass = streamed[0], streamed[2]
-        else:
-            X = check_data(X, n_features=self.n_features_in_, owner=owner,
-                           allow_nan=self.missing_values == "marginalize")
-            gpass = make_pass(X, None, self.n_components, resolve_covariance(self.covariance_type),
-                              effective_n_threads(self.n_threads),
-                              self.missing_values)   # NaN rows: MissingDataPass (issue #8)
-        with sequential_blas(gpass.use_blas):
-            outputs = gpass.score(X, self._fitted_params(), **outputs)
+        X, outputs = self._fitted_outputs(X, resolve_covariance(self.covariance_type),
+                                          **outputs)
         # log-likelihoods and probabilities in the dtype of X and the parameters combined
         # (float32 for float32 data on a float32 model), as scikit-learn; labels stay intp
         dtype = np.result_type(X.dtype, self.means_.dtype)
@@ -688,95 +535,6 @@ class GaussianMixture(BaseEM):
         tags.input_tags.allow_nan = self.missing_values == "marginalize"
     # --- end missing data ----------------------------------------------------------------
 
-    def predict(self, X):
-        """Label each sample with its most probable component.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-        """
-        return self._score(X, labels=True)[2]
-
-    def predict_proba(self, X):
-        """Posterior probability of each component for each sample.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        resp : ndarray of shape (n_samples, n_components)
-        """
-        return self._score(X, resp=True)[1]
-
-    def score_samples(self, X):
-        """Log-likelihood of each sample under the model.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        log_prob : ndarray of shape (n_samples,)
-        """
-        return self._score(X, log_norm=True)[0]
-
-    def score(self, X, y=None):
-        """Mean log-likelihood of the samples.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        log_likelihood : float
-        """
-        return float(self.score_samples(X).mean())   # in its dtype, as scikit-learn
-
-    def sample(self, n_samples=1):
-        """Draw samples from the fitted model.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,)
-            The component each sample was drawn from.
-        """
-        self._check_fitted()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
-                or n_samples < 1:
-            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
-                             "requires at least one sample.")
-        covariance = resolve_covariance(self.covariance_type)
-        K, D = self.means_.shape
-        rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_)
-        if covariance.has_outer_products or is_parsimonious(covariance):
-            matrices = covariance.covariance_matrices(self.covariances_, K, D)
-            draws = [rng.multivariate_normal(mean, cov, int(count))
-                     for mean, cov, count in zip(self.means_, matrices, counts)]
-        else:
-            # Axis-aligned: scale standard normals (no factorisation; the same draws
-            # scikit-learn makes for the same random_state).
-            scales = np.sqrt(self.covariances_).reshape(K, -1)
-            draws = [mean + rng.standard_normal(size=(int(count), D)) * scale
-                     for mean, scale, count in zip(self.means_, scales, counts)]
-        labels = np.concatenate([np.full(count, k, dtype=int) for k, count in enumerate(counts)])
-        return np.vstack(draws), labels
-
     def _n_parameters_for(self, n_features):
         """Free parameters of this configuration for ``n_features`` features."""
         K, D = self.n_components, n_features
@@ -784,30 +542,3 @@ class GaussianMixture(BaseEM):
 
     def _n_parameters(self):
         return self._n_parameters_for(self.means_.shape[1])
-
-    def bic(self, X):
-        """Bayesian information criterion for X (lower is better).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        bic : float
-        """
-        n = n_rows(X)
-        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
-
-    def aic(self, X):
-        """Akaike information criterion for X (lower is better).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        aic : float
-        """
-        return -2 * self.score(X) * n_rows(X) + 2 * self._n_parameters()

@@ -340,11 +340,7 @@ class MissingDataPass:
                      for p, mp in zip(batch.patterns, marginals.params)]
             total.loglik += sum(st.loglik for st in parts)
             if batch.missing.shape[1] == 0:     # one pattern, every feature observed
-                st = parts[0]
-                total.nk += st.nk
-                total.s1 += st.s1
-                total.s2 += (_symmetric(st.s2.reshape(s2_shape)) if kind in ("full", "tied")
-                             else st.s2.reshape(s2_shape))
+                add_complete(total, parts[0].nk, parts[0], kind, s2_shape)
                 continue
             n = np.array([st.nk for st in parts])                       # (P, K)
             a = np.array([st.s1 for st in parts])                       # (P, K, D_o)
@@ -425,6 +421,15 @@ def _matrix_conditional(sigma, observed, missing):
     b = g @ _swap(factors)
     c = block(missing, missing) - g @ _swap(g)
     return factors, b, c
+
+
+def add_complete(total, nk, stats, kind, s2_shape):
+    """Add the statistics of a batch with every feature observed (``nk`` its weights,
+    ``stats`` its pass's ``s1`` and lower-triangle ``s2``) to ``total``."""
+    total.nk += nk
+    total.s1 += stats.s1
+    total.s2 += (_symmetric(stats.s2.reshape(s2_shape)) if kind in ("full", "tied")
+                 else stats.s2.reshape(s2_shape))
 
 
 def add_completed(kind, batch, marginals, n, a, moments, offset, total):

@@ -10,12 +10,12 @@ import numbers
 
 import numpy as np
 
-from ._base import BaseEM, check_random_state
+from ._base import check_random_state
 from ._feature_names import check_feature_names, feature_names
+from ._mixture_base import BaseMixture, InformationCriteria
 from ._parallel import effective_n_threads, sequential_blas
 from ._sampling import sample_rows
-from ._sources import n_rows
-from ._validation import check_data, check_sample_weight, check_shape
+from ._validation import check_data, check_parameter, check_sample_weight, check_shape
 from .families import get_family
 from .families._base import sample_family_pass, sum_family_statistics
 
@@ -42,12 +42,7 @@ class _Context:
 
 
 def _check_number(name, value, kind, low, owner="MixtureModel"):
-    ok = (isinstance(value, numbers.Integral) if kind == "int"
-          else isinstance(value, numbers.Real)) and not isinstance(value, bool)
-    if not (ok and value >= low):
-        noun = "an int" if kind == "int" else "a float"
-        raise ValueError(f"The '{name}' parameter of {owner} must be {noun} in the range "
-                         f"[{low}, inf). Got {value!r} instead.")
+    check_parameter(owner, name, value, kind, low)
 
 
 def scan(family, X, first_row=0):
@@ -69,7 +64,7 @@ def check_observed_columns(X):
                          "parameters cannot be estimated. Drop the column.")
 
 
-class MixtureModel(BaseEM):
+class MixtureModel(InformationCriteria, BaseMixture):
     """A finite mixture of any emission family, fitted by EM on a fused compiled pass.
 
     Parameters
@@ -136,25 +131,13 @@ class MixtureModel(BaseEM):
     0 and the pooled parameters.
     """
 
-    _estimator_type = "density_estimator"
     warm_start = False          # the shared driver's switch; MixtureModel starts afresh
     verbose_interval = 10
 
     def __init__(self, family="poisson", n_components=8, *, tol=1e-3, max_iter=100, n_init=1,
                  init_params="kmeans", weights_init=None, params_init=None, prior=None,
                  random_state=None, n_threads=None, verbose=0):
-        self.family = family
-        self.n_components = n_components
-        self.tol = tol
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.weights_init = weights_init
-        self.params_init = params_init
-        self.prior = prior
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.verbose = verbose
+        self._set_init_params(locals())
 
     # --- validation ---------------------------------------------------------------
     def _family(self):
@@ -289,34 +272,7 @@ class MixtureModel(BaseEM):
         self.weights_ = params.weights
         self.params_ = params.params
 
-    # --- public API -----------------------------------------------------------------
-    def fit(self, X, y=None, sample_weight=None):
-        """Estimate the weights and the family's parameters by EM.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            In memory (NaN marks missing entries), a memmap, a row-sliceable
-            array-like or a list of row blocks (2-D arrays with the same
-            columns and dtype), read in blocks and free of NaN, or a dask
-            array.
-        y : None
-            Ignored.
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        self : MixtureModel
-        """
-        self._stepwise = None
-        self._fit(X, sample_weight, labels=False)
-        return self
-
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit and return the component label of each sample."""
-        self._stepwise = None
-        return self._fit(X, sample_weight, labels=True)
-
+    # --- public API (fit and the per-sample methods: emfast/_mixture_base.py) ------
     def _fitted_pass(self, X):
         self._check_fitted()
         owner = type(self).__name__
@@ -330,29 +286,9 @@ class MixtureModel(BaseEM):
         with sequential_blas():
             return gpass.score(X, self._fitted_params(), **outputs)
 
-    def predict(self, X):
-        """The most probable component of each sample (n_samples,)."""
-        return self._score(X, labels=True)[2]
-
-    def predict_proba(self, X):
-        """Posterior probabilities of the components (n_samples, n_components)."""
-        return self._score(X, resp=True)[1]
-
-    def score_samples(self, X):
-        """Log-likelihood of each sample (n_samples,); -inf where no component allows it."""
-        return self._score(X, log_norm=True)[0]
-
-    def score(self, X, y=None):
-        """Mean log-likelihood of the samples."""
-        return float(np.mean(self.score_samples(X)))
-
     def sample(self, n_samples=1):
         """Draw ``(X, labels)`` from the fitted mixture."""
-        self._check_fitted()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
-                or n_samples < 1:
-            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
-                             "requires at least one sample.")
+        self._check_sampling(n_samples)
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_ / self.weights_.sum())
         labels = np.repeat(np.arange(self.n_components), counts)
@@ -360,15 +296,6 @@ class MixtureModel(BaseEM):
 
     def _n_parameters(self):
         return self._family().n_parameters(self.params_) + self.n_components - 1
-
-    def bic(self, X):
-        """Bayesian information criterion for X (lower is better)."""
-        n = n_rows(X)
-        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
-
-    def aic(self, X):
-        """Akaike information criterion for X (lower is better)."""
-        return -2 * self.score(X) * n_rows(X) + 2 * self._n_parameters()
 
     # --- stepwise (online) EM -------------------------------------------------------
     def partial_fit(self, X, y=None, sample_weight=None, *, step_offset=STEP_OFFSET,

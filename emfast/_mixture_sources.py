@@ -13,7 +13,6 @@ All of them call only the family protocol (``validate``, ``layout``,
 - Incremental EM (Neal & Hinton 1999): blocks of rows, each step swaps one
   block's statistics into the total and runs an M-step.
 """
-import numpy as np
 
 from ._feature_names import feature_names
 from ._parallel import sequential_blas
@@ -117,7 +116,8 @@ class StreamedFamilyPass(StreamedPass):
 def incremental_em(model, X, sample_weight, n_blocks):
     """Incremental EM on any family (see :func:`emfast.incremental_fit`)."""
     from ._base import check_random_state
-    from ._online import block_rows, finish_incremental, incremental_sweeps, partition
+    from ._online import (block_rows, finish_incremental, incremental_sweeps, mean_block_bound,
+                          partition)
 
     names = feature_names(X)
     X, sample_weight, gpass, context = model._prepare(X, sample_weight)
@@ -134,12 +134,10 @@ def incremental_em(model, X, sample_weight, n_blocks):
     def m_step(parts, params, first_sweep):
         return model._m_step(sum_family_statistics(*parts), context)
 
-    def lower_bound_of(parts, params):
-        value = (sum(p.loglik for p in parts) + model._log_prior(params, context)) / total_weight
-        if not np.isfinite(value):
-            raise ValueError("The log-likelihood is not finite: some samples have zero "
-                             "probability under every component.")
-        return value
+    lower_bound_of = mean_block_bound(
+        lambda params: model._log_prior(params, context), total_weight,
+        "The log-likelihood is not finite: some samples have zero probability under every "
+        "component.")
 
     with sequential_blas():
         params = model._initial_params(X, sample_weight, (gpass, context),

@@ -233,6 +233,17 @@ def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
     return model._incremental_fit(X, sample_weight, n_blocks)
 
 
+def mean_block_bound(log_prior, total_weight, remedy):
+    """``lower_bound_of(parts, params)`` for :func:`incremental_sweeps`: the blocks'
+    log-likelihood plus ``log_prior(params)``, per unit weight; not finite: ``remedy``."""
+    def lower_bound_of(parts, params):
+        value = (sum(p.loglik for p in parts) + log_prior(params)) / total_weight
+        if not np.isfinite(value):
+            raise ValueError(remedy)
+        return value
+    return lower_bound_of
+
+
 def gaussian_incremental_fit(model, X, sample_weight, n_blocks):
     """:func:`incremental_fit` of a GaussianMixture (``n_blocks`` already checked)."""
     names = feature_names(X)
@@ -248,12 +259,10 @@ def gaussian_incremental_fit(model, X, sample_weight, n_blocks):
         return gpass.statistics(block_rows(X, a, b), block_rows(sample_weight, a, b), params,
                                 centres=centres)
 
-    def lower_bound_of(parts, params):
-        value = (sum(p.loglik for p in parts) + model._log_prior(params, covariance)) / total_weight
-        if not np.isfinite(value):
-            raise ValueError("The log-likelihood became non-finite: scale the data (e.g. "
-                             "standardise the features) or increase reg_covar.")
-        return value
+    lower_bound_of = mean_block_bound(
+        lambda params: model._log_prior(params, covariance), total_weight,
+        "The log-likelihood became non-finite: scale the data (e.g. standardise the "
+        "features) or increase reg_covar.")
 
     def m_step(parts, params, first_sweep):
         if first_sweep:     # far moves redo the pass about the new means, as fit does

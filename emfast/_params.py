@@ -11,6 +11,12 @@ class ParamsMixin:
         return sorted(p.name for p in signature.parameters.values()
                       if p.name != "self" and p.kind != p.VAR_KEYWORD)
 
+    def _set_init_params(self, arguments):
+        """Store the constructor's ``arguments`` (its ``locals()``) unchanged under their
+        own names, as scikit-learn asks: a new parameter needs only its signature entry."""
+        for name in self._param_names():
+            setattr(self, name, arguments[name])
+
     def get_params(self, deep=True):
         """Get the estimator's parameters.
 

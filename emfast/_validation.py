@@ -130,3 +130,14 @@ def check_shape(array, shape, name, dtype=np.float64, label=None):
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinity.")
     return array
+
+
+def check_parameter(owner, name, value, kind, low, *, finite=False):
+    """A constructor number: an int (``kind="int"``) or a real, at least ``low`` (and
+    finite when ``finite``); the message is scikit-learn's."""
+    ok_type = (isinstance(value, numbers.Integral) if kind == "int"
+               else isinstance(value, numbers.Real)) and not isinstance(value, bool)
+    if not (ok_type and value >= low) or (finite and not np.isfinite(value)):  # NaN fails
+        noun = "an int" if kind == "int" else "a float"
+        raise ValueError(f"The '{name}' parameter of {owner} must be {noun} in the range "
+                         f"[{low}, inf). Got {value!r} instead.")

@@ -509,3 +509,20 @@ def test_predictions_on_every_container(tmp_path):
         assert_array_equal(np.asarray(model.predict(data)), model.predict(X))
         assert_allclose(np.asarray(model.score_samples(data)), model.score_samples(X),
                         rtol=1e-12)
+
+
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+@pytest.mark.parametrize("name, value, fragment", [
+    ("reg_covar", float("inf"),
+     "'reg_covar' parameter of {} must be a float in the range [0, inf)"),
+    ("random_state", -1, "'random_state' parameter of {} must be an int in the range"),
+    ("random_state", 2 ** 32, "'random_state' parameter of {} must be an int in the range"),
+    ("init_params", "nope", "'init_params' parameter of {} must be one of"),
+    ("warm_start", "yes", "'warm_start' parameter of {} must be a bool"),
+    ("n_init", 0, "'n_init' parameter of {} must be an int in the range [1, inf)"),
+])
+def test_both_gaussian_estimators_check_their_parameters_alike(estimator, name, value, fragment):
+    X = np.random.RandomState(0).standard_normal((20, 2))
+    with pytest.raises(ValueError) as info:
+        estimator(n_components=2, **{name: value}).fit(X)
+    assert fragment.format(estimator.__name__) in str(info.value)

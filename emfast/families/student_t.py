@@ -41,7 +41,7 @@ from .._covariance import _NK_FLOOR, get_covariance
 from .._exceptions import CollapsedComponentError
 from .._initialization import initial_statistics as gaussian_initial_statistics
 from .._kernels import _student_t
-from .._missing import (PARALLEL_MIN_ROWS, _Marginals, _symmetric, add_completed,
+from .._missing import (PARALLEL_MIN_ROWS, _Marginals, add_complete, add_completed,
                         batch_patterns, group_patterns, mean_imputed, pattern_marginals)
 from .._passes import (CHUNK_SIZE, GaussianParams, GaussianPass, Statistics, block_layout,
                        cache_aligned_rows, kernel_slices, part_layout, recentre,
@@ -278,11 +278,7 @@ class StudentTMissingPass(StudentTPass):
                 nk += st.nk
                 dof_term += st.dof_term
             if batch.missing.shape[1] == 0:     # one pattern, every feature observed
-                st = parts[0]
-                moments.nk += st.su
-                moments.s1 += st.s1
-                moments.s2 += (_symmetric(st.s2.reshape(s2_shape)) if kind in ("full", "tied")
-                               else st.s2.reshape(s2_shape))
+                add_complete(moments, parts[0].su, parts[0], kind, s2_shape)
                 continue
             n = np.array([st.nk for st in parts])                       # (P, K)
             n_u = np.array([st.su for st in parts])                     # (P, K)
