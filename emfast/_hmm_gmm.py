@@ -22,6 +22,7 @@ from ._hmm_family import HMM
 from ._initialization import kmeans_plusplus, lloyd
 from ._passes import GaussianParams, GaussianPass
 from ._validation import check_data
+from .families.gaussian import CentredStatistics
 
 # the kernel's covariance strategy of the n_components * n_mix Gaussians
 _KERNEL_TYPE = {"full": "full", "tied": "full", "diag": "diag", "spherical": "spherical"}
@@ -55,6 +56,27 @@ class MixtureEmission:
         else:
             covars = covars.reshape((K * M,) + covars.shape[2:])
         return weights.reshape(K * M), means.reshape(K * M, D), covars
+
+
+class MixtureStatistics(CentredStatistics):
+    """The K M Gaussians' statistics about their centres, and each state's posterior
+    mass ``post_sum`` (K,); ``+`` and ``scaled`` as the Gaussian family's."""
+
+    def __init__(self, stats, covariance, post_sum):
+        super().__init__(stats, covariance)
+        self.post_sum = post_sum
+
+    centres = property(lambda self: self.stats.centres)
+    s1 = property(lambda self: self.stats.s1)
+    s2 = property(lambda self: self.stats.s2)
+
+    def __add__(self, other):
+        return MixtureStatistics(super().__add__(other).stats, self.covariance,
+                                 self.post_sum + other.post_sum)
+
+    def scaled(self, factor):
+        return MixtureStatistics(super().scaled(factor).stats, self.covariance,
+                                 self.post_sum * factor)
 
 
 class MixturePass:
@@ -99,8 +121,8 @@ class MixturePass:
         within[~np.isfinite(within)] = 0.0
         resp_mix = (resp[:, :, None] * within).reshape(len(X), K * M)
         stats = self.gaussian.given_statistics(X, sample_weight, resp_mix, centres)
-        stats.post_sum = np.asarray(resp, dtype=np.float64).sum(axis=0)
-        return stats
+        return MixtureStatistics(stats, self.emission.covariance,
+                                 np.asarray(resp, dtype=np.float64).sum(axis=0))
 
 
 class GMMHMM(HMM):
