@@ -14,7 +14,6 @@ its mixture.
 import warnings
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ._covariance import COVARIANCE_TYPES, CollapsedComponentError, get_covariance
 from ._hmm_common import check_real, check_shape_finite, prior
@@ -107,19 +106,32 @@ class MixturePass:
         kernel = GaussianParams(weights, means, self.precisions_cholesky(covars))
         component = self.gaussian.score(X, kernel, log_prob=True)[3]
         K, M = self.n_components, self.n_mix
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_b = logsumexp(component.reshape(len(X), K, M), axis=2)
-        self._last = (component, log_b, means)
-        return None, None, None, log_b.copy()
+        # each state's log-sum-exp over its mixture, keeping the exponentials (relative to
+        # the state's largest term) for the statistics of the E-step that follows
+        # (elementwise over the M columns: numpy's reductions along a short last axis
+        # are several times slower)
+        relative = component.reshape(len(X), K, M)
+        top = relative[:, :, 0].copy()
+        for m in range(1, M):
+            np.maximum(top, relative[:, :, m], out=top)
+        shift = np.where(np.isfinite(top), top, 0.0)        # an all -inf state stays -inf
+        relative -= shift[:, :, None]
+        np.exp(relative, out=relative)
+        total = relative[:, :, 0].copy()
+        for m in range(1, M):
+            total += relative[:, :, m]
+        with np.errstate(divide="ignore"):
+            log_b = np.log(total) + shift
+        self._last = (relative, total, means)
+        return None, None, None, log_b
 
     def given_statistics(self, X, sample_weight, resp):
         """Statistics of each Gaussian for state posteriors ``resp`` (N, K)."""
-        component, log_b, centres = self._last
+        relative, total, centres = self._last
         K, M = self.n_components, self.n_mix
-        with np.errstate(invalid="ignore"):
-            within = np.exp(component.reshape(len(X), K, M) - log_b[:, :, None])
-        within[~np.isfinite(within)] = 0.0
-        resp_mix = (resp[:, :, None] * within).reshape(len(X), K * M)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(total > 0, resp / total, 0.0)
+        resp_mix = (relative * scale[:, :, None]).reshape(len(X), K * M)
         stats = self.gaussian.given_statistics(X, sample_weight, resp_mix, centres)
         return MixtureStatistics(stats, self.emission.covariance,
                                  np.asarray(resp, dtype=np.float64).sum(axis=0))
