@@ -571,3 +571,16 @@ def test_generic_driver_never_names_a_family():
                 if isinstance(node, ast.FunctionDef) and node.name == "__init__")
     defaults = {d.value for d in init.args.defaults if isinstance(d, ast.Constant)}
     assert "poisson" in defaults
+
+
+def test_multinomial_sample_follows_the_model():
+    rng = np.random.default_rng(3)
+    startprob, transmat = random_chain(rng, 2)
+    model = MultinomialHMM(2, n_trials=7)
+    model.startprob_, model.transmat_ = startprob, transmat
+    model.emissionprob_ = np.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7]])
+    X, states = model.sample(20000, random_state=4)
+    assert X.shape == (20000, 3) and X.dtype.kind == "i"
+    assert_array_equal(X.sum(axis=1), 7)
+    for k in range(2):
+        assert_allclose(X[states == k].mean(axis=0) / 7, model.emissionprob_[k], atol=0.01)
