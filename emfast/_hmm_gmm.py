@@ -116,7 +116,8 @@ class MixturePass:
             np.maximum(top, relative[:, :, m], out=top)
         shift = np.where(np.isfinite(top), top, 0.0)        # an all -inf state stays -inf
         relative -= shift[:, :, None]
-        np.exp(relative, out=relative)
+        with np.errstate(under="ignore"):
+            np.exp(relative, out=relative)
         total = relative[:, :, 0].copy()
         for m in range(1, M):
             total += relative[:, :, m]
@@ -129,9 +130,9 @@ class MixturePass:
         """Statistics of each Gaussian for state posteriors ``resp`` (N, K)."""
         relative, total, centres = self._last
         K, M = self.n_components, self.n_mix
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
             scale = np.where(total > 0, resp / total, 0.0)
-        resp_mix = (relative * scale[:, :, None]).reshape(len(X), K * M)
+            resp_mix = (relative * scale[:, :, None]).reshape(len(X), K * M)
         stats = self.gaussian.given_statistics(X, sample_weight, resp_mix, centres)
         return MixtureStatistics(stats, self.emission.covariance,
                                  np.asarray(resp, dtype=np.float64).sum(axis=0))
@@ -167,7 +168,9 @@ class GMMHMM(HMM):
         Initialisation: k-means of the states, then k-means of each state's
         rows for its mixture (emfast's k-means, so seeded starts differ from
         hmmlearn's, which uses scikit-learn's), equal weights and the data's
-        covariance plus ``min_covar``.
+        covariance plus ``min_covar``.  The k-means runs on the rows in a
+        lexicographic order, so a seeded start does not depend on the order of
+        the sequences in ``X``.
 
     Attributes
     ----------
@@ -285,6 +288,9 @@ class GMMHMM(HMM):
     def _initial_emission(self, X, family, family_pass, random_state):
         """k-means of the states, then of each state's rows (hmmlearn's scheme)."""
         K, M, (N, D) = self.n_components, self.n_mix, X.shape
+        # rows in a canonical (lexicographic) order: the start depends on the set of rows,
+        # not on the order in which the sequences were concatenated
+        X = np.ascontiguousarray(X[np.lexsort(X.T[::-1])])
         covariance = get_covariance("spherical")
         state_pass = GaussianPass(N, D, K, X.dtype, covariance, 1)
         centres = lloyd(X, None, kmeans_plusplus(X, None, K, random_state)[0], state_pass)
