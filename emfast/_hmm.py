@@ -16,10 +16,8 @@ from ._base import check_random_state
 from ._covariance import COVARIANCE_TYPES, CollapsedComponentError, get_covariance
 from ._exceptions import NotFittedError, interoperable
 from ._hmm_common import (NOT_FINITE, SCALING_UNDERFLOW, ChainAndEmissionStatistics,
-                          HMMMethods,
-                          chain_m_step, chain_priors, check_chain_options, check_chain_sums,
-                          check_real, check_sample_request, init_chain, prior,
-                          sample_states)
+                          HMMMethods, chain_m_step, chain_priors, check_chain_options,
+                          check_chain_sums, check_real, init_chain, prior, sample_states)
 from ._hmm_pass import HMMParams, HMMPass, HMMStatistics, check_lengths
 from ._initialization import kmeans_plusplus, lloyd
 from ._parallel import effective_n_threads, sequential_blas
@@ -182,15 +180,7 @@ class GaussianHMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params=_CODES, init_params=_CODES,
                  implementation="log", n_threads=None):
-        self._set_chain_options(n_components, startprob_prior, transmat_prior, algorithm,
-                                random_state, n_iter, tol, verbose, params, init_params,
-                                implementation, n_threads)
-        self.covariance_type = covariance_type
-        self.min_covar = min_covar
-        self.means_prior = means_prior
-        self.means_weight = means_weight
-        self.covars_prior = covars_prior
-        self.covars_weight = covars_weight
+        self._set_options(locals())
 
     # --- covars_: hmmlearn's full-matrix view ---------------------------------------
     @property
@@ -521,31 +511,8 @@ class GaussianHMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
         hpass = HMMPass(lengths, n_features, self.n_components, X.dtype, covariance, n_threads)
         return X, hpass, params
 
-    def sample(self, n_samples=1, random_state=None, currstate=None):
-        """Draw one sequence from the model.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Length of the sequence.
-        random_state : int, RandomState instance or None, default=None
-            None uses the estimator's ``random_state``.
-        currstate : int, default=None
-            State of the first sample; None draws it from ``startprob_``.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        state_sequence : ndarray of shape (n_samples,)
-        """
-        self._check_fitted()
+    def _sample(self, n_samples, rng, currstate):
         covariance = get_covariance(self.covariance_type)
-        check_sample_request(n_samples, currstate, self.n_components)
-        rng = check_random_state(self.random_state if random_state is None else random_state)
-        with sequential_blas():
-            return self._sample(covariance, n_samples, rng, currstate)
-
-    def _sample(self, covariance, n_samples, rng, currstate):
         K = self.n_components
         params = self._checked_params(covariance, np.shape(self.means_)[-1])
         states = sample_states(params.startprob, params.transmat, n_samples, rng, currstate)

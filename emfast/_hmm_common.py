@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._base import check_random_state
 from ._online import STEP_EXPONENT, STEP_OFFSET, _check_schedule, step_size
 from ._parallel import sequential_blas
 from ._sources import n_rows
@@ -298,26 +299,17 @@ class HMMMethods:
     A model gives ``_prepared(X, lengths)`` -> ``(X, engine, params)``, where
     ``engine.score(X, params, posteriors=...)`` returns the log-likelihood per
     sequence (and the state posteriors) and ``engine.viterbi(X, params)`` the
-    best path's log-probability per sequence and the path, and
-    ``_n_parameters()``.
+    best path's log-probability per sequence and the path, ``_n_parameters()``,
+    ``_sample(n_samples, rng, currstate)`` and, for ``partial_fit``,
+    ``_stepwise_context``, ``_stepwise_statistics`` and ``_stepwise_m_step``.
     """
 
-    def _set_chain_options(self, n_components, startprob_prior, transmat_prior, algorithm,
-                           random_state, n_iter, tol, verbose, params, init_params,
-                           implementation, n_threads):
-        """The constructor parameters every model has (a subclass adds its emission's)."""
-        self.n_components = n_components
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
-        self.algorithm = algorithm
-        self.random_state = random_state
-        self.n_iter = n_iter
-        self.tol = tol
-        self.verbose = verbose
-        self.params = params
-        self.init_params = init_params
-        self.implementation = implementation
-        self.n_threads = n_threads
+    def _set_options(self, arguments):
+        """Store the constructor's arguments (its ``locals()``) as attributes of the same
+        names, as scikit-learn's ``get_params`` expects."""
+        for name, value in arguments.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
 
     def _fit_monitor(self):
         """The monitor a fit reports to: one set on the estimator (``model.monitor_ =
@@ -413,6 +405,29 @@ class HMMMethods:
                  "aic : float")
     def aic(self, X, lengths=None):
         return -2 * self.score(X, lengths) + 2 * self._n_parameters()
+
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """Draw one sequence from the model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Length of the sequence.
+        random_state : int, RandomState instance or None, default=None
+            None uses the estimator's ``random_state``.
+        currstate : int, default=None
+            State of the first sample; None draws it from ``startprob_``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        state_sequence : ndarray of shape (n_samples,)
+        """
+        self._check_fitted()
+        check_sample_request(n_samples, currstate, self.n_components)
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        with sequential_blas():
+            return self._sample(n_samples, rng, currstate)
 
     def partial_fit(self, X, lengths=None, *, step_offset=STEP_OFFSET,
                     step_exponent=STEP_EXPONENT):

@@ -19,8 +19,8 @@ import numpy as np
 from ._base import check_random_state
 from ._exceptions import NotFittedError, interoperable
 from ._hmm_common import (NOT_FINITE, SCALING_UNDERFLOW, ChainAndEmissionStatistics,
-                          HMMMethods, chain_m_step, chain_priors, check_chain_options, check_chain_sums,
-                          check_real, check_sample_request, check_shape_finite, init_chain,
+                          HMMMethods, chain_m_step, chain_priors, check_chain_options,
+                          check_chain_sums, check_real, check_shape_finite, init_chain,
                           sample_states)
 from ._hmm_pass import GivenEmissionPass, check_lengths
 from ._mixture_model import MixtureParams, check_observed_columns, scan
@@ -180,11 +180,7 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
                  transmat_prior=1.0, emission_prior=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
                  init_params="ste", implementation="log", n_threads=None):
-        self.emission = emission
-        self.emission_prior = emission_prior
-        self._set_chain_options(n_components, startprob_prior, transmat_prior, algorithm,
-                                random_state, n_iter, tol, verbose, params, init_params,
-                                implementation, n_threads)
+        self._set_options(locals())
 
     @property
     def n_features(self):
@@ -412,26 +408,8 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
                               self._row_log_offset(X))
         return X, engine, state
 
-    def sample(self, n_samples=1, random_state=None, currstate=None):
-        """Draw one sequence from the model.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-        random_state : int, RandomState instance or None, default=None
-            None uses the estimator's ``random_state``.
-        currstate : int, default=None
-            State of the first sample; None draws it from ``startprob_``.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        state_sequence : ndarray of shape (n_samples,)
-        """
-        self._check_fitted()
+    def _sample(self, n_samples, rng, currstate):
         family, _ = self._check_parameters()
-        check_sample_request(n_samples, currstate, self.n_components)
-        rng = check_random_state(self.random_state if random_state is None else random_state)
         state = self._checked_state(family, self._sample_n_features())
         states = sample_states(state.startprob, state.transmat, n_samples, rng, currstate)
         return self._emission_sample(family, state.emission, states, rng), states

@@ -195,17 +195,7 @@ class GMMHMM(HMM):
                  covariance_type="diag", random_state=None, n_iter=10, tol=1e-2,
                  verbose=False, params="stmcw", init_params="stmcw", implementation="log",
                  n_threads=None):
-        self._set_chain_options(n_components, startprob_prior, transmat_prior, algorithm,
-                                random_state, n_iter, tol, verbose, params, init_params,
-                                implementation, n_threads)
-        self.n_mix = n_mix
-        self.min_covar = min_covar
-        self.weights_prior = weights_prior
-        self.means_prior = means_prior
-        self.means_weight = means_weight
-        self.covars_prior = covars_prior
-        self.covars_weight = covars_weight
-        self.covariance_type = covariance_type
+        self._set_options(locals())
 
     @property
     def n_features(self):
