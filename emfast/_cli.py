@@ -670,11 +670,9 @@ def _add_hmm_parser(commands):
     _add_loudness(fit, progress=False)
     fit.set_defaults(run=_hmm_fit_command)
 
-    decode = actions.add_parser("decode", help="the most likely states of DATA",
-                                description="Write the most likely state of every row of "
-                                            "DATA under a saved model.")
-    decode.add_argument("model", metavar="MODEL", help="a model saved by 'emfast hmm fit'")
-    _add_hmm_data_options(decode)
+    decode = _hmm_saved_model_action(actions, "decode", "the most likely states of DATA",
+                                     "Write the most likely state of every row of DATA "
+                                     "under a saved model.", _hmm_decode_command)
     decode.add_argument("--algorithm", default="viterbi", choices=["viterbi", "map"],
                         help="the best path (viterbi) or each row's most probable state "
                              "(map) (default: viterbi)")
@@ -683,14 +681,18 @@ def _add_hmm_parser(commands):
     decode.add_argument("-o", "--out", metavar="FILE",
                         help="write to .npy, .csv or .tsv (default: print to stdout)")
     _add_loudness(decode, progress=False)
-    decode.set_defaults(run=_hmm_decode_command)
+    _hmm_saved_model_action(actions, "score", "log-likelihood, BIC and AIC of DATA",
+                            "Print the log-likelihood of DATA under a saved model, with its "
+                            "BIC and AIC.", _hmm_score_command)
 
-    score = actions.add_parser("score", help="log-likelihood, BIC and AIC of DATA",
-                               description="Print the log-likelihood of DATA under a saved "
-                                           "model, with its BIC and AIC.")
-    score.add_argument("model", metavar="MODEL", help="a model saved by 'emfast hmm fit'")
-    _add_hmm_data_options(score)
-    score.set_defaults(run=_hmm_score_command)
+
+def _hmm_saved_model_action(actions, name, summary, description, run):
+    """An ``emfast hmm`` action on a saved model and DATA."""
+    action = actions.add_parser(name, help=summary, description=description)
+    action.add_argument("model", metavar="MODEL", help="a model saved by 'emfast hmm fit'")
+    _add_hmm_data_options(action)
+    action.set_defaults(run=run)
+    return action
 
 
 def _config_command(args):
