@@ -182,3 +182,24 @@ def test_bad_batch_is_named():
         model.partial_fit([[-1, 2], [3, 4]])
     with pytest.raises(ValueError, match="features"):
         model.partial_fit([[1, 2, 3], [3, 4, 5]])
+
+
+@pytest.mark.parametrize("name", ["GaussianHMM-full", "PoissonHMM", "GMMHMM"])
+def test_saved_after_partial_fit_and_continued_from_the_loaded_parameters(name, tmp_path):
+    batches, lengths = stream(name, n_batches=3)
+    make, _, start = MODELS[name]
+    model = with_parameters(make(), START_CHAIN, start)
+    for part in batches[:2]:
+        model.partial_fit(part, lengths)
+    model.save(tmp_path / "m.npz")
+    loaded = emfast.load(tmp_path / "m.npz")
+    assert loaded.score(batches[2], lengths) == model.score(batches[2], lengths)
+    assert loaded.lower_bounds_ == model.lower_bounds_
+    # the running average is not saved: the loaded model restarts it from its parameters,
+    # which is one Baum-Welch step on the batch
+    step = with_parameters(make(), (loaded.startprob_, loaded.transmat_),
+                           {key: getattr(loaded, key) for key in start}, n_iter=1)
+    step.fit(batches[2], lengths)
+    loaded.partial_fit(batches[2], lengths)
+    assert loaded.n_iter_ == 1
+    assert_allclose(loaded.transmat_, step.transmat_, rtol=1e-12)
