@@ -2,7 +2,8 @@
 
 GaussianHMM by default; ``--discrete`` times CategoricalHMM and PoissonHMM
 instead (the issue's shapes: N=1,000,000 in sequences of 1,000; 32 symbols
-and K=16; D=8 counts and K=8).
+and K=16; D=8 counts and K=8), and ``--gmm`` GMMHMM (N=100,000 in sequences
+of 1,000, D=4, K=4, n_mix=4, diag and full).
 
 Both start from the same explicit parameters (``init_params=''``) and run a
 fixed number of iterations (``tol=-inf``), so the time per iteration does not
@@ -18,6 +19,7 @@ Usage::
     python benchmarks/bench_hmm.py                       # the issue's shapes
     python benchmarks/bench_hmm.py --components 8 --iters 5 --skip-hmmlearn
     python benchmarks/bench_hmm.py --discrete --threads 2  # CategoricalHMM, PoissonHMM
+    python benchmarks/bench_hmm.py --gmm --threads 2       # GMMHMM, diag and full
 
 Timings are wall-clock in one process; on a shared machine run it when the
 machine is quiet, or compare only ratios measured in the same run.
@@ -27,7 +29,7 @@ import time
 
 import numpy as np
 
-from emfast import CategoricalHMM, GaussianHMM, PoissonHMM
+from emfast import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 from emfast._covariance import get_covariance
 from emfast._hmm_pass import HMMParams, HMMPass, check_lengths
 
@@ -165,6 +167,61 @@ def discrete_rows(args):
         print(row, flush=True)
 
 
+def gmm_start(X, K, n_mix, covariance_type, seed=1):
+    """One explicit GMMHMM start: means drawn from the rows, the data's covariance."""
+    rng = np.random.default_rng(seed)
+    D = X.shape[1]
+    startprob = np.full(K, 1.0 / K)
+    transmat = 0.5 * np.eye(K) + 0.5 * rng.dirichlet(np.ones(K), size=K)
+    weights = np.full((K, n_mix), 1.0 / n_mix)
+    means = X[rng.choice(len(X), size=K * n_mix, replace=False)].reshape(K, n_mix, D)
+    cov = np.cov(X.T)
+    covars = {"full": np.tile(cov, (K, n_mix, 1, 1)),
+              "diag": np.tile(np.diag(cov), (K, n_mix, 1))}[covariance_type]
+    return startprob, transmat, weights, means, covars
+
+
+def run_gmm(cls, X, lengths, start, covariance_type, n_iter, **kwargs):
+    K, n_mix = start[2].shape
+    model = cls(K, n_mix=n_mix, covariance_type=covariance_type, n_iter=n_iter, tol=-np.inf,
+                init_params="", **kwargs)
+    (model.startprob_, model.transmat_, model.weights_, model.means_,
+     model.covars_) = (np.array(p) for p in start)
+    begin = time.perf_counter()
+    model.fit(X, lengths)
+    return (time.perf_counter() - begin) / n_iter, np.array(model.monitor_.history)
+
+
+def gmm_rows(args, K=4, n_mix=4):
+    try:
+        import logging
+
+        from hmmlearn.hmm import GMMHMM as HmmlearnGMMHMM
+        logging.getLogger("hmmlearn").setLevel(logging.ERROR)
+    except ImportError:
+        HmmlearnGMMHMM = None
+        print("hmmlearn is not installed: emfast only")
+    X, lengths = make_data(args.n_samples, args.length, args.features)
+    print(f"GMMHMM: N={len(X)} in {len(lengths)} sequences of {args.length}, "
+          f"D={args.features}, K={K}, n_mix={n_mix}; emfast n_threads={args.threads}")
+    print(f"{'cov':>5} {'iters':>5} {'emfast s/it':>12} {'hmmlearn s/it':>14} {'ratio':>7} "
+          f"{'emfast ll/N':>12} {'max rel diff':>12}")
+    for covariance_type in args.covariance:
+        start = gmm_start(X, K, n_mix, covariance_type)
+        ours, hist = run_gmm(GMMHMM, X, lengths, start, covariance_type, args.iters,
+                             n_threads=args.threads)
+        row = f"{covariance_type:>5} {args.iters:>5} {ours:>12.4f} "
+        if HmmlearnGMMHMM is None or args.skip_hmmlearn:
+            row += f"{'-':>14} {'-':>7} {hist[-1] / len(X):>12.5f}"
+        else:
+            theirs, their_hist = run_gmm(HmmlearnGMMHMM, X, lengths, start, covariance_type,
+                                         args.iters)
+            diff = np.max(np.abs(hist - their_hist) / np.abs(their_hist))
+            row += (f"{theirs:>14.4f} {theirs / ours:>7.1f} {hist[-1] / len(X):>12.5f} "
+                    f"{diff:>12.1e}")
+        print(row, flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-samples", type=int, default=100_000)
@@ -179,7 +236,12 @@ def main():
     parser.add_argument("--skip-design", action="store_true")
     parser.add_argument("--discrete", action="store_true",
                         help="CategoricalHMM and PoissonHMM at the issue's shapes")
+    parser.add_argument("--gmm", action="store_true",
+                        help="GMMHMM (K=4, n_mix=4) at the issue's shape, diag and full")
     args = parser.parse_args()
+    if args.gmm:
+        gmm_rows(args)
+        return
     if args.discrete:
         if args.n_samples == parser.get_default("n_samples"):
             args.n_samples = 1_000_000

@@ -112,6 +112,8 @@ SUITES = [
           "hmmlearn.tests.conftest"),
     Suite("hmmlearn", "tests/test_gmm_hmm_new.py", _HMMLEARN_GMM_NEW_SWAPS,
           "hmmlearn.tests.conftest"),
+    Suite("hmmlearn", "tests/test_gmm_hmm_multisequence.py",
+          [("from hmmlearn import hmm\n", _HMMLEARN_NAMESPACE)], "hmmlearn.tests.conftest"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The ``emfast`` command line: ``demo``, ``fit``, ``predict``, ``select`` and ``config``.
+"""The ``emfast`` command line: ``demo``, ``fit``, ``predict``, ``select``, ``hmm`` and ``config``.
 
 Every error a user can cause (a missing or unreadable file, an unknown format
 or column, a bad option, a fit that fails) is printed as one line
@@ -481,6 +481,209 @@ def _ranges(counts):
             and len(counts) > 2 else ",".join(map(str, counts)))
 
 
+# --- hidden Markov models ----------------------------------------------------------------
+HMM_EMISSIONS = ("gaussian", "categorical", "poisson", "multinomial", "gmm")
+
+
+def _hmm_emissions():
+    """hmmlearn's model names first, then the other families (emfast.HMM)."""
+    return list(HMM_EMISSIONS) + [name for name in _family_names()
+                                  if name not in HMM_EMISSIONS]
+
+
+def _hmm_model(args):
+    """The model of ``--emission`` from the options (hmmlearn's class of that name, or
+    emfast.HMM on the family)."""
+    from . import GMMHMM, HMM, CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
+
+    chain = dict(n_iter=args.n_iter, tol=args.tol, random_state=args.seed,
+                 n_threads=args.threads)
+    K = args.n_components
+    if args.emission == "gaussian":
+        return GaussianHMM(K, covariance_type=args.covariance, **chain)
+    if args.emission == "gmm":
+        return GMMHMM(K, n_mix=args.n_mix, covariance_type=args.covariance, **chain)
+    if args.n_mix != 1:
+        raise ValueError(f"--n-mix is for --emission gmm; got --emission {args.emission}.")
+    classes = {"categorical": CategoricalHMM, "poisson": PoissonHMM,
+               "multinomial": MultinomialHMM}
+    if args.emission in classes:
+        return classes[args.emission](K, **chain)
+    return HMM(args.emission, K, **chain)
+
+
+def _hmm_lengths(args, n_rows, sequence_ids):
+    """``--lengths``: a file of sequence lengths, or (``sequence_ids``) a column of DATA
+    holding each row's sequence, a new sequence wherever it changes."""
+    from ._io import DataError, read_vector
+
+    if args.lengths is None:
+        return None
+    if sequence_ids is None:
+        lengths = read_vector(args.lengths)
+        if lengths.size == 0 or not np.all(lengths == np.round(lengths)):
+            raise DataError(f"--lengths: {args.lengths} must hold whole numbers, the length "
+                            "of each sequence.")
+        lengths = lengths.astype(np.int64)
+        if lengths.sum() != n_rows:
+            raise DataError(f"--lengths: the lengths in {args.lengths} sum to "
+                            f"{int(lengths.sum())}, but {args.data} has {n_rows} rows.")
+        return lengths
+    ids = np.asarray(sequence_ids)
+    starts = np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1]]))
+    return np.diff(np.concatenate([starts, [len(ids)]]))
+
+
+def _hmm_load(args):
+    """(X, lengths) of DATA: ``--lengths`` a data file, or a column of DATA (not a feature)."""
+    from ._io import is_data_file, read_data
+
+    column = None
+    if args.lengths is not None and not is_data_file(args.lengths):
+        column = args.lengths
+    X, _, sequence_ids = read_data(args.data, _column_list(args.columns), column,
+                                   _dtype(args))
+    return np.asarray(X), _hmm_lengths(args, X.shape[0], sequence_ids)
+
+
+def _hmm_fit_command(args):
+    from ._version import __version__
+
+    _check_model_path(args.out)
+    say = _say(args)
+    model = _hmm_model(args)
+    start = time.perf_counter()
+    X, lengths = _hmm_load(args)
+    load_seconds = time.perf_counter() - start
+    n_sequences = 1 if lengths is None else len(lengths)
+    say(f"emfast {__version__}: {args.data}, {X.shape[0]:,} samples x {X.shape[1]} features "
+        f"in {n_sequences:,} sequence(s); {args.n_components} states, {args.emission} "
+        f"emissions ({type(model).__name__})")
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        model.fit(X, lengths)
+    seconds = time.perf_counter() - start
+    say(f"fit: {model.n_iter_} Baum-Welch iterations, converged: {model.converged_}; "
+        f"time: reading the data {load_seconds:.3f} s, fit {seconds:.3f} s")
+    for warning in caught:
+        _show_warning(warning.message)
+    if say is print:
+        log_likelihood = model.score(X, lengths)
+        say(f"log-likelihood: {log_likelihood:.6f} ({log_likelihood / X.shape[0]:.6f} per "
+            f"sample)   BIC: {model.bic(X, lengths):,.1f}   AIC: {model.aic(X, lengths):,.1f}")
+    if args.out is not None:
+        _save_model(say, model, args.out)
+    return 0
+
+
+def _hmm_model_file(args):
+    from . import load
+    from ._hmm_common import HMMMethods
+    from ._io import DataError
+
+    if not os.path.isfile(args.model):
+        raise DataError(f"{args.model}: no such model file.")
+    model = load(args.model)
+    if not isinstance(model, HMMMethods):
+        raise DataError(f"{args.model} holds a {type(model).__name__}, not a hidden Markov "
+                        "model; use 'emfast predict'.")
+    return model
+
+
+def _hmm_decode_command(args):
+    from ._io import WRITE_SUFFIXES, check_output, write_array
+
+    if args.out is not None:
+        check_output(args.out, WRITE_SUFFIXES, "--out")
+    model = _hmm_model_file(args)
+    X, lengths = _hmm_load(args)
+    if args.proba:
+        result = model.predict_proba(X, lengths)
+        header = [f"p{k}" for k in range(result.shape[1])]
+    else:
+        result = model.decode(X, lengths, algorithm=args.algorithm)[1]
+        header = ["state"]
+    if args.out is None:
+        np.savetxt(sys.stdout, result, fmt="%.6g" if args.proba else "%d", delimiter=",")
+        return 0
+    write_array(args.out, result, header=header)
+    what = "state probabilities" if args.proba else f"states ({args.algorithm})"
+    _say(args)(f"wrote {result.shape[0]:,} rows of {what} to {args.out}")
+    return 0
+
+
+def _hmm_score_command(args):
+    model = _hmm_model_file(args)
+    X, lengths = _hmm_load(args)
+    log_likelihood = model.score(X, lengths)
+    print(f"log-likelihood: {log_likelihood:.10g}")
+    print(f"per sample: {log_likelihood / X.shape[0]:.10g}")
+    print(f"BIC: {model.bic(X, lengths):.10g}")
+    print(f"AIC: {model.aic(X, lengths):.10g}")
+    return 0
+
+
+def _add_hmm_data_options(parser):
+    _add_data_options(parser, weights=False)
+    parser.add_argument("--lengths", metavar="FILE|COLUMN",
+                        help="the sequences: a one-column data file of sequence lengths, or "
+                             "a column of DATA naming each row's sequence (a new sequence "
+                             "wherever it changes); default: one sequence")
+
+
+def _add_hmm_parser(commands):
+    hmm = _command(commands, "hmm", help="hidden Markov models: fit, decode, score",
+                   description="Fit a hidden Markov model by Baum-Welch, decode the states "
+                               "of data or score them with a saved model.")
+    actions = hmm.add_subparsers(dest="hmm_command", required=True, metavar="ACTION")
+    fit = actions.add_parser("fit", help="fit a hidden Markov model to DATA",
+                             description="Fit a hidden Markov model to DATA by Baum-Welch.")
+    _add_hmm_data_options(fit)
+    fit.add_argument("-k", "--n-components", type=_positive_int, required=True, metavar="K",
+                     help="number of hidden states")
+    fit.add_argument("--emission", default="gaussian", choices=_hmm_emissions(),
+                     help="emissions: hmmlearn's GaussianHMM, CategoricalHMM, PoissonHMM, "
+                          "MultinomialHMM or GMMHMM, or emfast.HMM on another family "
+                          "(default: gaussian)")
+    fit.add_argument("--covariance", default="diag", choices=COVARIANCE_TYPES,
+                     help="covariance type for gaussian and gmm (default: diag)")
+    fit.add_argument("--n-mix", type=_positive_int, default=1,
+                     help="Gaussians per state for gmm (default: 1)")
+    fit.add_argument("--n-iter", type=_non_negative_int, default=10,
+                     help="Baum-Welch iterations at most (default: %(default)s, hmmlearn's)")
+    fit.add_argument("--tol", type=float, default=1e-2,
+                     help="stop when the log-likelihood gains less (default: %(default)s)")
+    fit.add_argument("--seed", type=int, default=0,
+                     help="random seed of the initialisation (default: 0)")
+    fit.add_argument("-o", "--out", metavar="MODEL.npz", help="save the fitted model here")
+    _add_loudness(fit, progress=False)
+    fit.set_defaults(run=_hmm_fit_command)
+
+    decode = _hmm_saved_model_action(actions, "decode", "the most likely states of DATA",
+                                     "Write the most likely state of every row of DATA "
+                                     "under a saved model.", _hmm_decode_command)
+    decode.add_argument("--algorithm", default="viterbi", choices=["viterbi", "map"],
+                        help="the best path (viterbi) or each row's most probable state "
+                             "(map) (default: viterbi)")
+    decode.add_argument("--proba", action="store_true",
+                        help="write every state's posterior probability instead")
+    decode.add_argument("-o", "--out", metavar="FILE",
+                        help="write to .npy, .csv or .tsv (default: print to stdout)")
+    _add_loudness(decode, progress=False)
+    _hmm_saved_model_action(actions, "score", "log-likelihood, BIC and AIC of DATA",
+                            "Print the log-likelihood of DATA under a saved model, with its "
+                            "BIC and AIC.", _hmm_score_command)
+
+
+def _hmm_saved_model_action(actions, name, summary, description, run):
+    """An ``emfast hmm`` action on a saved model and DATA."""
+    action = actions.add_parser(name, help=summary, description=description)
+    action.add_argument("model", metavar="MODEL", help="a model saved by 'emfast hmm fit'")
+    _add_hmm_data_options(action)
+    action.set_defaults(run=run)
+    return action
+
+
 def _config_command(args):
     from ._config import show_config
 
@@ -543,6 +746,9 @@ EXAMPLES = {
                "  emfast predict model.npz points.csv | head",
     "select": "example:\n  emfast select points.csv -k 1..6 --covariance full,diag -o best.npz",
     "config": "example:\n  emfast config",
+    "hmm": "examples:\n  emfast hmm fit counts.csv -k 4 --emission poisson --lengths lengths.csv "
+           "-o hmm.npz\n  emfast hmm decode hmm.npz counts.csv --lengths lengths.csv -o states.csv\n"
+           "  emfast hmm score hmm.npz counts.csv --lengths lengths.csv",
 }
 
 
@@ -640,6 +846,8 @@ def build_parser():
                         help="draw the criterion table (needs matplotlib)")
     _add_fit_options(select)
     select.set_defaults(run=_select_command)
+
+    _add_hmm_parser(commands)
 
     config = _command(commands, "config", help="show version, OpenMP, threads and BLAS",
                                  description="Print what this installation runs with.")

@@ -8,23 +8,24 @@ the Gaussian mixture uses, followed by hmmlearn's prior corrections.
 """
 import logging
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 
 from ._base import check_random_state
 from ._covariance import COVARIANCE_TYPES, CollapsedComponentError, get_covariance
 from ._exceptions import NotFittedError, interoperable
-from ._hmm_common import (NOT_FINITE, SCALING_UNDERFLOW, HMMMethods,
-                          chain_m_step, chain_priors, check_chain_options, check_chain_sums,
-                          check_real, check_sample_request, init_chain, prior,
-                          sample_states)
-from ._hmm_pass import HMMParams, HMMPass, check_lengths
+from ._hmm_common import (NOT_FINITE, SCALING_UNDERFLOW, ChainAndEmissionStatistics,
+                          HMMMethods, chain_m_step, chain_priors, check_chain_options,
+                          check_chain_sums, check_real, init_chain, prior, sample_states)
+from ._hmm_pass import HMMParams, HMMPass, HMMStatistics, check_lengths
 from ._initialization import kmeans_plusplus, lloyd
 from ._parallel import effective_n_threads, sequential_blas
 from ._params import ParamsMixin
-from ._passes import GaussianPass
+from ._passes import GaussianPass, Statistics
 from ._sklearn_compat import SklearnCompatMixin
 from ._sources import read_whole
+from .families.gaussian import CentredStatistics
 
 # hmmlearn reports set attributes that init_params overwrites through logging; so does
 # emfast, under this logger (messages that code written for hmmlearn looks for)
@@ -179,15 +180,7 @@ class GaussianHMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params=_CODES, init_params=_CODES,
                  implementation="log", n_threads=None):
-        self._set_chain_options(n_components, startprob_prior, transmat_prior, algorithm,
-                                random_state, n_iter, tol, verbose, params, init_params,
-                                implementation, n_threads)
-        self.covariance_type = covariance_type
-        self.min_covar = min_covar
-        self.means_prior = means_prior
-        self.means_weight = means_weight
-        self.covars_prior = covars_prior
-        self.covars_weight = covars_weight
+        self._set_options(locals())
 
     # --- covars_: hmmlearn's full-matrix view ---------------------------------------
     @property
@@ -421,24 +414,12 @@ class GaussianHMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
             return self._fit(X, lengths)
 
     def _fit(self, X, lengths):
-        covariance, n_threads = self._check_parameters()
-        X = read_whole(X, owner="GaussianHMM")
-        lengths = check_lengths(lengths, X.shape[0])
-        random_state = check_random_state(self.random_state)
-        priors = self._priors(covariance, X.shape[1])
-        self._initialise(X, covariance, n_threads, random_state)
-        params = self._checked_params(covariance, X.shape[1])
-        hpass = HMMPass(lengths, X.shape[1], self.n_components, X.dtype, covariance, n_threads)
+        X, covariance, priors, hpass, params = self._fit_context(X, lengths, initialise=True)
         emission_stats = "m" in self.params or "c" in self.params
         second_moments = "c" in self.params
         monitor = self._fit_monitor()
         for _ in range(self.n_iter):
-            stats = hpass.statistics(X, params, emission_stats=emission_stats,
-                                     second_moments=second_moments)
-            if self.implementation == "scaling" and stats.n_log_space:
-                raise ValueError(SCALING_UNDERFLOW)
-            if not np.isfinite(stats.loglik):
-                raise ValueError(NOT_FINITE)
+            stats = self._e_step(X, hpass, params, emission_stats, second_moments)
             params = self._m_step(
                 stats, params, covariance, priors,
                 lambda centres, current=params: hpass.statistics(X, current, centres=centres))
@@ -449,6 +430,68 @@ class GaussianHMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
         self._record_fit(monitor)
         self.n_features_in_ = self.n_features = X.shape[1]
         return self
+
+    def _fit_context(self, X, lengths, initialise):
+        """(X, covariance, priors, pass, starting parameters) of a fit on ``X``; the
+        parameters are initialised as ``init_params`` says when ``initialise``."""
+        covariance, n_threads = self._check_parameters()
+        X = read_whole(X, n_features=None if initialise else np.shape(self.means_)[-1],
+                       owner="GaussianHMM")
+        lengths = check_lengths(lengths, X.shape[0])
+        random_state = check_random_state(self.random_state)
+        priors = self._priors(covariance, X.shape[1])
+        if initialise:
+            self._initialise(X, covariance, n_threads, random_state)
+        params = self._checked_params(covariance, X.shape[1])
+        hpass = HMMPass(lengths, X.shape[1], self.n_components, X.dtype, covariance, n_threads)
+        return X, covariance, priors, hpass, params
+
+    def _e_step(self, X, hpass, params, emission_stats, second_moments):
+        stats = hpass.statistics(X, params, emission_stats=emission_stats,
+                                 second_moments=second_moments)
+        if self.implementation == "scaling" and stats.n_log_space:
+            raise ValueError(SCALING_UNDERFLOW)
+        if not np.isfinite(stats.loglik):
+            raise ValueError(NOT_FINITE)
+        return stats
+
+    # --- stepwise EM (HMMMethods.partial_fit) -------------------------------------------
+    def _stepwise_context(self, X, lengths, initialise):
+        X, covariance, priors, hpass, params = self._fit_context(X, lengths, initialise)
+        return SimpleNamespace(X=X, covariance=covariance, priors=priors, hpass=hpass,
+                               params=params)
+
+    def _stepwise_statistics(self, context, centres=None):
+        """The batch's statistics as additive parts (the emission's about ``centres``,
+        by default the means)."""
+        emission_stats = "m" in self.params or "c" in self.params
+        if centres is None:
+            stats = self._e_step(context.X, context.hpass, context.params, emission_stats,
+                                 emission_stats)
+        else:
+            stats = context.hpass.statistics(context.X, context.params, centres=centres)
+        emission = None
+        if emission_stats:
+            emission = CentredStatistics(Statistics(stats.loglik, stats.nk, stats.s1, stats.s2,
+                                                    stats.centres), context.covariance)
+        return ChainAndEmissionStatistics(stats.loglik, stats.start, stats.trans, emission)
+
+    def _stepwise_m_step(self, context, stats, restatistics):
+        def as_hmm_statistics(parts):
+            emission = parts.emission.stats if parts.emission is not None else None
+            return HMMStatistics(
+                loglik=parts.loglik, start=parts.start, trans=parts.trans,
+                nk=None if emission is None else emission.nk,
+                s1=None if emission is None else emission.s1,
+                s2=None if emission is None else emission.s2,
+                centres=None if emission is None else emission.centres, n_log_space=0)
+
+        params = self._m_step(
+            as_hmm_statistics(stats), context.params, context.covariance, context.priors,
+            lambda centres: as_hmm_statistics(
+                restatistics(self._stepwise_statistics(context, centres))))
+        self._store(params, context.covariance)
+        self.n_features_in_ = self.n_features = context.X.shape[1]
 
     def _store(self, params, covariance):
         self.startprob_ = params.startprob
@@ -468,31 +511,8 @@ class GaussianHMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
         hpass = HMMPass(lengths, n_features, self.n_components, X.dtype, covariance, n_threads)
         return X, hpass, params
 
-    def sample(self, n_samples=1, random_state=None, currstate=None):
-        """Draw one sequence from the model.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Length of the sequence.
-        random_state : int, RandomState instance or None, default=None
-            None uses the estimator's ``random_state``.
-        currstate : int, default=None
-            State of the first sample; None draws it from ``startprob_``.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        state_sequence : ndarray of shape (n_samples,)
-        """
-        self._check_fitted()
+    def _sample(self, n_samples, rng, currstate):
         covariance = get_covariance(self.covariance_type)
-        check_sample_request(n_samples, currstate, self.n_components)
-        rng = check_random_state(self.random_state if random_state is None else random_state)
-        with sequential_blas():
-            return self._sample(covariance, n_samples, rng, currstate)
-
-    def _sample(self, covariance, n_samples, rng, currstate):
         K = self.n_components
         params = self._checked_params(covariance, np.shape(self.means_)[-1])
         states = sample_states(params.startprob, params.transmat, n_samples, rng, currstate)

@@ -4,18 +4,23 @@ The Markov chain's side of Baum-Welch and of the hmmlearn interface: the
 convergence monitor (hmmlearn's ``monitor_``), the checks of the estimator's
 parameters and of ``startprob_`` / ``transmat_``, hmmlearn's Dirichlet MAP
 updates of the start and transition probabilities, the drawing of state
-paths, and the prediction methods (``score``, ``score_samples``,
+paths, the prediction methods (``score``, ``score_samples``,
 ``predict_proba``, ``decode``, ``predict``, ``bic``, ``aic``, ``save``) on a
-model's forward-backward engine.  The emission side (densities, statistics,
-M-step) belongs to each model.
+model's forward-backward engine, and stepwise EM over sequences
+(``partial_fit``).  The emission side (densities, statistics, M-step)
+belongs to each model.
 """
 import numbers
 import sys
 import warnings
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
+from ._base import check_random_state
+from ._online import STEP_EXPONENT, STEP_OFFSET, _check_schedule, step_size
+from ._parallel import sequential_blas
 from ._sources import n_rows
 
 DECODER_ALGORITHMS = ("viterbi", "map")
@@ -245,33 +250,66 @@ def sample_states(startprob, transmat, n_samples, rng, currstate):
     return states
 
 
+# --- stepwise EM -----------------------------------------------------------------------------
+@dataclass
+class ChainAndEmissionStatistics:
+    """One E-step's additive statistics: the chain's expected counts and the emission's
+    (an object with ``scaled`` and ``+``, the left operand's centres kept; None when the
+    emissions are not fitted)."""
+
+    loglik: float
+    start: np.ndarray           # (K,) posteriors of the first rows
+    trans: np.ndarray           # (K, K) expected transition counts
+    emission: object
+
+    def scaled(self, factor):
+        return ChainAndEmissionStatistics(
+            self.loglik * factor, self.start * factor, self.trans * factor,
+            None if self.emission is None else self.emission.scaled(factor))
+
+    def __add__(self, other):
+        return ChainAndEmissionStatistics(
+            self.loglik + other.loglik, self.start + other.start, self.trans + other.trans,
+            None if self.emission is None else self.emission + other.emission)
+
+
+@dataclass
+class _StepwiseState:
+    stats: ChainAndEmissionStatistics   # running average per row
+    n_batches: int
+    transmat: np.ndarray                # the transmat_ this state produced (a fit resets)
+
+
 # --- the estimators' shared methods -------------------------------------------------------
+def _documented(summary, returns, extra=""):
+    """A method's docstring: ``summary``, the (X, lengths) parameters, ``returns``."""
+    def decorate(method):
+        method.__doc__ = (f"{summary}\n\n        Parameters\n        ----------\n"
+                          f"        X : array-like of shape (n_samples, n_features)\n"
+                          f"        lengths : array-like of int of shape (n_sequences,), "
+                          f"default=None\n{extra}\n        Returns\n        -------\n"
+                          f"        {returns}\n        ")
+        return method
+    return decorate
+
+
 class HMMMethods:
     """Prediction, model selection and persistence on a model's forward-backward engine.
 
     A model gives ``_prepared(X, lengths)`` -> ``(X, engine, params)``, where
     ``engine.score(X, params, posteriors=...)`` returns the log-likelihood per
     sequence (and the state posteriors) and ``engine.viterbi(X, params)`` the
-    best path's log-probability per sequence and the path, and
-    ``_n_parameters()``.
+    best path's log-probability per sequence and the path, ``_n_parameters()``,
+    ``_sample(n_samples, rng, currstate)`` and, for ``partial_fit``,
+    ``_stepwise_context``, ``_stepwise_statistics`` and ``_stepwise_m_step``.
     """
 
-    def _set_chain_options(self, n_components, startprob_prior, transmat_prior, algorithm,
-                           random_state, n_iter, tol, verbose, params, init_params,
-                           implementation, n_threads):
-        """The constructor parameters every model has (a subclass adds its emission's)."""
-        self.n_components = n_components
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
-        self.algorithm = algorithm
-        self.random_state = random_state
-        self.n_iter = n_iter
-        self.tol = tol
-        self.verbose = verbose
-        self.params = params
-        self.init_params = init_params
-        self.implementation = implementation
-        self.n_threads = n_threads
+    def _set_options(self, arguments):
+        """Store the constructor's arguments (its ``locals()``) as attributes of the same
+        names, as scikit-learn's ``get_params`` expects."""
+        for name, value in arguments.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
 
     def _fit_monitor(self):
         """The monitor a fit reports to: one set on the estimator (``model.monitor_ =
@@ -308,72 +346,35 @@ class HMMMethods:
         self._monitor = value
         self._monitor_given = True
 
+    @_documented("Log-likelihood of ``X`` under the model (summed over sequences).",
+                 "log_prob : float")
     def score(self, X, lengths=None):
-        """Log-likelihood of ``X`` under the model (summed over sequences).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        lengths : array-like of int of shape (n_sequences,), default=None
-
-        Returns
-        -------
-        log_prob : float
-        """
         X, engine, params = self._prepared(X, lengths)
         return float(engine.score(X, params)[0].sum())
 
+    @_documented("Log-likelihood of ``X`` and the state posteriors of every row.",
+                 "log_prob : float\n        posteriors : ndarray of shape (n_samples, "
+                 "n_components)")
     def score_samples(self, X, lengths=None):
-        """Log-likelihood of ``X`` and the state posteriors of every row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        lengths : array-like of int of shape (n_sequences,), default=None
-
-        Returns
-        -------
-        log_prob : float
-        posteriors : ndarray of shape (n_samples, n_components)
-        """
         X, engine, params = self._prepared(X, lengths)
         seq_loglik, posteriors = engine.score(X, params, posteriors=True)
         return float(seq_loglik.sum()), posteriors
 
+    @_documented("State posteriors of every row.",
+                 "posteriors : ndarray of shape (n_samples, n_components)")
     def predict_proba(self, X, lengths=None):
-        """State posteriors of every row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        lengths : array-like of int of shape (n_sequences,), default=None
-
-        Returns
-        -------
-        posteriors : ndarray of shape (n_samples, n_components)
-        """
         return self.score_samples(X, lengths)[1]
 
+    @_documented(
+        "Most likely states of ``X``.",
+        "log_prob : float\n            Viterbi: the log-probability of the best path (with "
+        "the data),\n            summed over sequences.  MAP: the sum over rows of the log "
+        "of the\n            largest posterior.\n        state_sequence : ndarray of shape "
+        "(n_samples,)",
+        "        algorithm : {'viterbi', 'map'}, default=None\n            None uses the "
+        "estimator's ``algorithm``.  'viterbi' finds the\n            most probable state "
+        "path; 'map' the most probable state of each\n            row given all the data.\n")
     def decode(self, X, lengths=None, algorithm=None):
-        """Most likely states of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        lengths : array-like of int of shape (n_sequences,), default=None
-        algorithm : {'viterbi', 'map'}, default=None
-            None uses the estimator's ``algorithm``.  'viterbi' finds the
-            most probable state path; 'map' the most probable state of each
-            row given all the data.
-
-        Returns
-        -------
-        log_prob : float
-            Viterbi: the log-probability of the best path (with the data),
-            summed over sequences.  MAP: the sum over rows of the log of the
-            largest posterior.
-        state_sequence : ndarray of shape (n_samples,)
-        """
         algorithm = self.algorithm if algorithm is None else algorithm
         if algorithm not in DECODER_ALGORITHMS:
             raise ValueError(f"algorithm must be one of {list(DECODER_ALGORITHMS)}; got "
@@ -388,50 +389,111 @@ class HMMMethods:
             log_prob = float(np.log(posteriors[np.arange(len(states)), states]).sum())
         return log_prob, states
 
+    @_documented("Most likely states of ``X`` by the estimator's ``algorithm``.",
+                 "state_sequence : ndarray of shape (n_samples,)")
     def predict(self, X, lengths=None):
-        """Most likely states of ``X`` by the estimator's ``algorithm``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        lengths : array-like of int of shape (n_sequences,), default=None
-
-        Returns
-        -------
-        state_sequence : ndarray of shape (n_samples,)
-        """
         return self.decode(X, lengths)[1]
 
+    @_documented("Bayesian information criterion of the model on ``X`` (lower is better).\n\n"
+                 "        ``-2 log p(X) + n_parameters log(n_samples)``, counting every\n"
+                 "        parameter (start, transitions, emissions), as hmmlearn does.",
+                 "bic : float")
     def bic(self, X, lengths=None):
-        """Bayesian information criterion of the model on ``X`` (lower is better).
-
-        ``-2 log p(X) + n_parameters log(n_samples)``, counting every
-        parameter (start, transitions, emissions), as hmmlearn does.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        lengths : array-like of int of shape (n_sequences,), default=None
-
-        Returns
-        -------
-        bic : float
-        """
         return -2 * self.score(X, lengths) + self._n_parameters() * np.log(n_rows(X))
 
+    @_documented("Akaike information criterion of the model on ``X`` (lower is better).",
+                 "aic : float")
     def aic(self, X, lengths=None):
-        """Akaike information criterion of the model on ``X`` (lower is better).
+        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
+
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """Draw one sequence from the model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Length of the sequence.
+        random_state : int, RandomState instance or None, default=None
+            None uses the estimator's ``random_state``.
+        currstate : int, default=None
+            State of the first sample; None draws it from ``startprob_``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        state_sequence : ndarray of shape (n_samples,)
+        """
+        self._check_fitted()
+        check_sample_request(n_samples, currstate, self.n_components)
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        with sequential_blas():
+            return self._sample(n_samples, rng, currstate)
+
+    def partial_fit(self, X, lengths=None, *, step_offset=STEP_OFFSET,
+                    step_exponent=STEP_EXPONENT):
+        """Update the model with one batch of sequences by stepwise EM.
+
+        Stepwise EM (Cappé & Moulines 2009) over sequences: the batch's
+        E-step statistics (expected start and transition counts, the
+        emission's sufficient statistics), per row, are blended into a running
+        average ``s <- (1 - rho_t) s + rho_t s(batch)`` with the Robbins-Monro
+        step ``rho_t = (t + step_offset) ** -step_exponent`` (``t`` the updates
+        after the first batch; the defaults are ``emfast._online``'s, as
+        ``GaussianMixture.partial_fit``), then one M-step on the running
+        average scaled to the batch's rows (so the priors weigh as in a fit
+        of that batch).  On a stationary stream the parameters approach a
+        fixed point of batch Baum-Welch.
+
+        The first call initialises from its batch as ``fit`` does
+        (``init_params``), or continues from a previous ``fit``; later calls
+        continue.  ``lower_bounds_`` gets the batch's total log-likelihood
+        under the parameters before the update, ``n_iter_`` counts the
+        batches, ``converged_`` is False (stepwise EM has no stopping rule).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            The batch's sequences, concatenated.
         lengths : array-like of int of shape (n_sequences,), default=None
+        step_offset : float, default=2.0
+            ``t0`` of the step size, >= 0.
+        step_exponent : float, default=0.6
+            ``kappa`` of the step size, in (0.5, 1].
 
         Returns
         -------
-        aic : float
+        self
         """
-        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
+        _check_schedule(step_offset, step_exponent)
+        state = vars(self).get("_stepwise")
+        if state is not None and state.transmat is not getattr(self, "transmat_", None):
+            state = None            # fit, load or parameters set since: start from them
+        initialise = state is None and "converged_" not in vars(self)
+        history = list(self.lower_bounds_) if state is not None else []
+        with sequential_blas():
+            context = self._stepwise_context(X, lengths, initialise)
+            batch = self._stepwise_statistics(context)
+            n_rows_batch = float(context.X.shape[0])
+            rho = 1.0 if state is None else step_size(state.n_batches, step_offset,
+                                                      step_exponent)
+
+            def running(batch_stats):
+                per_row = batch_stats.scaled(1.0 / n_rows_batch)
+                if state is None:
+                    return per_row
+                return per_row.scaled(rho) + state.stats.scaled(1.0 - rho)
+
+            stats = running(batch)
+            self._stepwise_m_step(context, stats.scaled(n_rows_batch),
+                                  lambda again: running(again).scaled(n_rows_batch))
+        n_batches = 1 if state is None else state.n_batches + 1
+        monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        monitor.history.extend(history + [batch.loglik])
+        monitor.iter = n_batches
+        self._record_fit(monitor)
+        self.converged_ = False
+        self._stepwise = _StepwiseState(stats, n_batches, self.transmat_)
+        return self
 
     def save(self, file):
         """Save the model (parameters and fitted attributes) without pickle.

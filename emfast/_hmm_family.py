@@ -18,9 +18,9 @@ import numpy as np
 
 from ._base import check_random_state
 from ._exceptions import NotFittedError, interoperable
-from ._hmm_common import (NOT_FINITE, SCALING_UNDERFLOW, HMMMethods,
-                          chain_m_step, chain_priors, check_chain_options, check_chain_sums,
-                          check_real, check_sample_request, check_shape_finite, init_chain,
+from ._hmm_common import (NOT_FINITE, SCALING_UNDERFLOW, ChainAndEmissionStatistics,
+                          HMMMethods, chain_m_step, chain_priors, check_chain_options,
+                          check_chain_sums, check_real, check_shape_finite, init_chain,
                           sample_states)
 from ._hmm_pass import GivenEmissionPass, check_lengths
 from ._mixture_model import MixtureParams, check_observed_columns, scan
@@ -70,6 +70,19 @@ class FamilyEngine:
 
     def viterbi(self, X, params):
         return self.chain_pass.viterbi(self.log_densities(X, params.emission), params)
+
+
+@dataclass
+class _FitContext:
+    """The data and the passes of one fit (or one partial_fit batch)."""
+
+    X: np.ndarray
+    family: object
+    priors: dict                # the chain's Dirichlet priors
+    emission_prior: object      # the family's checked prior
+    family_pass: object = None
+    engine: FamilyEngine = None
+    state: HMMState = None      # partial_fit: the parameters of its E-step
 
 
 def keep_empty_states(new, old, empty):
@@ -167,11 +180,7 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
                  transmat_prior=1.0, emission_prior=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
                  init_params="ste", implementation="log", n_threads=None):
-        self.emission = emission
-        self.emission_prior = emission_prior
-        self._set_chain_options(n_components, startprob_prior, transmat_prior, algorithm,
-                                random_state, n_iter, tol, verbose, params, init_params,
-                                implementation, n_threads)
+        self._set_options(locals())
 
     @property
     def n_features(self):
@@ -299,52 +308,86 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
             return self._fit(X, lengths)
 
     def _fit(self, X, lengths):
-        family, n_threads = self._check_parameters()
-        X, extent, missing = self._family_data(X, family)
-        lengths = check_lengths(lengths, X.shape[0])
-        N, D = X.shape
-        random_state = check_random_state(self.random_state)
-        priors = chain_priors(self)
-        emission_prior = self._emission_prior(family)
-        init_chain(self, random_state)
-        init_emission = self._needs_init(self._emission_code, self._emission_attribute)
-        if init_emission and N < self.n_components:
-            raise ValueError(f"Initialising the emissions needs n_samples >= n_components; "
-                             f"got n_samples={N}, n_components={self.n_components}.")
-        layout = family.layout(D, extent, None if init_emission else
-                               self._checked_emission(family, D))
-        family_pass = family.make_pass(N, D, self.n_components, X.dtype, n_threads, layout,
-                                       missing)
-        if init_emission:
-            self._set_emission(self._initial_emission(X, family, family_pass, random_state))
-        state = self._checked_state(family, D)
-        engine = FamilyEngine(family_pass, GivenEmissionPass(lengths, self.n_components,
-                                                             n_threads),
-                              self._row_log_offset(X))
+        context, state = self._fit_context(X, lengths, initialise=True)
         monitor = self._fit_monitor()
         for _ in range(self.n_iter):
-            stats, posteriors = engine.statistics(X, state)
-            if self.implementation == "scaling" and stats.n_log_space:
-                raise ValueError(SCALING_UNDERFLOW)
-            if not np.isfinite(stats.loglik):
-                raise ValueError(NOT_FINITE)
-            startprob, transmat = chain_m_step(self.params, state.startprob, state.transmat,
-                                               stats.start, stats.trans, priors)
-            emission = state.emission
-            if set(self._emission_code) & set(self.params):
-                emission_stats = family_pass.given_statistics(X, None, posteriors)
-                emission = self._emission_m_step(emission_stats, family, family_pass,
-                                                 emission, emission_prior)
-            del posteriors
-            state = HMMState(startprob, transmat, emission)
+            stats = self._e_step(context, state)
+            state = self._m_step(context, state, stats)
             monitor.report(stats.loglik)
             if monitor.converged:
                 break
+        self._store(state, context)
+        self._record_fit(monitor)
+        return self
+
+    def _fit_context(self, X, lengths, initialise):
+        """What the iterations of a fit on ``X`` need, and the starting parameters (set
+        as ``init_params`` says when ``initialise``, else the model's own)."""
+        family, n_threads = self._check_parameters()
+        X, extent, missing = self._family_data(X, family,
+                                               None if initialise else
+                                               self._fitted_n_features())
+        lengths = check_lengths(lengths, X.shape[0])
+        N, D = X.shape
+        random_state = check_random_state(self.random_state)
+        context = _FitContext(X, family, chain_priors(self), self._emission_prior(family))
+        init_emission = False
+        if initialise:
+            init_chain(self, random_state)
+            init_emission = self._needs_init(self._emission_code, self._emission_attribute)
+            if init_emission and N < self.n_components:
+                raise ValueError(f"Initialising the emissions needs n_samples >= "
+                                 f"n_components; got n_samples={N}, "
+                                 f"n_components={self.n_components}.")
+        layout = family.layout(D, extent, None if init_emission else
+                               self._checked_emission(family, D))
+        context.family_pass = family.make_pass(N, D, self.n_components, X.dtype, n_threads,
+                                               layout, missing)
+        if init_emission:
+            self._set_emission(self._initial_emission(X, family, context.family_pass,
+                                                      random_state))
+        context.engine = FamilyEngine(context.family_pass,
+                                      GivenEmissionPass(lengths, self.n_components, n_threads),
+                                      self._row_log_offset(X))
+        return context, self._checked_state(family, D)
+
+    def _e_step(self, context, state):
+        """The chain's and (when fitted) the emission's statistics at ``state``."""
+        stats, posteriors = context.engine.statistics(context.X, state)
+        if self.implementation == "scaling" and stats.n_log_space:
+            raise ValueError(SCALING_UNDERFLOW)
+        if not np.isfinite(stats.loglik):
+            raise ValueError(NOT_FINITE)
+        emission = None
+        if set(self._emission_code) & set(self.params):
+            emission = context.family_pass.given_statistics(context.X, None, posteriors)
+        return ChainAndEmissionStatistics(stats.loglik, stats.start, stats.trans, emission)
+
+    def _m_step(self, context, state, stats):
+        startprob, transmat = chain_m_step(self.params, state.startprob, state.transmat,
+                                           stats.start, stats.trans, context.priors)
+        emission = state.emission
+        if stats.emission is not None:
+            emission = self._emission_m_step(stats.emission, context.family,
+                                             context.family_pass, emission,
+                                             context.emission_prior)
+        return HMMState(startprob, transmat, emission)
+
+    def _store(self, state, context):
         self.startprob_, self.transmat_ = state.startprob, state.transmat
         self._set_emission(state.emission)
-        self._record_fit(monitor)
-        self.n_features_in_ = D
-        return self
+        self.n_features_in_ = context.X.shape[1]
+
+    # --- stepwise EM (HMMMethods.partial_fit) ---------------------------------------------
+    def _stepwise_context(self, X, lengths, initialise):
+        context, context.state = self._fit_context(X, lengths, initialise)
+        return context
+
+    def _stepwise_statistics(self, context):
+        return self._e_step(context, context.state)
+
+    def _stepwise_m_step(self, context, stats, restatistics):
+        self._store(self._m_step(context, context.state, stats), context)
 
     # --- prediction -------------------------------------------------------------------------
     def _fitted_n_features(self):
@@ -365,26 +408,8 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
                               self._row_log_offset(X))
         return X, engine, state
 
-    def sample(self, n_samples=1, random_state=None, currstate=None):
-        """Draw one sequence from the model.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-        random_state : int, RandomState instance or None, default=None
-            None uses the estimator's ``random_state``.
-        currstate : int, default=None
-            State of the first sample; None draws it from ``startprob_``.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        state_sequence : ndarray of shape (n_samples,)
-        """
-        self._check_fitted()
+    def _sample(self, n_samples, rng, currstate):
         family, _ = self._check_parameters()
-        check_sample_request(n_samples, currstate, self.n_components)
-        rng = check_random_state(self.random_state if random_state is None else random_state)
         state = self._checked_state(family, self._sample_n_features())
         states = sample_states(state.startprob, state.transmat, n_samples, rng, currstate)
         return self._emission_sample(family, state.emission, states, rng), states

@@ -14,7 +14,6 @@ its mixture.
 import warnings
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ._covariance import COVARIANCE_TYPES, CollapsedComponentError, get_covariance
 from ._hmm_common import check_real, check_shape_finite, prior
@@ -22,6 +21,7 @@ from ._hmm_family import HMM
 from ._initialization import kmeans_plusplus, lloyd
 from ._passes import GaussianParams, GaussianPass
 from ._validation import check_data
+from .families.gaussian import CentredStatistics
 
 # the kernel's covariance strategy of the n_components * n_mix Gaussians
 _KERNEL_TYPE = {"full": "full", "tied": "full", "diag": "diag", "spherical": "spherical"}
@@ -57,6 +57,27 @@ class MixtureEmission:
         return weights.reshape(K * M), means.reshape(K * M, D), covars
 
 
+class MixtureStatistics(CentredStatistics):
+    """The K M Gaussians' statistics about their centres, and each state's posterior
+    mass ``post_sum`` (K,); ``+`` and ``scaled`` as the Gaussian family's."""
+
+    def __init__(self, stats, covariance, post_sum):
+        super().__init__(stats, covariance)
+        self.post_sum = post_sum
+
+    centres = property(lambda self: self.stats.centres)
+    s1 = property(lambda self: self.stats.s1)
+    s2 = property(lambda self: self.stats.s2)
+
+    def __add__(self, other):
+        return MixtureStatistics(super().__add__(other).stats, self.covariance,
+                                 self.post_sum + other.post_sum)
+
+    def scaled(self, factor):
+        return MixtureStatistics(super().scaled(factor).stats, self.covariance,
+                                 self.post_sum * factor)
+
+
 class MixturePass:
     """Scores and statistics of the K M Gaussians on emfast's Gaussian kernel.
 
@@ -85,22 +106,36 @@ class MixturePass:
         kernel = GaussianParams(weights, means, self.precisions_cholesky(covars))
         component = self.gaussian.score(X, kernel, log_prob=True)[3]
         K, M = self.n_components, self.n_mix
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_b = logsumexp(component.reshape(len(X), K, M), axis=2)
-        self._last = (component, log_b, means)
-        return None, None, None, log_b.copy()
+        # each state's log-sum-exp over its mixture, keeping the exponentials (relative to
+        # the state's largest term) for the statistics of the E-step that follows
+        # (elementwise over the M columns: numpy's reductions along a short last axis
+        # are several times slower)
+        relative = component.reshape(len(X), K, M)
+        top = relative[:, :, 0].copy()
+        for m in range(1, M):
+            np.maximum(top, relative[:, :, m], out=top)
+        shift = np.where(np.isfinite(top), top, 0.0)        # an all -inf state stays -inf
+        relative -= shift[:, :, None]
+        with np.errstate(under="ignore"):
+            np.exp(relative, out=relative)
+        total = relative[:, :, 0].copy()
+        for m in range(1, M):
+            total += relative[:, :, m]
+        with np.errstate(divide="ignore"):
+            log_b = np.log(total) + shift
+        self._last = (relative, total, means)
+        return None, None, None, log_b
 
     def given_statistics(self, X, sample_weight, resp):
         """Statistics of each Gaussian for state posteriors ``resp`` (N, K)."""
-        component, log_b, centres = self._last
+        relative, total, centres = self._last
         K, M = self.n_components, self.n_mix
-        with np.errstate(invalid="ignore"):
-            within = np.exp(component.reshape(len(X), K, M) - log_b[:, :, None])
-        within[~np.isfinite(within)] = 0.0
-        resp_mix = (resp[:, :, None] * within).reshape(len(X), K * M)
+        with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+            scale = np.where(total > 0, resp / total, 0.0)
+            resp_mix = (relative * scale[:, :, None]).reshape(len(X), K * M)
         stats = self.gaussian.given_statistics(X, sample_weight, resp_mix, centres)
-        stats.post_sum = np.asarray(resp, dtype=np.float64).sum(axis=0)
-        return stats
+        return MixtureStatistics(stats, self.emission.covariance,
+                                 np.asarray(resp, dtype=np.float64).sum(axis=0))
 
 
 class GMMHMM(HMM):
@@ -133,7 +168,9 @@ class GMMHMM(HMM):
         Initialisation: k-means of the states, then k-means of each state's
         rows for its mixture (emfast's k-means, so seeded starts differ from
         hmmlearn's, which uses scikit-learn's), equal weights and the data's
-        covariance plus ``min_covar``.
+        covariance plus ``min_covar``.  The k-means runs on the rows in a
+        lexicographic order, so a seeded start does not depend on the order of
+        the sequences in ``X``.
 
     Attributes
     ----------
@@ -158,17 +195,7 @@ class GMMHMM(HMM):
                  covariance_type="diag", random_state=None, n_iter=10, tol=1e-2,
                  verbose=False, params="stmcw", init_params="stmcw", implementation="log",
                  n_threads=None):
-        self._set_chain_options(n_components, startprob_prior, transmat_prior, algorithm,
-                                random_state, n_iter, tol, verbose, params, init_params,
-                                implementation, n_threads)
-        self.n_mix = n_mix
-        self.min_covar = min_covar
-        self.weights_prior = weights_prior
-        self.means_prior = means_prior
-        self.means_weight = means_weight
-        self.covars_prior = covars_prior
-        self.covars_weight = covars_weight
-        self.covariance_type = covariance_type
+        self._set_options(locals())
 
     @property
     def n_features(self):
@@ -251,6 +278,9 @@ class GMMHMM(HMM):
     def _initial_emission(self, X, family, family_pass, random_state):
         """k-means of the states, then of each state's rows (hmmlearn's scheme)."""
         K, M, (N, D) = self.n_components, self.n_mix, X.shape
+        # rows in a canonical (lexicographic) order: the start depends on the set of rows,
+        # not on the order in which the sequences were concatenated
+        X = np.ascontiguousarray(X[np.lexsort(X.T[::-1])])
         covariance = get_covariance("spherical")
         state_pass = GaussianPass(N, D, K, X.dtype, covariance, 1)
         centres = lloyd(X, None, kmeans_plusplus(X, None, K, random_state)[0], state_pass)

@@ -95,11 +95,7 @@ class CategoricalHMM(HMM):
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
                  init_params="ste", implementation="log", n_threads=None):
-        self._set_chain_options(n_components, startprob_prior, transmat_prior, algorithm,
-                                random_state, n_iter, tol, verbose, params, init_params,
-                                implementation, n_threads)
-        self.emissionprob_prior = emissionprob_prior
-        self.n_features = n_features
+        self._set_options(locals())
 
     def _n_symbols(self):
         if self.n_features is not None:
@@ -258,11 +254,7 @@ class PoissonHMM(_CountColumnsHMM):
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="stl",
                  init_params="stl", implementation="log", n_threads=None):
-        self._set_chain_options(n_components, startprob_prior, transmat_prior, algorithm,
-                                random_state, n_iter, tol, verbose, params, init_params,
-                                implementation, n_threads)
-        self.lambdas_prior = lambdas_prior
-        self.lambdas_weight = lambdas_weight
+        self._set_options(locals())
 
     def _checked_emission(self, family, n_features):
         K = self.n_components
@@ -337,10 +329,7 @@ class MultinomialHMM(_CountColumnsHMM):
                  transmat_prior=1.0, algorithm="viterbi", random_state=None, n_iter=10,
                  tol=1e-2, verbose=False, params="ste", init_params="ste",
                  implementation="log", n_threads=None):
-        self._set_chain_options(n_components, startprob_prior, transmat_prior, algorithm,
-                                random_state, n_iter, tol, verbose, params, init_params,
-                                implementation, n_threads)
-        self.n_trials = n_trials
+        self._set_options(locals())
 
     def _family_data(self, X, family, n_features=None):
         X, extent, missing = super()._family_data(X, family, n_features)

@@ -209,6 +209,8 @@ FAMILY_DATA = {
                                                             [2.0, 2.0]])[s]),
     "gamma": lambda rng, s: rng.gamma(np.array([[2.0], [5.0], [9.0]])[s] * np.ones(2)),
     "gaussian": lambda rng, s: rng.normal(np.array([[0.0, 3.0], [4.0, 0.0], [2.0, 2.0]])[s]),
+    "student_t": lambda rng, s: (np.array([[0.0, 3.0], [4.0, 0.0], [2.0, 2.0]])[s]
+                                 + rng.standard_t(4.0, size=(len(s), 2))),
 }
 
 
@@ -259,6 +261,24 @@ def test_generic_model_matches_reference_forward_backward(name):
     score, posteriors = model.score_samples(X, lengths)
     assert_allclose(score, ll, rtol=1e-12)
     assert_allclose(posteriors, post, rtol=0, atol=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore::emfast.ConvergenceWarning")    # 3 iterations on purpose
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+def test_student_t_given_statistics_are_the_mixture_pass_statistics(covariance_type):
+    """With the mixture's own responsibilities, the statistics of given responsibilities
+    (what Baum-Welch uses) equal the fused pass's E-step statistics."""
+    X, _ = family_problem("student_t")
+    family = families.StudentT(covariance_type)
+    mixture = emfast.MixtureModel(family, 3, max_iter=3, random_state=0).fit(X)
+    params = emfast._mixture_model.MixtureParams(mixture.weights_, mixture.params_)
+    fpass = family.make_pass(len(X), 2, 3, X.dtype, 2, None, False)
+    expected = fpass.statistics(X, None, params)
+    resp = fpass.score(X, params, resp=True)[1]
+    given = fpass.given_statistics(X, None, resp)
+    for name in ("nk", "su", "s1", "s2", "dof_term", "centres"):
+        assert_allclose(getattr(given, name), getattr(expected, name), rtol=1e-9,
+                        atol=1e-9, err_msg=name)
 
 
 def test_generic_model_equals_the_wrappers_without_priors():
@@ -551,3 +571,16 @@ def test_generic_driver_never_names_a_family():
                 if isinstance(node, ast.FunctionDef) and node.name == "__init__")
     defaults = {d.value for d in init.args.defaults if isinstance(d, ast.Constant)}
     assert "poisson" in defaults
+
+
+def test_multinomial_sample_follows_the_model():
+    rng = np.random.default_rng(3)
+    startprob, transmat = random_chain(rng, 2)
+    model = MultinomialHMM(2, n_trials=7)
+    model.startprob_, model.transmat_ = startprob, transmat
+    model.emissionprob_ = np.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7]])
+    X, states = model.sample(20000, random_state=4)
+    assert X.shape == (20000, 3) and X.dtype.kind == "i"
+    assert_array_equal(X.sum(axis=1), 7)
+    for k in range(2):
+        assert_allclose(X[states == k].mean(axis=0) / 7, model.emissionprob_[k], atol=0.01)

@@ -121,3 +121,43 @@ def test_bad_parameters_are_named():
         GMMHMM(2, n_mix=0).fit(X)
     with pytest.raises(ValueError, match="lengths sum to 10"):
         GMMHMM(2).fit(X, [10])
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_map_decoding_aic_and_prediction_agree_with_hmmlearn(covariance_type):
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    lengths = [150, 1, 120]
+    X, start = problem(4, covariance_type, lengths)
+    ours = model_from(start, covariance_type, n_iter=4, tol=-np.inf).fit(X, lengths)
+    theirs = model_from(start, covariance_type, hmm, n_iter=4, tol=-np.inf).fit(X, lengths)
+    assert_allclose(ours.aic(X, lengths), theirs.aic(X, lengths), rtol=1e-8)
+    assert_allclose(ours.predict_proba(X, lengths), theirs.predict_proba(X, lengths),
+                    rtol=0, atol=1e-8)
+    for algorithm in ("viterbi", "map"):
+        assert_array_equal(ours.decode(X, lengths, algorithm=algorithm)[1],
+                           theirs.decode(X, lengths, algorithm=algorithm)[1])
+    # MAP: each row's most probable state, its log-probability summed (the reference's)
+    component = ref.gmm_component_log_prob(X, ours.weights_, ours.means_, ours.covars_,
+                                           covariance_type)
+    _, post, _, _ = ref.e_step_log_b(ref.logsumexp(component, axis=2), lengths,
+                                     ours.startprob_, ours.transmat_)
+    logprob, states = ours.decode(X, lengths, algorithm="map")
+    assert_array_equal(states, post.argmax(axis=1))
+    assert_allclose(logprob, np.log(post.max(axis=1)).sum(), rtol=1e-8)
+
+
+def test_sample_follows_the_model():
+    _, start = problem(5, "diag", [10])
+    model = model_from(start, "diag")
+    X, states = model.sample(40000, random_state=0)
+    # each state's rows: the mixture's mean and its total variance
+    for k in range(K):
+        rows = X[states == k]
+        weights, means, variances = start[2][k], start[3][k], start[4][k]
+        mean = weights @ means
+        assert_allclose(rows.mean(axis=0), mean, atol=0.05)
+        variance = weights @ (variances + means ** 2) - mean ** 2
+        assert_allclose(rows.var(axis=0), variance, rtol=0.05)
+    counts = np.array([[np.sum((states[:-1] == i) & (states[1:] == j)) for j in range(K)]
+                       for i in range(K)])
+    assert_allclose(counts / counts.sum(axis=1, keepdims=True), start[1], atol=0.02)

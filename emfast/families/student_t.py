@@ -196,8 +196,39 @@ class StudentTPass:
 
     def score(self, X, params, log_norm=False, resp=False, labels=False, log_prob=False):
         """Per-sample outputs, each only when asked for (as ``GaussianPass.score``)."""
-        return self.factor_score(X, *self._factors(params), log_norm=log_norm, resp=resp,
+        self._scored = self._factors(params)
+        return self.factor_score(X, *self._scored, log_norm=log_norm, resp=resp,
                                  labels=labels, log_prob=log_prob)
+
+    def given_statistics(self, X, sample_weight, resp):
+        """Statistics of given responsibilities (n_samples, K), such as a hidden Markov
+        model's state posteriors, at the parameters of the last ``score`` (Baum-Welch
+        scores the emissions at the same parameters first).
+
+        The latent weights u = (nu + D) / (nu + d) come from the component
+        log-densities, ``log t_k(x) = log_const_k - (nu + D) / 2 log(1 + d / nu)``;
+        the u-weighted moments are the Gaussian pass's for responsibilities r u.
+        """
+        weights, means, factors, dofs = self._scored
+        log_t = self.factor_score(X, weights, means, factors, dofs, log_prob=True)[3]
+        _, _, log_const, dofs = self.kernel_arguments(weights, means, factors, dofs)
+        half_shape = 0.5 * (dofs + self.n_features)
+        log_u = np.log(dofs + self.n_features) - np.log(dofs) - (log_const - log_t) / half_shape
+        u = np.exp(log_u)
+        resp = np.asarray(resp, dtype=np.float64)
+        if sample_weight is not None:
+            weighted = resp * np.asarray(sample_weight, dtype=np.float64)[:, None]
+        else:
+            weighted = resp
+        moments = self.gaussian.given_statistics(X, sample_weight, resp * u, means)
+        nk = weighted.sum(axis=0)
+        with np.errstate(invalid="ignore"):
+            per_row = np.where(weighted > 0, weighted * (log_u - u), 0.0)
+        dof_term = per_row.sum(axis=0) + nk * (digamma(half_shape) - np.log(half_shape))
+        # no log-likelihood of its own: the forward-backward gives the model's
+        return StudentTStatistics(0.0, nk, moments.nk, moments.s1, moments.s2,
+                                  np.asarray(means, dtype=np.float64), dof_term,
+                                  self.covariance)
 
     def factor_score(self, X, weights, means, factors, dofs, log_norm=False, resp=False,
                      labels=False, log_prob=False):
