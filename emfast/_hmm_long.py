@@ -73,6 +73,7 @@ class LongSequences:
         self.n_threads = max(1, min(n_threads, max(self.n_segments, default=1)))
         self._dtype = np.dtype(dtype)
         self._scratch = None
+        self.redone = 0             # boundary messages of the last run not settled in the window
 
     def __bool__(self):
         return len(self.indices) > 0
@@ -97,6 +98,7 @@ class LongSequences:
         start, transitions = chain
         scratch_f64, scratch_x = self._scratch_arrays(x_size)
         K = self.n_components
+        self.redone = 0
         for i, seq in enumerate(self.indices):
             a, b = seq_bounds[seq], seq_bounds[seq + 1]
             lo, hi = self.slot_offsets[i], self.slot_offsets[i + 1]
@@ -106,13 +108,14 @@ class LongSequences:
             start_post[:] = 0.0
             post = posteriors[a:b] if posteriors.shape[0] else posteriors
             ok = False
+            status = np.zeros(hi - lo, dtype=np.intp)
             if not force_log:
                 ok = _hmm.long_sequence_pass(
                     X[a:b], means, prec, log_const, centres, kind, stats_kind, start,
                     transitions, backward, emission_stats, self.segment_lengths[i],
                     self.window, loglik, start_post[0], trans, nk, s1, s2, post,
-                    np.empty((hi - lo, 6 * K + 3)), np.empty(hi - lo, dtype=np.intp),
-                    scratch_f64, scratch_x, self.chunk_size, self.n_threads)
+                    np.empty((hi - lo, 6 * K + 3)), status, scratch_f64, scratch_x, self.chunk_size, self.n_threads)
+            self.redone += int(np.count_nonzero(status & 8) + np.count_nonzero(status & 16))
             if not ok:
                 for view in views:
                     view[:] = 0

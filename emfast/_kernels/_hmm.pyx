@@ -579,7 +579,8 @@ def long_sequence_pass(
     double[:, ::1] seg_s2,                  # OUT (n_seg, size by stats_kind)
     double[:, ::1] posteriors,              # OUT (T, K) state posteriors, or (0, 0)
     double[:, ::1] boundary,                # SCRATCH (n_seg, 6 K + 3) per-segment checkpoints
-    Py_ssize_t[::1] seg_status,             # SCRATCH (n_seg,)
+    Py_ssize_t[::1] seg_status,             # OUT (n_seg,) bits: 8 forward, 16 backward
+                                            # redone over the whole segment in phase 2
     double[:, ::1] scratch_f64,             # SCRATCH (n_threads, long_scratch_size())
     floating[:, ::1] scratch_x,             # SCRATCH (n_threads, scratch_sizes()[1])
     Py_ssize_t chunk_size,
@@ -604,7 +605,7 @@ def long_sequence_pass(
     cdef Py_ssize_t EXIT_ALPHA = 0, CHECK_ALPHA = K, ENTER_BETA = 2 * K, CHECK_BETA = 3 * K
     cdef Py_ssize_t FIRST_B = 4 * K, SHIFT = 6 * K, LOGC = 6 * K + 1, TAIL = 6 * K + 2
     # seg_status bits
-    cdef Py_ssize_t FWD_BAD = 1, BWD_BAD = 2, FATAL = 4
+    cdef Py_ssize_t FWD_BAD = 1, BWD_BAD = 2, FATAL = 4, REDONE_FWD = 8, REDONE_BWD = 16
     seg_loglik[:] = 0.0
     start_post[:] = 0.0
     seg_trans[:, :] = 0.0
@@ -670,6 +671,7 @@ def long_sequence_pass(
                 bd[LOGC] = emfast_hmm_sum_log(w.c, W) + bd[TAIL]
                 continue
             if got < n:                 # not forgotten within the window: the rest too
+                seg_status[s] = seg_status[s] | REDONE_FWD
                 _segment_emissions(kind, &X[r0 + W, 0], n - W, D, K, chunk_size, &means[0, 0],
                                    &prec[0], &log_const[0], xs, &w, w.b + W * K)
                 if emfast_hmm_forward_scaled(chain.A, NULL, w.b + W * K, w.alpha + (W + 1) * K,
@@ -695,6 +697,7 @@ def long_sequence_pass(
                 if got < n and memcmp(w.v2, bd + CHECK_BETA, K * sizeof(double)) == 0:
                     continue
                 if got < n:             # the whole segment, from its last row again
+                    seg_status[s] = seg_status[s] | REDONE_BWD
                     _exit_beta(chain.AT, &boundary[s + 1, FIRST_B],
                                &boundary[s + 1, ENTER_BETA], w.v2, w.v1, K)
                     _segment_emissions(kind, &X[r0, 0], n, D, K, chunk_size, &means[0, 0],
