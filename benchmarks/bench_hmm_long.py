@@ -9,8 +9,9 @@ figures above X:
 
 - ``tracemalloc``: peak of numpy allocations during the E-steps (the scratch,
   slots and checkpoints; numpy reports its buffers to tracemalloc);
-- ``rss``: ru_maxrss after the E-steps minus the resident set just before them
-  (X and the parameters already resident), which also sees C-level memory.
+- ``rss``: the peak resident set (VmHWM, reset through /proc/self/clear_refs
+  just before the E-steps) minus the resident set then (X and the parameters
+  already resident), which also sees C-level memory and thread stacks.
 
 Both are compared with one T x K float64 array (T * K * 8 bytes).  The in-memory
 recursion on the same sequence would hold two such arrays per thread; with
@@ -31,7 +32,6 @@ import time
 
 
 def run_one(steps, K, D, n_threads, iters, in_memory):
-    import resource
     import tracemalloc
 
     import numpy as np
@@ -56,9 +56,10 @@ def run_one(steps, K, D, n_threads, iters, in_memory):
         X[a:b] = means[states[a:b]] + rng.normal(size=(b - a, D))
     del states, runs
     options = {"long_rows": steps} if in_memory else {}
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     with open("/proc/self/statm") as f:
         resident_before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    with open("/proc/self/clear_refs", "w") as f:     # resets the peak resident set
+        f.write("5")
     tracemalloc.start()
     hpass = HMMPass(np.array([steps]), D, K, np.float64, cov, n_threads, **options)
     times, loglik = [], None
@@ -69,11 +70,12 @@ def run_one(steps, K, D, n_threads, iters, in_memory):
         loglik = stats.loglik
     traced_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with open("/proc/self/status") as f:
+        rss_after = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
     return {"threads": n_threads, "in_memory": in_memory, "seconds": sorted(times),
             "median": sorted(times)[len(times) // 2], "loglik": loglik.hex(),
             "loglik_value": loglik, "traced_peak": traced_peak,
-            "rss_above": max(rss_after - max(rss_before, resident_before), 0),
+            "rss_above": rss_after - resident_before,
             "segments": hpass.long.n_segments, "redone": hpass.long.redone, "segment_length": hpass.long.segment_lengths}
 
 
