@@ -2,12 +2,16 @@
 
 ``HMMPass`` is built once per fit (or prediction) for one set of sequence
 lengths, one dtype, one covariance strategy and one thread count; it owns the
-per-thread scratch (two max_length x K arrays per thread) and the block slots.
+per-thread scratch (two max_length x K arrays per thread, max_length over the
+sequences that are not long) and the block slots.  Long sequences (see
+``_hmm_long``) run in segments on all threads after the others, into slots of
+their own after the blocks' slots.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
+from ._hmm_long import LongSequences
 from ._kernels import _gaussian, _hmm
 from ._passes import CHUNK_SIZE, cache_aligned_rows
 
@@ -75,11 +79,40 @@ def block_bounds_for(lengths, max_blocks=MAX_BLOCKS):
     return np.unique(np.concatenate([[0], np.clip(cuts, 1, n_seq), [n_seq]])).astype(np.intp)
 
 
+def _in_memory_length(lengths, long):
+    """The longest sequence the in-memory kernel holds (at least one row)."""
+    short = lengths[lengths <= long.threshold] if long else lengths
+    return int(short.max()) if short.size else 1
+
+
+def _single_sequence(X, rows, emission, chain, kind, stats_kind, backward, emission_stats,
+                     force_log, slot_views, loglik_out, post_out, x_size, dtype, chunk_size):
+    """One sequence through the in-memory kernel (with its log-space fallback)."""
+    a, b = rows
+    T = b - a
+    means, prec, log_const, centres = emission
+    start, transitions = chain
+    f64 = np.empty((1, _hmm.scratch_sizes(T, chunk_size, X.shape[1], means.shape[0])[0]))
+    _hmm.forward_backward_pass(
+        X[a:b], np.array([0, T], dtype=np.intp), np.array([0, 1], dtype=np.intp), means, prec,
+        log_const, centres, kind, stats_kind, start, transitions, backward, emission_stats,
+        force_log, *slot_views, loglik_out, post_out, f64, np.empty((1, x_size), dtype), T,
+        chunk_size, 1)
+
+
+def _viterbi_scratch(lengths, n_threads, chunk_size, n_features, K):
+    """Viterbi's scratch: one chunk of rows (float64) and the backpointers of the longest
+    sequence (int32, T x K per thread)."""
+    sizes = _hmm.scratch_sizes(chunk_size, chunk_size, n_features, K)
+    return (np.empty((n_threads, sizes[0])),
+            np.empty((n_threads, int(lengths.max()) * K), dtype=np.intc))
+
+
 class HMMPass:
     """Forward-backward with statistics, scoring and Viterbi for one set of sequences."""
 
     def __init__(self, lengths, n_features, n_components, dtype, covariance, n_threads,
-                 chunk_size=CHUNK_SIZE):
+                 chunk_size=CHUNK_SIZE, **long_options):
         self.dtype = np.dtype(dtype)
         self.covariance = covariance
         self.n_features = n_features
@@ -89,7 +122,9 @@ class HMMPass:
         self.seq_bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.intp)
         self.block_bounds = block_bounds_for(lengths)
         self.n_blocks = len(self.block_bounds) - 1
-        self.max_length = int(lengths.max())
+        self.long = LongSequences(lengths, n_features, n_components, dtype, chunk_size,
+                                  n_threads, **long_options)
+        self.max_length = _in_memory_length(lengths, self.long)
         self.n_threads = max(1, min(n_threads, self.n_blocks))
         self._sizes = _hmm.scratch_sizes(self.max_length, chunk_size, n_features, n_components)
         self._scratch_f64 = cache_aligned_rows(self.n_threads, self._sizes[0], np.float64)
@@ -119,7 +154,7 @@ class HMMPass:
 
     def _block_slots(self, stats_kind):
         if stats_kind not in self._slots:
-            K, D, n = self.n_components, self.n_features, self.n_blocks
+            K, D, n = self.n_components, self.n_features, self.n_blocks + self.long.n_slots
             s2_size = 0 if stats_kind == _gaussian.KIND_NONE else self.covariance.stats_size(K, D)
             self._slots[stats_kind] = (np.empty(n), np.empty(n, dtype=np.intp), np.empty((n, K)),
                                        np.empty((n, K * K)), np.empty((n, K)),
@@ -134,12 +169,24 @@ class HMMPass:
         stats_kind = (self.covariance.kernel_kind if emission_stats and second_moments
                       else _gaussian.KIND_NONE)
         slots = self._block_slots(stats_kind)
+        kind = self.covariance.kernel_kind
+        emission = (means, prec, log_const, centres)
+
+        def in_memory(rows, views, loglik_out, post_out):
+            _single_sequence(X, rows, emission, (start, transitions), kind, stats_kind,
+                             backward, emission_stats, force_log, views, loglik_out, post_out,
+                             self._sizes[1], self.dtype, self.chunk_size)
+
         _hmm.forward_backward_pass(
             X, self.seq_bounds, self.block_bounds, means, prec, log_const, centres,
-            self.covariance.kernel_kind, stats_kind, start, transitions,
-            backward, emission_stats, force_log, *slots, seq_loglik, posteriors,
-            self._scratch_f64, self._scratch_x, self.max_length, self.chunk_size,
-            self.n_threads)
+            kind, stats_kind, start, transitions,
+            backward, emission_stats, force_log, *(s[:self.n_blocks] for s in slots),
+            seq_loglik, posteriors, self._scratch_f64, self._scratch_x, self.max_length,
+            self.chunk_size, self.n_threads, self.long.threshold if self.long else -1)
+        self.long.run(X, self.seq_bounds, emission, (start, transitions), kind, stats_kind,
+                      backward, emission_stats, force_log,
+                      tuple(s[self.n_blocks:] for s in slots), seq_loglik, posteriors,
+                      self._sizes[1], in_memory)
         return slots, centres
 
     def statistics(self, X, params, centres=None, emission_stats=True, second_moments=True,
@@ -165,15 +212,16 @@ class HMMPass:
     def viterbi(self, X, params):
         """Best state path (n_samples,) and its log-probability per sequence (n_sequences,)."""
         if self._scratch_int is None:
-            self._scratch_int = np.empty((self.n_threads, self._sizes[2]), dtype=np.intc)
+            self._scratch_int = _viterbi_scratch(self.lengths, self.n_threads, self.chunk_size,
+                                                 self.n_features, self.n_components)
         means, prec, log_const = self._emission(params)
         start, transitions = self._chain(params)
         seq_logprob = np.empty(len(self.lengths))
         states = np.empty(X.shape[0], dtype=np.intp)
         _hmm.viterbi_pass(X, self.seq_bounds, means, prec, log_const,
                           self.covariance.kernel_kind, start, transitions, seq_logprob, states,
-                          self._scratch_f64, self._scratch_x, self._scratch_int,
-                          self.max_length, self.chunk_size, self.n_threads)
+                          self._scratch_int[0], self._scratch_x, self._scratch_int[1],
+                          self.chunk_size, self.chunk_size, self.n_threads)
         return seq_logprob, states
 
 
@@ -197,19 +245,22 @@ class GivenEmissionPass:
     thread count).
     """
 
-    def __init__(self, lengths, n_components, n_threads, chunk_size=CHUNK_SIZE):
+    def __init__(self, lengths, n_components, n_threads, chunk_size=CHUNK_SIZE,
+                 **long_options):
         K = n_components
         self.n_components, self.chunk_size, self.lengths = K, chunk_size, lengths
         self.seq_bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.intp)
         self.block_bounds = block_bounds_for(lengths)
         self.n_blocks = len(self.block_bounds) - 1
-        self.max_length = int(lengths.max())
+        self.long = LongSequences(lengths, K, K, np.float64, chunk_size, n_threads,
+                                  **long_options)
+        self.max_length = _in_memory_length(lengths, self.long)
         self.n_threads = max(1, min(n_threads, self.n_blocks))
         self._sizes = _hmm.scratch_sizes(self.max_length, chunk_size, K, K)
         self._scratch_f64 = cache_aligned_rows(self.n_threads, self._sizes[0], np.float64)
         self._scratch_x = np.empty((self.n_threads, 1))         # unused with given rows
         self._unused = (np.zeros((K, K)), np.zeros(1), np.zeros(K))   # Gaussian arguments
-        n = self.n_blocks
+        n = self.n_blocks + self.long.n_slots
         self._slots = (np.empty(n), np.empty(n, dtype=np.intp), np.empty((n, K)),
                        np.empty((n, K * K)), np.empty((n, K)), np.empty((n, 0)),
                        np.empty((n, 0)))
@@ -229,13 +280,26 @@ class GivenEmissionPass:
         means, prec, log_const = self._unused
         start, transitions = HMMPass._chain(params)
         loglik, n_log, start_post, trans, *_ = slots = self._slots
+        seq_loglik = np.empty(0) if seq_loglik is None else seq_loglik
+        posteriors = np.empty((0, 0)) if posteriors is None else posteriors
+        emission = (means, prec, log_const, means)
+        kind, stats_kind = _hmm.KIND_GIVEN, _gaussian.KIND_NONE
+
+        def in_memory(rows, views, loglik_out, post_out):
+            _single_sequence(log_b, rows, emission, (start, transitions), kind, stats_kind,
+                             backward, False, force_log, views, loglik_out, post_out, 1,
+                             np.float64, self.chunk_size)
+
         _hmm.forward_backward_pass(
             log_b, self.seq_bounds, self.block_bounds, means, prec, log_const, means,
-            _hmm.KIND_GIVEN, _gaussian.KIND_NONE, start, transitions, backward, False,
-            force_log, *slots, np.empty(0) if seq_loglik is None else seq_loglik,
-            np.empty((0, 0)) if posteriors is None else posteriors,
+            kind, stats_kind, start, transitions, backward, False,
+            force_log, *(s[:self.n_blocks] for s in slots), seq_loglik, posteriors,
             self._scratch_f64, self._scratch_x, self.max_length, self.chunk_size,
-            self.n_threads)
+            self.n_threads, self.long.threshold if self.long else -1)
+        self.long.run(log_b, self.seq_bounds, emission, (start, transitions), kind,
+                      stats_kind, backward, False, force_log,
+                      tuple(s[self.n_blocks:] for s in slots), seq_loglik, posteriors, 1,
+                      in_memory)
         K = self.n_components
         # the slots summed in block order: the same bits for any thread count
         return ChainStatistics(loglik=float(loglik.sum()), start=start_post.sum(axis=0),
@@ -261,11 +325,13 @@ class GivenEmissionPass:
         log_b = self._rows(log_b)
         means, prec, log_const = self._unused
         start, transitions = HMMPass._chain(params)
-        scratch_int = np.empty((self.n_threads, self._sizes[2]), dtype=np.intc)
+        K = self.n_components
+        scratch_f64, scratch_int = _viterbi_scratch(self.lengths, self.n_threads,
+                                                    self.chunk_size, K, K)
         seq_logprob = np.empty(len(self.lengths))
         states = np.empty(log_b.shape[0], dtype=np.intp)
         _hmm.viterbi_pass(log_b, self.seq_bounds, means, prec, log_const, _hmm.KIND_GIVEN,
-                          start, transitions, seq_logprob, states, self._scratch_f64,
-                          self._scratch_x, scratch_int, self.max_length, self.chunk_size,
+                          start, transitions, seq_logprob, states, scratch_f64,
+                          self._scratch_x, scratch_int, self.chunk_size, self.chunk_size,
                           self.n_threads)
         return seq_logprob, states

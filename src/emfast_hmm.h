@@ -490,4 +490,125 @@ static void emfast_hmm_viterbi(const double *restrict logA, const double *restri
     }
 }
 
+/* ---- Segments of one long sequence ------------------------------------------
+ *
+ * A long sequence is cut into segments that different threads process.  The
+ * forward variables are normalised, so the message entering a segment is a
+ * probability vector, and the backward messages are kept normalised too
+ * (beta^_t = u / sum(u), u = A (b~_{t+1} * beta^_{t+1})): both recursions are
+ * then functions of the incoming message alone, and two runs of the same
+ * recursion that agree bitwise at one row agree bitwise at every later row.
+ * That is what makes the segmented passes exact (see _hmm.pyx).  Posteriors
+ * and transition counts are invariant to the scale of beta, so they are
+ * formed with the pair normaliser z_t = alpha_t . u (1 in exact arithmetic
+ * for the sequential scaled recursion). */
+
+/* u = A v (that is v^T A^T) for any K. */
+EMFAST_HMM_INLINE void emfast_hmm_matvec_any(const double *restrict AT, const double *restrict v,
+                                             double *restrict u, ptrdiff_t K)
+{
+    if (K <= EMFAST_HMM_SMALL) {
+        emfast_hmm_vecmat(v, AT, u, K);
+        return;
+    }
+    for (ptrdiff_t i = 0; i < K; ++i)
+        u[i] = 0.0;
+    for (ptrdiff_t j = 0; j < K; ++j) {
+        const double q = v[j];
+        const double *restrict col = AT + j * K;
+        for (ptrdiff_t i = 0; i < K; ++i)
+            u[i] += col[i] * q;
+    }
+}
+
+/* Normalised backward messages over rows n-1 down to 0, no statistics.
+ *   AT    IN    (K, K) transposed transition matrix
+ *   b     IN    (n + 1, K) shifted emissions; row n is the row after the stretch
+ *   beta  INOUT (K,) the normalised message of row n in, of row 0 out
+ *   out   OUT   (n, K) the messages of rows 0..n-1, or NULL
+ *   tmp   SCRATCH (K,)
+ * Returns n, or the row whose message sum fell below EMFAST_HMM_TINY. */
+EMFAST_CLONES
+static ptrdiff_t emfast_hmm_backward_messages(const double *restrict AT,
+                                              const double *restrict b, double *restrict beta,
+                                              double *restrict out, double *restrict tmp,
+                                              ptrdiff_t n, ptrdiff_t K)
+{
+    for (ptrdiff_t t = n - 1; t >= 0; --t) {
+        const double *restrict next = b + (t + 1) * K;
+        for (ptrdiff_t j = 0; j < K; ++j)
+            tmp[j] = next[j] * beta[j];
+        emfast_hmm_matvec_any(AT, tmp, beta, K);
+        const double total = emfast_hmm_sum(beta, K);
+        if (!(total >= EMFAST_HMM_TINY && total <= DBL_MAX))
+            return t;
+        const double inv = 1.0 / total;
+        for (ptrdiff_t k = 0; k < K; ++k)
+            beta[k] *= inv;
+        if (out)
+            for (ptrdiff_t k = 0; k < K; ++k)
+                out[t * K + k] = beta[k];
+    }
+    return n;
+}
+
+/* Posteriors and transition statistics over rows n-1 down to 0 from a
+ * normalised backward message.
+ *   AT     IN    (K, K) transposed transition matrix
+ *   b      IN    (n + 1, K) shifted emissions; row n is read unless `last`
+ *   alpha  INOUT (n, K) forward variables in, posteriors gamma out
+ *   beta   INOUT (K,) normalised message of row n in (unless `last`), of row 0 out
+ *   tmp, u SCRATCH (K,) each
+ *   xi     INOUT (K, K) += alpha_t(i) b~_{t+1}(j) beta_{t+1}(j) / z_t; the
+ *                expected transition counts are A (elementwise) times this
+ *   last   the stretch ends the sequence
+ * Returns n, or the row whose pair normaliser or message sum was not positive. */
+EMFAST_CLONES
+static ptrdiff_t emfast_hmm_backward_posteriors(const double *restrict AT,
+                                                const double *restrict b,
+                                                double *restrict alpha, double *restrict beta,
+                                                double *restrict tmp, double *restrict u,
+                                                double *restrict xi, ptrdiff_t n, ptrdiff_t K,
+                                                int last)
+{
+    for (ptrdiff_t t = n - 1; t >= 0; --t) {
+        double *restrict a = alpha + t * K;
+        if (last && t == n - 1) {
+            const double total = emfast_hmm_sum(a, K);
+            const double inv = total > 0.0 ? 1.0 / total : 0.0;
+            for (ptrdiff_t k = 0; k < K; ++k) {
+                a[k] *= inv;
+                beta[k] = 1.0 / (double) K;
+            }
+            continue;
+        }
+        const double *restrict next = b + (t + 1) * K;
+        for (ptrdiff_t j = 0; j < K; ++j)
+            tmp[j] = next[j] * beta[j];
+        emfast_hmm_matvec_any(AT, tmp, u, K);
+        double z = 0.0;
+        for (ptrdiff_t k = 0; k < K; ++k)
+            beta[k] = a[k] * u[k];
+        z = emfast_hmm_sum(beta, K);
+        const double total = emfast_hmm_sum(u, K);
+        if (!(z > 0.0 && z <= DBL_MAX && total >= EMFAST_HMM_TINY && total <= DBL_MAX))
+            return t;
+        const double inv_z = 1.0 / z;
+        for (ptrdiff_t j = 0; j < K; ++j)
+            tmp[j] *= inv_z;
+        for (ptrdiff_t i = 0; i < K; ++i) {
+            const double ai = a[i];
+            double *restrict row = xi + i * K;
+            for (ptrdiff_t j = 0; j < K; ++j)
+                row[j] += ai * tmp[j];
+        }
+        const double inv = 1.0 / total;
+        for (ptrdiff_t k = 0; k < K; ++k) {
+            a[k] = beta[k] * inv_z;
+            beta[k] = u[k] * inv;
+        }
+    }
+    return n;
+}
+
 #endif

@@ -34,7 +34,7 @@ its posteriors are written.
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, NAN
-from libc.string cimport memset
+from libc.string cimport memcmp, memcpy, memset
 
 
 from ._columns cimport *
@@ -54,6 +54,11 @@ cdef extern from "emfast_hmm.h" nogil:
                                  double *xi, double loglik, Py_ssize_t n, Py_ssize_t K, int last)
     void emfast_hmm_viterbi(const double *logA, const double *init, const double *logb,
                             double *delta, double *next, int *back, Py_ssize_t n, Py_ssize_t K)
+    Py_ssize_t emfast_hmm_backward_messages(const double *AT, const double *b, double *beta,
+                                            double *out, double *tmp, Py_ssize_t n, Py_ssize_t K)
+    Py_ssize_t emfast_hmm_backward_posteriors(const double *AT, const double *b, double *alpha,
+                                              double *beta, double *tmp, double *u, double *xi,
+                                              Py_ssize_t n, Py_ssize_t K, int last)
 
 
 # Rows of the ``transitions`` argument (4, K, K) and of ``start`` (2, K).
@@ -335,6 +340,7 @@ def forward_backward_pass(
     Py_ssize_t max_length,
     Py_ssize_t chunk_size,
     int n_threads,
+    Py_ssize_t skip_longer_than=-1,         # sequences longer are left to long_sequence_pass
 ):
     """One E-step over all sequences (see the module docstring)."""
     cdef Py_ssize_t D = X.shape[1], K = means.shape[0]
@@ -373,6 +379,8 @@ def forward_backward_pass(
             for seq in range(block_bounds[block], block_bounds[block + 1]):
                 row = seq_bounds[seq]
                 T = seq_bounds[seq + 1] - row
+                if skip_longer_than >= 0 and T > skip_longer_than:
+                    continue
                 ll = _sequence(kind, &X[row, 0], T, D, K, chunk_size, &means[0, 0], &prec[0],
                                &log_const[0], &chain, force_log, backward, stats_kind,
                                &centres[0, 0], &w, xs,
@@ -469,3 +477,279 @@ def viterbi_pass(
                                                  K, chunk_size, &means[0, 0], &prec[0],
                                                  &log_const[0], &chain, &w, xs, back,
                                                  &states[row])
+
+
+# ---- One long sequence in segments ------------------------------------------------------
+#
+# The sequence is cut into segments of `segment_length` rows (a multiple of the chunk size,
+# chosen by the caller from the sequence length alone); each thread holds one segment's
+# shifted emissions and forward variables, never T x K.  Three phases:
+#
+# 1. (parallel over segments) emissions, a forward recursion from a uniform message (segment
+#    0 from the start probabilities) and a normalised backward recursion from a uniform
+#    message at the segment's last row.  Kept per segment: the message leaving it, the
+#    provisional message `window` rows in, the sums of log c_t past the window, and the
+#    backward messages at its first row and `window` rows before its end.
+# 2. (sequential, short) each segment's forward is redone from the exact incoming message for
+#    `window` rows; the normalised recursion depends on its incoming message alone, so where
+#    the redone message equals the provisional one bitwise, every later row is already exact
+#    (the chain has forgotten its start).  Otherwise the whole segment is redone.  The same
+#    from the end for the backward messages.  Nothing here is approximate: a chain that does
+#    not forget within the window costs one sequential pass more, not accuracy.
+# 3. (parallel over segments) each segment from its exact boundary messages: forward rows,
+#    posteriors, transition counts and emission statistics into the segment's own slot; the
+#    caller sums the slots in order.  This is the checkpointed forward-backward: the stored
+#    checkpoints are the K-vectors at the segment boundaries, and per thread the memory is
+#    O(segment_length x K).
+#
+# The work does not depend on the thread count, so results are bitwise identical for any.
+
+def long_scratch_size(Py_ssize_t segment_length, Py_ssize_t chunk_size, Py_ssize_t n_features,
+                      Py_ssize_t n_components):
+    """Per-thread float64 scratch length of long_sequence_pass."""
+    return scratch_sizes(segment_length + 1, chunk_size, n_features, n_components)[0]
+
+
+cdef double _segment_emissions(
+    int kind,
+    const floating *x,              # IN (n, D) the segment's rows
+    Py_ssize_t n,
+    Py_ssize_t D,
+    Py_ssize_t K,
+    Py_ssize_t chunk_size,
+    const floating *means,
+    const floating *prec,
+    const double *log_const,
+    floating *xs,                   # SCRATCH
+    Work *w,                        # SCRATCH w.logpt, w.log_norm, w.row_max
+    double *b,                      # OUT (n, K) shifted emissions
+) noexcept nogil:
+    """Shifted emissions of n rows, chunk by chunk from the segment's start; sum of shifts."""
+    cdef Py_ssize_t ci, t0, m, n_pad, i, k
+    cdef double shift = 0.0
+    for ci in range((n + chunk_size - 1) // chunk_size):
+        t0 = ci * chunk_size
+        m = min(chunk_size, n - t0)
+        n_pad = emfast_padded(m)
+        _log_densities(kind, x + t0 * D, m, D, K, means, prec, log_const, xs, w.logpt)
+        emfast_softmax_columns(w.logpt, n_pad, K, w.log_norm, w.row_max)
+        for i in range(m):
+            shift += w.log_norm[i]
+            for k in range(K):
+                b[(t0 + i) * K + k] = w.logpt[k * n_pad + i]
+    return shift
+
+
+cdef inline void _uniform(double *v, Py_ssize_t K) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(K):
+        v[k] = 1.0 / K
+
+
+cdef inline void _exit_beta(const double *AT, const double *b_next, const double *beta_next,
+                            double *out, double *tmp, Py_ssize_t K) noexcept nogil:
+    """The normalised backward message of a segment's last row from the next segment's first
+    row: one step of emfast_hmm_backward_messages."""
+    # emfast_hmm_backward_messages over one row reads b row 1 (the next row) only
+    memcpy(out, beta_next, K * sizeof(double))
+    emfast_hmm_backward_messages(AT, b_next - K, out, NULL, tmp, 1, K)
+
+
+def long_sequence_pass(
+    const floating[:, ::1] X,               # IN (T, n_features) one sequence
+    const floating[:, ::1] means,           # IN (n_components, n_features)
+    const floating[::1] prec,               # IN raveled precision Cholesky factors
+    const double[::1] log_const,            # IN (n_components,)
+    const floating[:, ::1] centres,         # IN (n_components, n_features)
+    int kind,
+    int stats_kind,
+    const double[:, ::1] start,             # IN (2, K)
+    const double[:, :, ::1] transitions,    # IN (4, K, K)
+    bint backward,                          # posteriors / statistics wanted
+    bint emission_stats,                    # N_k, S1_k, S2_k wanted
+    Py_ssize_t segment_length,              # rows per segment, a multiple of chunk_size
+    Py_ssize_t window,                      # rows redone before a boundary message is
+                                            # trusted, a multiple of chunk_size
+    double[::1] seg_loglik,                 # OUT (n_seg,) log p of each segment's rows given
+                                            # the rows before
+    double[::1] start_post,                 # OUT (K,) posteriors of row 0
+    double[:, ::1] seg_trans,               # OUT (n_seg, K * K) expected transitions
+    double[:, ::1] seg_nk,                  # OUT (n_seg, K)
+    double[:, ::1] seg_s1,                  # OUT (n_seg, K * D)
+    double[:, ::1] seg_s2,                  # OUT (n_seg, size by stats_kind)
+    double[:, ::1] posteriors,              # OUT (T, K) state posteriors, or (0, 0)
+    double[:, ::1] boundary,                # SCRATCH (n_seg, 6 K + 3) per-segment checkpoints
+    Py_ssize_t[::1] seg_status,             # OUT (n_seg,) bits: 8 forward, 16 backward
+                                            # redone over the whole segment in phase 2
+    double[:, ::1] scratch_f64,             # SCRATCH (n_threads, long_scratch_size())
+    floating[:, ::1] scratch_x,             # SCRATCH (n_threads, scratch_sizes()[1])
+    Py_ssize_t chunk_size,
+    int n_threads,
+):
+    """Forward(-backward) of one long sequence in segments; returns False if a scaled
+    recursion underflowed (the caller then runs the sequence in log-space)."""
+    cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = means.shape[0]
+    cdef Py_ssize_t L = segment_length, W = window
+    cdef Py_ssize_t n_seg = (T + L - 1) // L
+    cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
+    cdef Py_ssize_t s, r0, n, got, ci, t0, m, i, k
+    cdef bint want_post = posteriors.shape[0] > 0, failed = False, last
+    cdef Work w
+    cdef floating *xs
+    cdef double *bd
+    cdef Chain chain
+    chain.start = &start[START, 0]
+    chain.A = &transitions[TRANS, 0, 0]
+    chain.AT = &transitions[TRANS_T, 0, 0]
+    # checkpoint columns of `boundary`
+    cdef Py_ssize_t EXIT_ALPHA = 0, CHECK_ALPHA = K, ENTER_BETA = 2 * K, CHECK_BETA = 3 * K
+    cdef Py_ssize_t FIRST_B = 4 * K, SHIFT = 6 * K, LOGC = 6 * K + 1, TAIL = 6 * K + 2
+    # seg_status bits
+    cdef Py_ssize_t FWD_BAD = 1, BWD_BAD = 2, FATAL = 4, REDONE_FWD = 8, REDONE_BWD = 16
+    seg_loglik[:] = 0.0
+    start_post[:] = 0.0
+    seg_trans[:, :] = 0.0
+    seg_nk[:, :] = 0.0
+    seg_s1[:, :] = 0.0
+    seg_s2[:, :] = 0.0
+    seg_status[:] = 0
+    if T == 0:
+        return True
+
+    # Phase 1: provisional messages, every segment on its own.
+    with nogil, parallel(num_threads=n_threads):
+        w = _work(&scratch_f64[omp_get_thread_num(), 0], L + 1, n_pad_max, K)
+        xs = &scratch_x[omp_get_thread_num(), 0]
+        for s in prange(n_seg, schedule='dynamic'):
+            r0 = s * L
+            n = min(L, T - r0)
+            bd = &boundary[s, 0]
+            bd[SHIFT] = _segment_emissions(kind, &X[r0, 0], n, D, K, chunk_size, &means[0, 0],
+                                           &prec[0], &log_const[0], xs, &w, w.b)
+            memcpy(bd + FIRST_B, w.b, K * sizeof(double))
+            _uniform(w.alpha, K)
+            got = emfast_hmm_forward_scaled(chain.A, chain.start if s == 0 else NULL, w.b,
+                                            w.alpha + K, w.c, n, K)
+            if got < n:
+                seg_status[s] = seg_status[s] | (FATAL if s == 0 else FWD_BAD)
+            else:
+                memcpy(bd + EXIT_ALPHA, w.alpha + n * K, K * sizeof(double))
+                if n > W:
+                    memcpy(bd + CHECK_ALPHA, w.alpha + W * K, K * sizeof(double))
+                    bd[TAIL] = emfast_hmm_sum_log(w.c + W, n - W)
+                bd[LOGC] = emfast_hmm_sum_log(w.c, n)
+            if backward:
+                _uniform(w.v2, K)
+                got = emfast_hmm_backward_messages(chain.AT, w.b, w.v2, w.alpha, w.v1, n - 1, K)
+                if got < n - 1:
+                    seg_status[s] = seg_status[s] | (FATAL if s == n_seg - 1 else BWD_BAD)
+                else:
+                    memcpy(bd + ENTER_BETA, w.v2, K * sizeof(double))
+                    if n > W:
+                        memcpy(bd + CHECK_BETA, w.alpha + (n - W) * K, K * sizeof(double))
+    for s in range(n_seg):
+        failed = failed or (seg_status[s] & FATAL) != 0
+    if failed:
+        return False
+
+    # Phase 2: exact boundary messages, segment after segment (thread 0's scratch).
+    with nogil:
+        w = _work(&scratch_f64[0, 0], L + 1, n_pad_max, K)
+        xs = &scratch_x[0, 0]
+        for s in range(1, n_seg):
+            r0 = s * L
+            n = min(L, T - r0)
+            bd = &boundary[s, 0]
+            memcpy(w.alpha, &boundary[s - 1, EXIT_ALPHA], K * sizeof(double))
+            got = W if n > W and not (seg_status[s] & FWD_BAD) else n
+            _segment_emissions(kind, &X[r0, 0], got, D, K, chunk_size, &means[0, 0], &prec[0],
+                               &log_const[0], xs, &w, w.b)
+            if emfast_hmm_forward_scaled(chain.A, NULL, w.b, w.alpha + K, w.c, got, K) < got:
+                failed = True
+                break
+            if got < n and memcmp(w.alpha + W * K, bd + CHECK_ALPHA, K * sizeof(double)) == 0:
+                bd[LOGC] = emfast_hmm_sum_log(w.c, W) + bd[TAIL]
+                continue
+            if got < n:                 # not forgotten within the window: the rest too
+                seg_status[s] = seg_status[s] | REDONE_FWD
+                _segment_emissions(kind, &X[r0 + W, 0], n - W, D, K, chunk_size, &means[0, 0],
+                                   &prec[0], &log_const[0], xs, &w, w.b + W * K)
+                if emfast_hmm_forward_scaled(chain.A, NULL, w.b + W * K, w.alpha + (W + 1) * K,
+                                             w.c + W, n - W, K) < n - W:
+                    failed = True
+                    break
+            memcpy(bd + EXIT_ALPHA, w.alpha + n * K, K * sizeof(double))
+            bd[LOGC] = emfast_hmm_sum_log(w.c, n)
+        if backward and not failed:
+            for s in range(n_seg - 2, -1, -1):
+                r0 = s * L
+                n = L                   # only the last segment can be shorter
+                bd = &boundary[s, 0]
+                _exit_beta(chain.AT, &boundary[s + 1, FIRST_B], &boundary[s + 1, ENTER_BETA],
+                           w.v2, w.v1, K)
+                got = W if n > W and not (seg_status[s] & BWD_BAD) else n
+                _segment_emissions(kind, &X[r0 + n - got, 0], got, D, K, chunk_size,
+                                   &means[0, 0], &prec[0], &log_const[0], xs, &w, w.b)
+                if emfast_hmm_backward_messages(chain.AT, w.b, w.v2, NULL, w.v1, got - 1,
+                                                K) < got - 1:
+                    failed = True
+                    break
+                if got < n and memcmp(w.v2, bd + CHECK_BETA, K * sizeof(double)) == 0:
+                    continue
+                if got < n:             # the whole segment, from its last row again
+                    seg_status[s] = seg_status[s] | REDONE_BWD
+                    _exit_beta(chain.AT, &boundary[s + 1, FIRST_B],
+                               &boundary[s + 1, ENTER_BETA], w.v2, w.v1, K)
+                    _segment_emissions(kind, &X[r0, 0], n, D, K, chunk_size, &means[0, 0],
+                                       &prec[0], &log_const[0], xs, &w, w.b)
+                    if emfast_hmm_backward_messages(chain.AT, w.b, w.v2, NULL, w.v1, n - 1,
+                                                    K) < n - 1:
+                        failed = True
+                        break
+                memcpy(bd + ENTER_BETA, w.v2, K * sizeof(double))
+    if failed:
+        return False
+    for s in range(n_seg):
+        seg_loglik[s] = boundary[s, SHIFT] + boundary[s, LOGC]
+    if not backward:
+        return True
+
+    # Phase 3: every segment from its exact boundary messages, with statistics.
+    with nogil, parallel(num_threads=n_threads):
+        w = _work(&scratch_f64[omp_get_thread_num(), 0], L + 1, n_pad_max, K)
+        xs = &scratch_x[omp_get_thread_num(), 0]
+        for s in prange(n_seg, schedule='dynamic'):
+            r0 = s * L
+            n = min(L, T - r0)
+            last = s == n_seg - 1
+            _segment_emissions(kind, &X[r0, 0], n, D, K, chunk_size, &means[0, 0], &prec[0],
+                               &log_const[0], xs, &w, w.b)
+            if s > 0:
+                memcpy(w.alpha, &boundary[s - 1, EXIT_ALPHA], K * sizeof(double))
+            emfast_hmm_forward_scaled(chain.A, chain.start if s == 0 else NULL, w.b,
+                                      w.alpha + K, w.c, n, K)
+            if not last:
+                # the next segment's first row, and its exact message
+                memcpy(w.b + n * K, &boundary[s + 1, FIRST_B], K * sizeof(double))
+                memcpy(w.v2, &boundary[s + 1, ENTER_BETA], K * sizeof(double))
+            memset(w.xi, 0, K * K * sizeof(double))
+            if emfast_hmm_backward_posteriors(chain.AT, w.b, w.alpha + K, w.v2, w.v1, w.v3,
+                                              w.xi, n, K, last) < n:
+                seg_status[s] = seg_status[s] | FATAL
+            for i in range(K * K):
+                seg_trans[s, i] = w.xi[i] * chain.A[i]
+            if s == 0:
+                for k in range(K):
+                    start_post[k] = w.alpha[K + k]
+            if want_post:
+                memcpy(&posteriors[r0, 0], w.alpha + K, n * K * sizeof(double))
+            if emission_stats:
+                for ci in range((n + chunk_size - 1) // chunk_size):
+                    t0 = ci * chunk_size
+                    m = min(chunk_size, n - t0)
+                    _accumulate(stats_kind, &X[r0 + t0, 0], m, D, K, &centres[0, 0],
+                                w.alpha + (t0 + 1) * K, xs, w.logpt, &seg_nk[s, 0],
+                                &seg_s1[s, 0], &seg_s2[s, 0] if seg_s2.shape[1] > 0 else NULL)
+    for s in range(n_seg):
+        failed = failed or (seg_status[s] & FATAL) != 0
+    return not failed

@@ -1,0 +1,128 @@
+"""One long sequence: forward-backward in segments on 1 and 2 threads, and its memory.
+
+The issue's shape: one sequence of 10,000,000 steps, K=16 states, Gaussian
+diagonal emissions in D=4.  Each thread count runs in its own subprocess so
+that ``ru_maxrss`` (the peak resident set) is that run's alone; the script
+prints, per thread count, seconds per E-step (median of ``--iters``), the
+log-likelihood (identical bits for every thread count), and two memory
+figures above X:
+
+- ``tracemalloc``: peak of numpy allocations during the E-steps (the scratch,
+  slots and checkpoints; numpy reports its buffers to tracemalloc);
+- ``rss``: the peak resident set (VmHWM, reset through /proc/self/clear_refs
+  just before the E-steps) minus the resident set then (X and the parameters
+  already resident), which also sees C-level memory and thread stacks.
+
+Both are compared with one T x K float64 array (T * K * 8 bytes).  The in-memory
+recursion on the same sequence would hold two such arrays per thread; with
+``--in-memory`` the script also times it (one thread, forced by a memory budget
+large enough), for the cost of the segmented method on one thread.
+
+Usage::
+
+    python benchmarks/bench_hmm_long.py                  # T=10,000,000, K=16, D=4
+    python benchmarks/bench_hmm_long.py --steps 1000000 --iters 3 --in-memory
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def run_one(steps, K, D, n_threads, iters, in_memory):
+    import tracemalloc
+
+    import numpy as np
+
+    from emfast._covariance import get_covariance
+    from emfast._hmm_pass import HMMParams, HMMPass
+
+    rng = np.random.default_rng(0)
+    A = np.full((K, K), 0.05 / (K - 1))
+    np.fill_diagonal(A, 0.95)
+    start = np.full(K, 1.0 / K)
+    means = rng.normal(size=(K, D)) * 1.5
+    covs = np.ones((K, D))
+    cov = get_covariance("diag")
+    params = HMMParams(start, A, means, cov.precisions_cholesky(covs), covs)
+    # state runs of geometric length (mean 20), then Gaussian noise: a sticky chain
+    runs = rng.geometric(0.05, size=steps // 10 + 10)
+    states = np.repeat(rng.integers(0, K, size=runs.size), runs)[:steps]
+    X = np.empty((steps, D))
+    for a in range(0, steps, 1 << 20):       # in pieces: no temporaries the size of X
+        b = min(a + (1 << 20), steps)
+        X[a:b] = means[states[a:b]] + rng.normal(size=(b - a, D))
+    del states, runs
+    options = {"long_rows": steps} if in_memory else {}
+    with open("/proc/self/statm") as f:
+        resident_before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    with open("/proc/self/clear_refs", "w") as f:     # resets the peak resident set
+        f.write("5")
+    tracemalloc.start()
+    hpass = HMMPass(np.array([steps]), D, K, np.float64, cov, n_threads, **options)
+    times, loglik = [], None
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        stats = hpass.statistics(X, params)
+        times.append(time.perf_counter() - t0)
+        loglik = stats.loglik
+    traced_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    with open("/proc/self/status") as f:
+        rss_after = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
+    return {"threads": n_threads, "in_memory": in_memory, "seconds": sorted(times),
+            "median": sorted(times)[len(times) // 2], "loglik": loglik.hex(),
+            "loglik_value": loglik, "traced_peak": traced_peak,
+            "rss_above": rss_after - resident_before,
+            "segments": hpass.long.n_segments, "redone": hpass.long.redone, "segment_length": hpass.long.segment_lengths}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10_000_000)
+    parser.add_argument("--components", type=int, default=16)
+    parser.add_argument("--features", type=int, default=4)
+    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--in-memory", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        threads, in_memory = json.loads(args.child)
+        print(json.dumps(run_one(args.steps, args.components, args.features, threads,
+                                 args.iters, in_memory)))
+        return
+    T, K = args.steps, args.components
+    array = T * K * 8
+    print(f"T={T:,} K={K} D={args.features}, one T x K float64 array = {array / 2**20:.0f} MiB,"
+          f" load average {os.getloadavg()[0]:.2f}")
+    runs = [(1, False), (2, False)] + ([(1, True)] if args.in_memory else [])
+    results = []
+    for threads, in_memory in runs:
+        out = subprocess.run([sys.executable, __file__, "--steps", str(T), "--components",
+                              str(K), "--features", str(args.features), "--iters",
+                              str(args.iters), "--child", json.dumps([threads, in_memory])],
+                             check=True, capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        results.append(r)
+        label = "in-memory" if in_memory else f"segments ({r['segments']} x "\
+            f"{r['segment_length']}, {r['redone']} redone)"
+        print(f"{threads} thread(s), {label}: {r['median']:.3f} s/E-step "
+              f"(runs {', '.join(f'{s:.3f}' for s in r['seconds'])}), "
+              f"loglik {r['loglik_value']:.10e}, tracemalloc peak "
+              f"{r['traced_peak'] / 2**20:.1f} MiB ({r['traced_peak'] / array:.1%} of T x K), "
+              f"rss above X {r['rss_above'] / 2**20:.1f} MiB ({r['rss_above'] / array:.1%})")
+    one, two = results[0], results[1]
+    print(f"speed-up 2 threads / 1 thread: {one['median'] / two['median']:.2f}x; "
+          f"log-likelihood bits identical: {one['loglik'] == two['loglik']}")
+    if args.in_memory:
+        mem = results[2]
+        print(f"in-memory / segmented (1 thread): {mem['median'] / one['median']:.2f}x time; "
+              f"relative log-likelihood difference "
+              f"{abs(mem['loglik_value'] - one['loglik_value']) / abs(mem['loglik_value']):.1e}")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
