@@ -14,6 +14,7 @@ from ._parsimonious import VALID_COVARIANCE_TYPES, is_parsimonious, resolve_cova
 from ._passes import GaussianParams
 from ._priors import log_prior, map_m_step, resolve_prior   # MAP-EM (issue #9)
 from ._scaling import observed_per_row, scale_exponent   # any finite magnitude
+from ._sparse_estep import SparseEStep, check_e_step     # sparse E-steps (issue #21)
 from ._online import STEP_EXPONENT, STEP_OFFSET   # online EM (issue #6)
 from ._online import gaussian_incremental_fit, partial_fit as online_partial_fit
 from ._sources import n_rows, open_streamed     # out of core and Dask (issue #6)
@@ -214,6 +215,21 @@ class GaussianMixture(BaseEM):
         is textbook EM.  'squarem' is the safer choice: on slowly converging
         problems 'anderson' can stop short of the fixed point or take more
         passes than plain EM (benchmarks/RESULTS.md).
+    e_step : {'full', 'sparse'}, default='full'
+        'sparse' (covariance_type 'diag' or 'spherical'): Neal & Hinton's
+        sparse EM.  A full pass every ``sparse_refresh`` iterations keeps each
+        point's ``sparse_components`` most probable components and freezes
+        the responsibilities of the others; the passes in between refresh
+        only the kept ones (cost m * D per point instead of K * D).  The
+        free energy never decreases, ``lower_bounds_`` holds it (the
+        log-likelihood on full passes), and convergence is declared only on
+        a full pass, so the fit ends at the fixed point of full EM.
+        For many components (K in the hundreds) on in-memory data.
+    sparse_refresh : int, default=10
+        Iterations between full passes of ``e_step='sparse'`` (1: every
+        pass is full).
+    sparse_components : int, default=8
+        Components kept per point between full passes (at most K).
 
     Attributes
     ----------
@@ -269,7 +285,8 @@ class GaussianMixture(BaseEM):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
                  verbose=0, verbose_interval=10, n_threads=None, prior=None,
-                 missing_values="error", accelerate=None):
+                 missing_values="error", accelerate=None, e_step="full", sparse_refresh=10,
+                 sparse_components=8):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -288,6 +305,9 @@ class GaussianMixture(BaseEM):
         self.prior = prior
         self.missing_values = missing_values
         self.accelerate = accelerate
+        self.e_step = e_step
+        self.sparse_refresh = sparse_refresh
+        self.sparse_components = sparse_components
 
     # --- validation -------------------------------------------------------------
     def _check_parameters(self):
@@ -330,6 +350,10 @@ class GaussianMixture(BaseEM):
                 raise ValueError(f"covariance_type={self.covariance_type!r} does not support "
                                  f"{' or '.join(unsupported)}; use one of 'full', 'tied', "
                                  "'diag' or 'spherical' for that.")
+        # sparse E-steps (issue #21): the kept components per point, at most K
+        self._sparse_components = check_e_step(self.e_step, self.sparse_refresh,
+                                               self.sparse_components, covariance,
+                                               self.n_components)
         return covariance, effective_n_threads(self.n_threads)
 
     def _check_inits(self, covariance, n_features):
@@ -376,6 +400,9 @@ class GaussianMixture(BaseEM):
         streamed = open_streamed(X, sample_weight, self.n_components, covariance, n_threads,
                                  allow_nan=self.missing_values == "marginalize")
         if streamed is not None:
+            if self.e_step == "sparse":
+                raise ValueError("e_step='sparse' needs X in memory (a numpy array); use "
+                                 "e_step='full' for memmaps, streamed or Dask input.")
             X, sample_weight, gpass = streamed
         else:
             X = check_data(X, allow_nan=self.missing_values == "marginalize")
@@ -386,6 +413,11 @@ class GaussianMixture(BaseEM):
             X = self._scaled_for_fit(X, sample_weight)    # data beyond 1e+-120 (_scaling.py)
             gpass = make_pass(X, sample_weight, self.n_components, covariance, n_threads,
                               self.missing_values)   # NaN rows: MissingDataPass (issue #8)
+            if self.e_step == "sparse":
+                if isinstance(gpass, MissingDataPass):
+                    raise ValueError("e_step='sparse' does not support missing values; use "
+                                     "e_step='full'.")
+                gpass = SparseEStep(gpass, self._sparse_components, int(self.sparse_refresh))
         self._prior = resolve_prior(self.prior, X, sample_weight, self.n_components,
                                     covariance)     # MAP-EM (issue #9)
         inits = self._check_inits(covariance, X.shape[1])
@@ -429,6 +461,8 @@ class GaussianMixture(BaseEM):
 
     def _initial_params(self, X, sample_weight, context, random_state):
         gpass, (weights, means, prec_chol) = context
+        if isinstance(gpass, SparseEStep):
+            gpass.restart()     # each run begins with a full pass
         if weights is None or means is None or prec_chol is None:
             # the same rows for every container (emfast/_initialization.py)
             X, sample_weight, gpass = initial_sample(X, sample_weight, gpass, random_state)
@@ -444,6 +478,12 @@ class GaussianMixture(BaseEM):
         gpass = context[0]
         stats = gpass.statistics(X, sample_weight, params)
         lower_bound = (stats.loglik + self._log_prior(params, gpass.covariance)) / total_weight
+        if getattr(gpass, "partial", False) and abs(lower_bound - self._last_bound) < self.tol:
+            # sparse E-step: a partial pass that looks converged is redone as a full pass,
+            # so that convergence is only ever declared at a fixed point of full EM
+            stats = gpass.statistics(X, sample_weight, params, full=True)
+            lower_bound = (stats.loglik + self._log_prior(params, gpass.covariance)) / total_weight
+        self._last_bound = lower_bound
         if not np.isfinite(lower_bound):
             raise ValueError(
                 "The log-likelihood became non-finite: some samples are too far from every "

@@ -74,23 +74,34 @@ def gemm_coefficients(kernel_kind, means, prec, log_const, dtype):
             np.ascontiguousarray(const_k, dtype=np.float64), _KINDS[kernel_kind])
 
 
+_NO_SELECTION = (np.empty((0, 0), dtype=np.intc), np.empty(0), np.empty(0))
+
+
 def gemm_pass(X, weights, coefficients, blocks, buffers, rows_per_block, slices,
-              chunk_size, chunks_per_block, n_threads, centres):
+              chunk_size, chunks_per_block, n_threads, centres, selection=_NO_SELECTION):
     """Run the kernel over ``X`` into the block slots ``blocks`` (loglik, nk,
     s1, s2), one call per range of blocks that ``slices`` yields, and move
     each slot's moments from the kernel's shift to ``centres`` (K, D).
 
     Slot by slot, so a pass over an aligned part of the rows (a streamed
     block, a Dask chunk) still gives exact subtrees of the in-memory sums.
+    ``selection`` (active (N, m) int32, frozen_mass (N,), block_entropy
+    (n_blocks,)): the full pass of the sparse E-step (see the kernel).
     """
+    active, frozen_mass, entropy = selection
+    selecting = active.size > 0
     shift, quad, lin, const_k, kind = coefficients
     loglik, nk, s1, s2 = blocks
     for first, stop in slices:
         rows = slice(first * rows_per_block, stop * rows_per_block)
         _gaussian_gemm_diag.em_pass(X[rows], weights[rows], shift, quad, lin, const_k, kind,
                                     loglik[first:stop], nk[first:stop], s1[first:stop],
-                                    s2[first:stop], buffers.x, buffers.f64, chunk_size,
-                                    chunks_per_block, n_threads)
+                                    s2[first:stop],
+                                    active[rows] if selecting else active,
+                                    frozen_mass[rows] if selecting else frozen_mass,
+                                    entropy[first:stop] if selecting else entropy,
+                                    buffers.x, buffers.f64, chunk_size, chunks_per_block,
+                                    n_threads)
     # x - c = (x - g) + d with d = g - c (float64, per slot; exact up to rounding)
     n_blocks, K = nk.shape
     d = shift.astype(np.float64)[None, :] - centres

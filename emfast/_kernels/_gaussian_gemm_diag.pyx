@@ -27,6 +27,8 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
+from libc.math cimport INFINITY
+
 from ._columns cimport omp_get_thread_num
 
 cdef extern from "emfast_gemm_rows.h" nogil:
@@ -44,7 +46,7 @@ KIND_SPHERICAL = GEMM_SPHERICAL
 def scratch_sizes(Py_ssize_t chunk_size, Py_ssize_t n_features, Py_ssize_t n_components):
     """Per-thread scratch lengths (X's dtype, float64) of ``em_pass``."""
     cdef Py_ssize_t n = chunk_size, D = n_features, K = n_components
-    return (2 * n * D + n * K + n + 2 * K * D, K)
+    return (2 * n * D + n * K + n + 2 * K * D, 4 * K + 2)
 
 
 cdef inline void gemm_rows(
@@ -108,26 +110,81 @@ cdef void log_prob_rows(
                 row[k] = <floating> (row[k] + quad[k] * norm + const_k[k])
 
 
+cdef void top_components(
+    const double *logp,             # IN (K,) one point's log p(x, k)
+    Py_ssize_t K, Py_ssize_t m,
+    double *values,                 # SCRATCH (m,)
+    int *active,                    # OUT (m,) the m largest, largest first; -1 past the finite ones
+) noexcept nogil:
+    # insertion into a short sorted list; ties keep the lower index first
+    cdef Py_ssize_t j, k
+    cdef double v
+    for j in range(m):
+        values[j] = -INFINITY
+        active[j] = -1
+    for k in range(K):
+        v = logp[k]
+        if v > values[m - 1]:
+            j = m - 1
+            while j > 0 and values[j - 1] < v:
+                values[j] = values[j - 1]
+                active[j] = active[j - 1]
+                j -= 1
+            values[j] = v
+            active[j] = <int> k
+
+
 cdef double softmax_rows(
     floating *logp,                 # INOUT (n_rows, K): log p(x, k) -> w * p(k | x)
     const floating *weights,        # IN (n_rows,) or NULL
     Py_ssize_t n_rows, Py_ssize_t K,
-    double *t,                      # SCRATCH (K,)
-    double *nk,                     # INOUT (K,) sum of w r
+    double *t,                      # SCRATCH (4 K + 2,)
+    double *nk,                     # INOUT (K,) sum of w r (with ``active``: of the frozen r)
+    Py_ssize_t m,                   # components kept per point (0: no selection)
+    int *active,                    # OUT (n_rows, m) each point's m most probable, or NULL
+    double *frozen_mass,            # OUT (n_rows,) sum of p(k | x) over the others, or NULL
+    double *entropy,                # INOUT sum of -w p log p over the others, or NULL
 ) noexcept nogil:
-    """Responsibilities in place; returns sum w log p(x) (points of weight 0 left out)."""
-    cdef Py_ssize_t i, k
-    cdef double w, lse, loglik = 0.0
+    """Responsibilities in place; returns sum w log p(x) (points of weight 0 left out).
+
+    With a selection (the full pass of the sparse E-step), each point's m
+    most probable components are recorded and their responsibilities set to
+    zero afterwards: the statistics that follow are those of the others.
+    """
+    cdef Py_ssize_t i, j, k
+    cdef double w, lse, loglik = 0.0, rest, ent
     cdef floating *row
+    cdef double *logp_copy = t + K
+    cdef double *values = t + 2 * K
+    cdef int *keep
     for i in range(n_rows):
         w = 1.0 if weights == NULL else weights[i]
         row = logp + i * K
+        if m > 0:
+            for k in range(K):
+                logp_copy[k] = row[k]
         if floating is double:
             lse = emfast_row_softmax_f64(row, K, w, t)
         else:
             lse = emfast_row_softmax_f32(row, K, w, t)
         if w != 0.0:
             loglik += w * lse
+        if m > 0:
+            keep = active + i * m
+            top_components(logp_copy, K, m, values, keep)
+            for j in range(m):
+                if keep[j] >= 0:
+                    row[keep[j]] = 0
+            rest = 0.0
+            ent = 0.0
+            if w != 0.0 and lse > -INFINITY:
+                for k in range(K):
+                    rest += row[k]
+                    if row[k] != 0:
+                        ent += row[k] * (lse - logp_copy[k])
+                rest /= w
+            frozen_mass[i] = rest
+            entropy[0] += ent
         for k in range(K):
             nk[k] += row[k]
     return loglik
@@ -181,6 +238,9 @@ def em_pass(
     double[:, ::1] block_nk,                # OUT (n_blocks, K) sum of w r
     double[:, ::1] block_s1,                # OUT (n_blocks, K * D) sum of w r (x - g)
     double[:, ::1] block_s2,                # OUT (n_blocks, K * D or K) second moments about g
+    int[:, ::1] active,                     # OUT (n_samples, m) kept components, or (0, 0)
+    double[::1] frozen_mass,                # OUT (n_samples,) mass of the others, or (0,)
+    double[::1] block_entropy,              # OUT (n_blocks,) their sum of -w r log r, or (0,)
     floating[:, ::1] scratch_x,             # SCRATCH (n_threads, scratch_sizes()[0])
     double[:, ::1] scratch_f64,             # SCRATCH (n_threads, scratch_sizes()[1])
     Py_ssize_t chunk_size,
@@ -188,6 +248,11 @@ def em_pass(
     int n_threads,
 ):
     """E-step and raw statistics about ``shift`` (see the module docstring).
+
+    With ``active`` (n_samples, m), the full pass of the sparse E-step: each
+    point's m most probable components are recorded, with the mass of the
+    others, and the statistics (and ``block_entropy``) are those of the
+    others only, the components the sparse passes keep frozen.
 
     Block b covers chunks [b * chunks_per_block, (b + 1) * chunks_per_block);
     the caller may pass a slice of rows with the matching slice of slots.
@@ -204,6 +269,11 @@ def em_pass(
     cdef double loglik
     cdef const floating *weights
     cdef bint weighted = sample_weight.shape[0] > 0
+    cdef Py_ssize_t m = active.shape[1] if active.shape[0] > 0 else 0
+    cdef double entropy
+    if m > 0 and (active.shape[0] != n_samples or frozen_mass.shape[0] != n_samples
+                  or block_entropy.shape[0] != n_blocks or m > K):
+        raise ValueError("active, frozen_mass and block_entropy must match X and the blocks")
     if kind != GEMM_DIAG and kind != GEMM_SPHERICAL:
         raise ValueError(f"kind must be KIND_DIAG or KIND_SPHERICAL, got {kind}")
     block_loglik[:] = 0.0
@@ -220,6 +290,7 @@ def em_pass(
         t = &scratch_f64[omp_get_thread_num(), 0]
         for block in prange(n_blocks, schedule='dynamic'):
             loglik = 0.0
+            entropy = 0.0
             chunk_end = min((block + 1) * chunks_per_block, n_chunks)
             for chunk in range(block * chunks_per_block, chunk_end):
                 start = chunk * chunk_size
@@ -227,7 +298,12 @@ def em_pass(
                 weights = &sample_weight[start] if weighted else NULL
                 log_prob_rows(kind, &X[start, 0], n_rows, D, K, &shift[0], &quad[0],
                               &lin[0, 0], &const_k[0], xs, xs2, logp)
-                loglik = loglik + softmax_rows(logp, weights, n_rows, K, t, &block_nk[block, 0])
+                loglik = loglik + softmax_rows(
+                    logp, weights, n_rows, K, t, &block_nk[block, 0], m,
+                    &active[start, 0] if m > 0 else NULL,
+                    &frozen_mass[start] if m > 0 else NULL, &entropy)
                 accumulate_rows(kind, logp, xs, xs2, n_rows, D, K, gram, &block_s1[block, 0],
                                 &block_s2[block, 0])
             block_loglik[block] = loglik
+            if m > 0:
+                block_entropy[block] = entropy
