@@ -10,9 +10,10 @@ from ._missing import MissingDataPass, check_missing_values, make_pass   # missi
 from ._mixture_base import InformationCriteria
 from ._parallel import effective_n_threads, sequential_blas
 from ._parsimonious import VALID_COVARIANCE_TYPES, is_parsimonious, resolve_covariance
-from ._passes import GaussianParams
+from ._passes import GaussianParams, GaussianPass
 from ._priors import log_prior, map_m_step, resolve_prior   # MAP-EM (issue #9)
 from ._scaling import observed_per_row, scale_exponent   # any finite magnitude
+from ._sparse_estep import SparseEStep, check_e_step     # sparse E-steps (issue #21)
 from ._online import STEP_EXPONENT, STEP_OFFSET   # online EM (issue #6)
 from ._online import gaussian_incremental_fit, partial_fit as online_partial_fit
 from ._validation import check_data, check_shape
@@ -201,6 +202,21 @@ class GaussianMixture(InformationCriteria, GaussianEstimator):
         is textbook EM.  'squarem' is the safer choice: on slowly converging
         problems 'anderson' can stop short of the fixed point or take more
         passes than plain EM (benchmarks/RESULTS.md).
+    e_step : {'full', 'sparse'}, default='full'
+        'sparse' (covariance_type 'diag' or 'spherical'): Neal & Hinton's
+        sparse EM.  A full pass every ``sparse_refresh`` iterations keeps each
+        point's ``sparse_components`` most probable components and freezes
+        the responsibilities of the others; the passes in between refresh
+        only the kept ones (cost m * D per point instead of K * D).  The
+        free energy never decreases, ``lower_bounds_`` holds it (the
+        log-likelihood on full passes), and convergence is declared only on
+        a full pass, so the fit ends at the fixed point of full EM.
+        For many components (K in the hundreds) on in-memory data.
+    sparse_refresh : int, default=10
+        Iterations between full passes of ``e_step='sparse'`` (1: every
+        pass is full).
+    sparse_components : int, default=8
+        Components kept per point between full passes (at most K).
 
     Attributes
     ----------
@@ -254,7 +270,8 @@ class GaussianMixture(InformationCriteria, GaussianEstimator):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
                  verbose=0, verbose_interval=10, n_threads=None, prior=None,
-                 missing_values="error", accelerate=None):
+                 missing_values="error", accelerate=None, e_step="full", sparse_refresh=10,
+                 sparse_components=8):
         self._set_init_params(locals())
 
     # --- validation -------------------------------------------------------------
@@ -273,6 +290,10 @@ class GaussianMixture(InformationCriteria, GaussianEstimator):
                 raise ValueError(f"covariance_type={self.covariance_type!r} does not support "
                                  f"{' or '.join(unsupported)}; use one of 'full', 'tied', "
                                  "'diag' or 'spherical' for that.")
+        # sparse E-steps (issue #21): the kept components per point, at most K
+        self._sparse_components = check_e_step(self.e_step, self.sparse_refresh,
+                                               self.sparse_components, covariance,
+                                               self.n_components)
         return covariance, effective_n_threads(self.n_threads)
 
     def _check_inits(self, covariance, n_features):
@@ -302,6 +323,14 @@ class GaussianMixture(InformationCriteria, GaussianEstimator):
     def _prepare(self, X, sample_weight):
         covariance, n_threads = self._check_parameters()
         X, sample_weight, gpass = self._open_for_fit(X, sample_weight, covariance, n_threads)
+        if self.e_step == "sparse":     # sparse E-steps (issue #21): complete data in memory
+            if isinstance(gpass, MissingDataPass):
+                raise ValueError("e_step='sparse' does not support missing values; use "
+                                 "e_step='full'.")
+            if not isinstance(gpass, GaussianPass):
+                raise ValueError("e_step='sparse' needs X in memory (a numpy array); use "
+                                 "e_step='full' for memmaps, streamed or Dask input.")
+            gpass = SparseEStep(gpass, self._sparse_components, int(self.sparse_refresh))
         self._prior = resolve_prior(self.prior, X, sample_weight, self.n_components,
                                     covariance)     # MAP-EM (issue #9)
         inits = self._check_inits(covariance, X.shape[1])
@@ -343,6 +372,8 @@ class GaussianMixture(InformationCriteria, GaussianEstimator):
 
     def _initial_params(self, X, sample_weight, context, random_state):
         gpass, (weights, means, prec_chol) = context
+        if isinstance(gpass, SparseEStep):
+            gpass.restart()     # each run begins with a full pass
         if weights is None or means is None or prec_chol is None:
             # the same rows for every container (emfast/_initialization.py)
             X, sample_weight, gpass = initial_sample(X, sample_weight, gpass, random_state)
@@ -358,6 +389,12 @@ class GaussianMixture(InformationCriteria, GaussianEstimator):
         gpass = context[0]
         stats = gpass.statistics(X, sample_weight, params)
         lower_bound = (stats.loglik + self._log_prior(params, gpass.covariance)) / total_weight
+        if getattr(gpass, "partial", False) and abs(lower_bound - self._last_bound) < self.tol:
+            # sparse E-step: a partial pass that looks converged is redone as a full pass,
+            # so that convergence is only ever declared at a fixed point of full EM
+            stats = gpass.statistics(X, sample_weight, params, full=True)
+            lower_bound = (stats.loglik + self._log_prior(params, gpass.covariance)) / total_weight
+        self._last_bound = lower_bound
         if not np.isfinite(lower_bound):
             raise ValueError(
                 "The log-likelihood became non-finite: some samples are too far from every "

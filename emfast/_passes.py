@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from ._gemm_diag import GemmBuffers, gemm_available, gemm_coefficients, gemm_pass, gemm_wanted
 from ._kernels import _gaussian
 
 CHUNK_SIZE = 256                 # rows per chunk: one chunk's work fits in L1/L2
@@ -212,7 +213,8 @@ class GaussianPass:
     """The fused E-step + statistics pass and the scoring pass for one problem."""
 
     def __init__(self, n_samples, n_features, n_components, dtype, covariance,
-                 n_threads, chunk_size=CHUNK_SIZE, use_blas=None, chunks_per_block=None):
+                 n_threads, chunk_size=CHUNK_SIZE, use_blas=None, chunks_per_block=None,
+                 use_gemm=None):
         # chunks_per_block: the slot size of a larger problem this pass computes part of
         # (a streamed block, a Dask chunk); None: this problem's own layout
         self.dtype = np.dtype(dtype)
@@ -226,6 +228,10 @@ class GaussianPass:
             use_blas = (covariance.has_outer_products
                         and n_features >= BLAS_MIN_FEATURES[self.dtype])
         self.use_blas = bool(use_blas)
+        # diag / spherical with many components: the GEMM kernel (crossover in _gemm_diag.py)
+        self.use_gemm = (gemm_wanted(covariance, n_features, n_components) if use_gemm is None
+                         else bool(use_gemm) and gemm_available(covariance))
+        self._gemm_buffers = None
         f64_size, x_size = _gaussian.scratch_sizes(chunk_size, n_features, n_components)
         self._scratch_f64 = cache_aligned_rows(n_threads, f64_size, np.float64)
         self._scratch_x = cache_aligned_rows(n_threads, x_size, self.dtype)
@@ -305,6 +311,9 @@ class GaussianPass:
             resp_in = np.empty((0, 0))
         centres = means if centres is None else np.ascontiguousarray(centres, dtype=self.dtype)
         rows_per_block = self._chunks_per_block * self.chunk_size
+        if (self.use_gemm and assignment == _gaussian.ASSIGN_SOFT
+                and stats_covariance is self.covariance):
+            return self._run_gemm(X, weights, means, prec, log_const, centres, rows_per_block)
         for first, stop in self._slices(len(loglik)):
             rows = slice(first * rows_per_block, stop * rows_per_block)
             _gaussian.em_pass(X[rows], weights[rows], means, prec, log_const, centres,
@@ -312,15 +321,33 @@ class GaussianPass:
                               loglik[first:stop], nk[first:stop], s1[first:stop], s2[first:stop],
                               self._scratch_f64, self._scratch_x, self.chunk_size,
                               self._chunks_per_block, self.n_threads, self.use_blas)
-        # Sum the slots by the fixed tree: the same bits for any thread count, and
-        # for any container whose blocks are whole subtrees.
+        return self._reduced(centres.astype(np.float64))
+
+    def _run_gemm(self, X, weights, means, prec, log_const, centres, rows_per_block):
+        """The GEMM kernel's raw moments about its shift, recentred at ``centres``."""
+        if self._gemm_buffers is None:
+            self._gemm_buffers = GemmBuffers(self.chunk_size, self.n_features,
+                                             self.n_components, self.dtype, self.n_threads)
+        coefficients = gemm_coefficients(self.covariance.kernel_kind, means, prec, log_const,
+                                         self.dtype)
+        blocks = self._blocks(X.shape[0], self.covariance)
+        centres = centres.astype(np.float64)
+        gemm_pass(X, weights, coefficients, blocks, self._gemm_buffers, rows_per_block,
+                  self._slices(len(blocks[0])), self.chunk_size, self._chunks_per_block,
+                  self.n_threads, centres)
+        return self._reduced(centres)
+
+    def _reduced(self, centres):
+        """The block slots summed by the fixed tree: the same bits for any thread
+        count, and for any container whose blocks are whole subtrees."""
+        loglik, nk, s1, s2 = self._loglik, self._nk, self._s1, self._s2
         K, D = self.n_components, self.n_features
         return Statistics(
             loglik=float(tree_sum_rows(loglik.reshape(-1, 1), overwrite=True)[0]),
             nk=tree_sum_rows(nk, overwrite=True),
             s1=tree_sum_rows(s1, overwrite=True).reshape(K, D),
             s2=tree_sum_rows(s2, overwrite=True),
-            centres=centres.astype(np.float64),
+            centres=centres,
         )
 
     def _slices(self, n_units):

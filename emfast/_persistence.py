@@ -91,7 +91,8 @@ _METADATA = "metadata"
 # Constructor parameters added after files of the class were first written: a file
 # without one loads with this value (the behaviour of the emfast that wrote it).
 PARAMETERS_ADDED = {
-    "GaussianMixture": {"prior": None, "missing_values": "error", "accelerate": None},
+    "GaussianMixture": {"prior": None, "missing_values": "error", "accelerate": None,
+                        "e_step": "full", "sparse_refresh": 10, "sparse_components": 8},
 }
 
 

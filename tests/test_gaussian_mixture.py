@@ -568,7 +568,8 @@ def test_params_protocol_clone_and_repr():
     shared = {"n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
               "init_params", "weights_init", "means_init", "precisions_init", "random_state",
               "warm_start", "verbose", "verbose_interval"}
-    assert set(params) == shared | {"n_threads", "prior", "missing_values", "accelerate"}
+    assert set(params) == shared | {"n_threads", "prior", "missing_values", "accelerate",
+                                "e_step", "sparse_refresh", "sparse_components"}
     other = GaussianMixture().set_params(**params)
     assert other.get_params() == params
     assert gm.set_params(max_iter=5) is gm and gm.max_iter == 5
