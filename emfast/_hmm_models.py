@@ -134,8 +134,8 @@ class CategoricalHMM(HMM):
             family = self._family()
         too_large = np.flatnonzero(symbols >= n_symbols)
         if too_large.size:
-            raise ValueError(f"X holds symbols below n_features={n_symbols}; X[{too_large[0]}] "
-                             f"is {int(symbols[too_large[0]])}.")
+            raise ValueError(f"X must hold symbols 0 .. {n_symbols - 1} (n_features={n_symbols}); "
+                             f"X[{too_large[0]}] is {int(symbols[too_large[0]])}.")
         return X, family.validate(X), False
 
     def _get_emission(self):

@@ -1,4 +1,5 @@
 """MixtureModel and the emission families against a plain-numpy EM (tests/_family_reference.py)."""
+import re
 import io
 import warnings
 
@@ -317,6 +318,30 @@ def test_bad_codes_beyond_n_categories():
         MixtureModel(families.Categorical(n_categories=3), 2).fit(X)
     with pytest.raises(ValueError, match="n_categories"):
         MixtureModel(families.Categorical(n_categories=[3]), 2).fit(X)
+
+
+@pytest.mark.parametrize("code", [2.0 ** 31 - 1, 2.0 ** 40, 1e300])
+def test_codes_too_large_for_the_kernels_are_refused(code):
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    X[2, 1] = code
+    with pytest.raises(ValueError, match=re.escape(f"column 1 has the code {code!r} at row 2") + ".*at most"):
+        MixtureModel("categorical", 2).fit(X)
+
+
+def test_codes_beyond_inferred_categories_score_minus_infinity():
+    """The documented policy: a code no component saw has probability 0."""
+    rng = np.random.default_rng(3)
+    X = rng.integers(0, 3, (200, 3)).astype(float)
+    model = MixtureModel("categorical", 2, random_state=0).fit(X)
+    Y = X[:4].copy()
+    Y[1, 2] = 3.0
+    Y[2, 0] = 1e6
+    scores = model.score_samples(Y)
+    assert np.isneginf(scores[[1, 2]]).all() and np.isfinite(scores[[0, 3]]).all()
+    np.testing.assert_allclose(scores[[0, 3]], model.score_samples(X[[0, 3]]), rtol=1e-15)
+    proba = model.predict_proba(Y)
+    assert not np.isnan(proba).any()
+    np.testing.assert_array_equal(proba[[1, 2]], 0.0)
 
 
 def test_bad_parameters_and_inits():

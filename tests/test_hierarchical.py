@@ -104,9 +104,12 @@ def test_partitions_equal_mclusts_hclass(dataset):
 def test_bic_grid_equals_mclustbic(dataset):
     """The 14 models x G = 1..9 from the hc start: mclust's BIC table.
 
-    VVE is left out: mclust 6's VVE M-step stops short of the constrained
-    maximum (see test_parsimonious.py), so from the same start its EM path,
-    and on iris its fixed point, differ from emfast's.
+    VVE is left out: mclust 6's VVE orientation step weights each component
+    by the inverse of its det-1 shape, leaving out its volume, so its
+    iteration stops away from the constrained maximum; from the same start
+    its EM path, and on iris its fixed point, differ from emfast's, which
+    raises Q on mclust's own statistics (tests/test_parsimonious.py and its
+    numpy reference emulating mclust's iteration).
     """
     X = DATASETS[dataset]()
     _, table = emfast.select_model(X, n_components=range(1, 10), covariance_types="mclust",

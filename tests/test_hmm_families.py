@@ -423,7 +423,7 @@ def test_bic_and_aic_count_every_parameter():
 @pytest.mark.parametrize("X, match", [
     ([[0], [-1], [2]], r"X\[1\] is -1"),
     ([[0], [1.5], [2]], r"X\[1\] is 1.5"),
-    ([[0], [5], [2]], r"below n_features=3; X\[1\] is 5"),
+    ([[0], [5], [2]], r"symbols 0 \.\. 2 \(n_features=3\); X\[1\] is 5"),
     ([[0, 1], [1, 0]], r"shape \(n_samples, 1\)"),
     ([[0], [np.nan]], "NaN"),
 ])

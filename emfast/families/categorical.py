@@ -9,6 +9,9 @@ from ._base import (BASE_NONE, FORBID_EQ, ONEHOT, ColumnLayout, LinearFamily, Na
                     _check_keys)
 
 
+MAX_CODE = 2 ** 31 - 2     # the largest code: category counts stay 32-bit integers
+
+
 class Categorical(LinearFamily):
     """Independent categorical columns (latent class analysis).
 
@@ -19,7 +22,12 @@ class Categorical(LinearFamily):
     (MAP-EM): a symmetric Dirichlet ``{"concentration": c >= 1}`` on each
     column's probabilities, mode ``(counts + c - 1) / (sum r + C_j (c - 1))``.
     A category a component never saw has probability 0 (legal): that
-    component's log-density is -inf where the column takes it.
+    component's log-density is -inf where the column takes it.  So is a code
+    at or beyond a column's fitted number of categories in data scored after
+    a fit that inferred them (no component saw it): every component's
+    log-density is -inf there, ``score_samples`` is -inf and the row's
+    responsibilities are 0.  Declare ``n_categories`` to have such codes
+    refused with a ValueError instead.
     """
 
     name = "categorical"
@@ -51,6 +59,10 @@ class Categorical(LinearFamily):
         first_bad(block, bad, first_row, columns,
                   "X column {column} has the value {value!r} at row {row}: "
                   "categorical codes must be integers >= 0 (NaN marks a missing entry).")
+        # the kernels index categories with 32-bit integers
+        first_bad(block, observed & (block >= MAX_CODE + 1), first_row, columns,
+                  "X column {column} has the code {value!r} at row {row}: categorical codes "
+                  f"must be at most {MAX_CODE}.")
         sizes = self._declared(block.shape[1])
         if sizes is not None:
             first_bad(block, observed & (block >= sizes), first_row, columns,
