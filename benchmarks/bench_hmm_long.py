@@ -80,7 +80,7 @@ def run_one(steps, K, D, n_threads, iters, in_memory, task="estep"):
             seq_logprob, path = hpass.viterbi(X, params)
             times.append(time.perf_counter() - t0)
             loglik = float(seq_logprob[0])
-            path_digest = hashlib.sha1(path.tobytes()).hexdigest()
+            path_digest = hashlib.sha1(memoryview(path)).hexdigest()     # no copy
             del path
         else:
             stats = hpass.statistics(X, params)
