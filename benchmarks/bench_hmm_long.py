@@ -1,4 +1,5 @@
-"""One long sequence: forward-backward in segments on 1 and 2 threads, and its memory.
+"""One long sequence: forward-backward in segments and checkpointed Viterbi decoding on 1 and
+2 threads, and their memory.
 
 The issue's shape: one sequence of 10,000,000 steps, K=16 states, Gaussian
 diagonal emissions in D=4.  Each thread count runs in its own subprocess so
@@ -18,12 +19,21 @@ recursion on the same sequence would hold two such arrays per thread; with
 ``--in-memory`` the script also times it (one thread, forced by a memory budget
 large enough), for the cost of the segmented method on one thread.
 
+The decode runs (``HMMPass.viterbi``, seconds per decode, the same memory
+figures) follow: checkpointed on 1 and 2 threads (path and log-probability
+identical bits), and with ``--in-memory`` the in-memory decode, whose T x K
+int32 backpointers are half a T x K float64 array.  The decode's memory above X
+includes the path it returns (T intp, 8 bytes a row); ``bound`` is
+``viterbi_memory``, the checkpoints and segment backpointers alone.
+
 Usage::
 
     python benchmarks/bench_hmm_long.py                  # T=10,000,000, K=16, D=4
     python benchmarks/bench_hmm_long.py --steps 1000000 --iters 3 --in-memory
+    python benchmarks/bench_hmm_long.py --decode-only      # the decode runs alone
 """
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -31,12 +41,13 @@ import sys
 import time
 
 
-def run_one(steps, K, D, n_threads, iters, in_memory):
+def run_one(steps, K, D, n_threads, iters, in_memory, task="estep"):
     import tracemalloc
 
     import numpy as np
 
     from emfast._covariance import get_covariance
+    from emfast._hmm_long import viterbi_memory
     from emfast._hmm_pass import HMMParams, HMMPass
 
     rng = np.random.default_rng(0)
@@ -62,21 +73,42 @@ def run_one(steps, K, D, n_threads, iters, in_memory):
         f.write("5")
     tracemalloc.start()
     hpass = HMMPass(np.array([steps]), D, K, np.float64, cov, n_threads, **options)
-    times, loglik = [], None
+    times, loglik, path_digest = [], None, None
     for _ in range(iters):
         t0 = time.perf_counter()
-        stats = hpass.statistics(X, params)
-        times.append(time.perf_counter() - t0)
-        loglik = stats.loglik
+        if task == "decode":
+            seq_logprob, path = hpass.viterbi(X, params)
+            times.append(time.perf_counter() - t0)
+            loglik = float(seq_logprob[0])
+            path_digest = hashlib.sha1(memoryview(path)).hexdigest()     # no copy
+            del path
+        else:
+            stats = hpass.statistics(X, params)
+            times.append(time.perf_counter() - t0)
+            loglik = stats.loglik
     traced_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     with open("/proc/self/status") as f:
         rss_after = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
-    return {"threads": n_threads, "in_memory": in_memory, "seconds": sorted(times),
+    long = hpass.long
+    bound = (viterbi_memory(steps, K, long.viterbi_segment_lengths[0], n_threads)
+             if long and task == "decode" else None)
+    return {"threads": n_threads, "in_memory": in_memory, "task": task, "path": path_digest,
+            "bound": bound, "viterbi_segment_length": long.viterbi_segment_lengths,
+            "seconds": sorted(times),
             "median": sorted(times)[len(times) // 2], "loglik": loglik.hex(),
             "loglik_value": loglik, "traced_peak": traced_peak,
             "rss_above": rss_after - resident_before,
             "segments": hpass.long.n_segments, "redone": hpass.long.redone, "segment_length": hpass.long.segment_lengths}
+
+
+def _child(args, threads, in_memory, task):
+    """One run in a subprocess of its own (its own peak resident set)."""
+    out = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--components",
+                          str(args.components), "--features", str(args.features), "--iters",
+                          str(args.iters), "--child", json.dumps([threads, in_memory, task])],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main():
@@ -86,41 +118,50 @@ def main():
     parser.add_argument("--features", type=int, default=4)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--in-memory", action="store_true")
+    parser.add_argument("--decode-only", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        threads, in_memory = json.loads(args.child)
+        threads, in_memory, task = json.loads(args.child)
         print(json.dumps(run_one(args.steps, args.components, args.features, threads,
-                                 args.iters, in_memory)))
+                                 args.iters, in_memory, task)))
         return
     T, K = args.steps, args.components
     array = T * K * 8
     print(f"T={T:,} K={K} D={args.features}, one T x K float64 array = {array / 2**20:.0f} MiB,"
           f" load average {os.getloadavg()[0]:.2f}")
-    runs = [(1, False), (2, False)] + ([(1, True)] if args.in_memory else [])
-    results = []
-    for threads, in_memory in runs:
-        out = subprocess.run([sys.executable, __file__, "--steps", str(T), "--components",
-                              str(K), "--features", str(args.features), "--iters",
-                              str(args.iters), "--child", json.dumps([threads, in_memory])],
-                             check=True, capture_output=True, text=True).stdout
-        r = json.loads(out.strip().splitlines()[-1])
-        results.append(r)
-        label = "in-memory" if in_memory else f"segments ({r['segments']} x "\
-            f"{r['segment_length']}, {r['redone']} redone)"
-        print(f"{threads} thread(s), {label}: {r['median']:.3f} s/E-step "
-              f"(runs {', '.join(f'{s:.3f}' for s in r['seconds'])}), "
-              f"loglik {r['loglik_value']:.10e}, tracemalloc peak "
-              f"{r['traced_peak'] / 2**20:.1f} MiB ({r['traced_peak'] / array:.1%} of T x K), "
-              f"rss above X {r['rss_above'] / 2**20:.1f} MiB ({r['rss_above'] / array:.1%})")
-    one, two = results[0], results[1]
-    print(f"speed-up 2 threads / 1 thread: {one['median'] / two['median']:.2f}x; "
-          f"log-likelihood bits identical: {one['loglik'] == two['loglik']}")
-    if args.in_memory:
-        mem = results[2]
-        print(f"in-memory / segmented (1 thread): {mem['median'] / one['median']:.2f}x time; "
-              f"relative log-likelihood difference "
-              f"{abs(mem['loglik_value'] - one['loglik_value']) / abs(mem['loglik_value']):.1e}")
+    results = {}
+    tasks = ["decode"] if args.decode_only else ["estep", "decode"]
+    for task in tasks:
+        runs = [(1, False), (2, False)] + ([(1, True)] if args.in_memory else [])
+        for threads, in_memory in runs:
+            r = _child(args, threads, in_memory, task)
+            results[task, threads, in_memory] = r
+            what = "E-step" if task == "estep" else "decode"
+            if in_memory:
+                label = "in-memory"
+            elif task == "estep":
+                label = (f"segments ({r['segments']} x {r['segment_length']}, "
+                         f"{r['redone']} redone)")
+            else:
+                label = (f"checkpointed (segments of {r['viterbi_segment_length']}, bound "
+                         f"{r['bound'] / 2**20:.2f} MiB)")
+            print(f"{threads} thread(s), {what}, {label}: {r['median']:.3f} s/{what} "
+                  f"(runs {', '.join(f'{s:.3f}' for s in r['seconds'])}), "
+                  f"log-prob {r['loglik_value']:.10e}, tracemalloc peak "
+                  f"{r['traced_peak'] / 2**20:.1f} MiB ({r['traced_peak'] / array:.1%} of T x K),"
+                  f" rss above X {r['rss_above'] / 2**20:.1f} MiB ({r['rss_above'] / array:.1%})")
+        one, two = results[task, 1, False], results[task, 2, False]
+        same = one["loglik"] == two["loglik"] and one["path"] == two["path"]
+        print(f"{task}: speed-up 2 threads / 1 thread: {one['median'] / two['median']:.2f}x; "
+              f"results bits identical: {same}")
+        if args.in_memory:
+            mem = results[task, 1, True]
+            print(f"{task}: in-memory / segmented (1 thread): "
+                  f"{mem['median'] / one['median']:.2f}x time; relative difference "
+                  f"{abs(mem['loglik_value'] - one['loglik_value']) / abs(mem['loglik_value']):.1e}"
+                  + (f"; paths identical: {mem['path'] == one['path']}" if task == "decode"
+                     else ""))
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -18,6 +18,22 @@ If a scaled recursion underflows in a long sequence (the states that explain a
 row were predicted with probability near the double range), that sequence is
 redone by the in-memory kernel, which switches to log-space: correct, but with
 the in-memory footprint for that one sequence.
+
+Viterbi decoding of a long sequence is checkpointed too (``_hmm.long_viterbi_pass``):
+the in-memory decode keeps T x K int32 backpointers; here a first pass keeps
+only the max-product message delta (K float64) entering each segment of
+``viterbi_segment_length_for(T)`` = L rows (sqrt(T) rounded up to whole
+chunks), and the backtrack recomputes each segment's backpointers from its
+checkpoint into a compact buffer (``backpointer_dtype(K)``: uint8 for K <= 256),
+one per thread, segments from the last.  Scratch:
+``viterbi_memory(T, K, L, n_threads)`` = 8 K ceil(T / L) + n_threads L K b bytes
+(b the backpointer's bytes) plus O(K * chunk_size) per thread: at T = 10^8 and
+2 threads about 1.6 MB for K = 16 and 6.3 MB for K = 64, against 6.4 GB and
+25.6 GB of in-memory backpointers (the path itself, T intp, is the output).
+The recursion is the in-memory one on the same rows, so the path and its
+log-probability are bitwise the in-memory decode's, for any thread count; the
+price is a second pass over the sequence (the first is sequential, the second
+parallel over segments).
 """
 import math
 
@@ -32,8 +48,11 @@ WINDOW_CHUNKS = 2            # chunks redone after a boundary before its message
 SEGMENT_SCALE = 64           # segment length ~ sqrt(SEGMENT_SCALE * T): few, cheap boundaries
 
 
-def long_threshold(n_components, memory_budget=MEMORY_BUDGET, parallel_rows=PARALLEL_ROWS):
-    """Sequences longer than this many rows run in segments."""
+def long_threshold(n_components, memory_budget=None, parallel_rows=None):
+    """Sequences longer than this many rows run in segments (the budgets default to the
+    module's ``MEMORY_BUDGET`` and ``PARALLEL_ROWS``, read at the call)."""
+    memory_budget = MEMORY_BUDGET if memory_budget is None else memory_budget
+    parallel_rows = PARALLEL_ROWS if parallel_rows is None else parallel_rows
     fits = memory_budget // (16 * max(1, n_components))
     return int(max(1, min(fits, parallel_rows - 1)))
 
@@ -46,11 +65,33 @@ def segment_length_for(n_rows, chunk_size, window):
     return int(chunks * chunk_size)
 
 
+def viterbi_segment_length_for(n_rows, chunk_size):
+    """Rows per segment of a long sequence's Viterbi decode: sqrt(n_rows) rounded up to a
+    multiple of the chunk size (so that its chunks are the in-memory decode's)."""
+    return int(max(1, math.ceil(math.sqrt(n_rows) / chunk_size)) * chunk_size)
+
+
+def backpointer_dtype(n_components):
+    """The backpointers' type: the smallest that holds every state index (uint8 up to 256
+    states, uint16 up to 65,536, else int32)."""
+    if n_components <= 1 << 8:
+        return np.dtype(np.uint8)
+    return np.dtype(np.uint16) if n_components <= 1 << 16 else np.dtype(np.int32)
+
+
+def viterbi_memory(n_rows, n_components, segment_length, n_threads):
+    """Bytes of a long sequence's checkpointed Viterbi decode: the delta checkpoints and
+    the threads' segment backpointers (each thread's O(K * chunk_size) scratch aside)."""
+    K, L = n_components, segment_length
+    return 8 * K * -(-n_rows // L) + n_threads * L * K * backpointer_dtype(K).itemsize
+
+
 class LongSequences:
     """Which sequences are long, their segments, slots and scratch, and the calls."""
 
     def __init__(self, lengths, n_features, n_components, dtype, chunk_size, n_threads,
-                 long_rows=None, segment_length=None, window=None):
+                 long_rows=None, segment_length=None, window=None,
+                 viterbi_segment_length=None):
         K = n_components
         self.n_components, self.n_features, self.chunk_size = K, n_features, chunk_size
         self.threshold = long_threshold(K) if long_rows is None else int(long_rows)
@@ -70,7 +111,16 @@ class LongSequences:
                            for i, L in zip(self.indices, self.segment_lengths)]
         self.slot_offsets = np.concatenate([[0], np.cumsum(self.n_segments)]).astype(np.intp)
         self.n_slots = int(self.slot_offsets[-1])
+        if viterbi_segment_length is not None and (viterbi_segment_length <= 0
+                                                   or viterbi_segment_length % chunk_size):
+            raise ValueError(f"viterbi_segment_length must be a positive multiple of "
+                             f"chunk_size ({chunk_size}); got {viterbi_segment_length}.")
+        self.viterbi_segment_lengths = [
+            int(viterbi_segment_length) if viterbi_segment_length is not None
+            else viterbi_segment_length_for(int(lengths[i]), chunk_size)
+            for i in self.indices]
         self.n_threads = max(1, min(n_threads, max(self.n_segments, default=1)))
+        self.viterbi_threads = max(1, int(n_threads))
         self._dtype = np.dtype(dtype)
         self._scratch = None
         self.redone = 0             # boundary messages of the last run not settled in the window
@@ -123,3 +173,21 @@ class LongSequences:
                           seq_loglik[seq:seq + 1] if seq_loglik.shape[0] else seq_loglik, post)
             elif seq_loglik.shape[0]:
                 seq_loglik[seq] = float(loglik.sum())
+
+    def viterbi(self, X, seq_bounds, emission, kind, chain, seq_logprob, states, x_size):
+        """Every long sequence's best path into its rows of ``states`` and its
+        log-probability into ``seq_logprob``, checkpointed (see the module docstring)."""
+        means, prec, log_const = emission
+        start, transitions = chain
+        K, chunk = self.n_components, self.chunk_size
+        f64_size = _hmm.scratch_sizes(chunk, chunk, self.n_features, K)[0]
+        for seq, L in zip(self.indices, self.viterbi_segment_lengths):
+            a, b = seq_bounds[seq], seq_bounds[seq + 1]
+            n_seg = -(-(b - a) // L)
+            n_threads = min(self.viterbi_threads, n_seg)
+            seq_logprob[seq] = _hmm.long_viterbi_pass(
+                X[a:b], means, prec, log_const, kind, start, transitions, L, states[a:b],
+                np.empty((n_seg, K)), np.empty((n_threads, L * K), backpointer_dtype(K)),
+                cache_aligned_rows(n_threads, f64_size, np.float64),
+                cache_aligned_rows(n_threads, x_size, self._dtype),
+                np.empty((n_threads, chunk * K), dtype=np.intc), chunk, n_threads)

@@ -5,7 +5,8 @@ lengths, one dtype, one covariance strategy and one thread count; it owns the
 per-thread scratch (two max_length x K arrays per thread, max_length over the
 sequences that are not long) and the block slots.  Long sequences (see
 ``_hmm_long``) run in segments on all threads after the others, into slots of
-their own after the blocks' slots.
+their own after the blocks' slots; their Viterbi decode is checkpointed there
+too (no T x K backpointers).
 """
 from dataclasses import dataclass
 
@@ -100,12 +101,13 @@ def _single_sequence(X, rows, emission, chain, kind, stats_kind, backward, emiss
         chunk_size, 1)
 
 
-def _viterbi_scratch(lengths, n_threads, chunk_size, n_features, K):
+def _viterbi_scratch(max_length, n_threads, chunk_size, n_features, K):
     """Viterbi's scratch: one chunk of rows (float64) and the backpointers of the longest
-    sequence (int32, T x K per thread)."""
+    sequence decoded in memory (int32, max_length x K per thread; the long sequences are
+    decoded checkpointed, in ``LongSequences.viterbi``)."""
     sizes = _hmm.scratch_sizes(chunk_size, chunk_size, n_features, K)
     return (np.empty((n_threads, sizes[0])),
-            np.empty((n_threads, int(lengths.max()) * K), dtype=np.intc))
+            np.empty((n_threads, max_length * K), dtype=np.intc))
 
 
 class HMMPass:
@@ -212,16 +214,21 @@ class HMMPass:
     def viterbi(self, X, params):
         """Best state path (n_samples,) and its log-probability per sequence (n_sequences,)."""
         if self._scratch_int is None:
-            self._scratch_int = _viterbi_scratch(self.lengths, self.n_threads, self.chunk_size,
-                                                 self.n_features, self.n_components)
+            self._scratch_int = _viterbi_scratch(self.max_length, self.n_threads,
+                                                 self.chunk_size, self.n_features,
+                                                 self.n_components)
         means, prec, log_const = self._emission(params)
         start, transitions = self._chain(params)
         seq_logprob = np.empty(len(self.lengths))
         states = np.empty(X.shape[0], dtype=np.intp)
-        _hmm.viterbi_pass(X, self.seq_bounds, means, prec, log_const,
-                          self.covariance.kernel_kind, start, transitions, seq_logprob, states,
-                          self._scratch_int[0], self._scratch_x, self._scratch_int[1],
-                          self.chunk_size, self.chunk_size, self.n_threads)
+        kind = self.covariance.kernel_kind
+        _hmm.viterbi_pass(X, self.seq_bounds, means, prec, log_const, kind, start,
+                          transitions, seq_logprob, states, self._scratch_int[0],
+                          self._scratch_x, self._scratch_int[1], self.chunk_size,
+                          self.chunk_size, self.n_threads,
+                          self.long.threshold if self.long else -1)
+        self.long.viterbi(X, self.seq_bounds, (means, prec, log_const), kind,
+                          (start, transitions), seq_logprob, states, self._sizes[1])
         return seq_logprob, states
 
 
@@ -326,12 +333,14 @@ class GivenEmissionPass:
         means, prec, log_const = self._unused
         start, transitions = HMMPass._chain(params)
         K = self.n_components
-        scratch_f64, scratch_int = _viterbi_scratch(self.lengths, self.n_threads,
+        scratch_f64, scratch_int = _viterbi_scratch(self.max_length, self.n_threads,
                                                     self.chunk_size, K, K)
         seq_logprob = np.empty(len(self.lengths))
         states = np.empty(log_b.shape[0], dtype=np.intp)
         _hmm.viterbi_pass(log_b, self.seq_bounds, means, prec, log_const, _hmm.KIND_GIVEN,
                           start, transitions, seq_logprob, states, scratch_f64,
                           self._scratch_x, scratch_int, self.chunk_size, self.chunk_size,
-                          self.n_threads)
+                          self.n_threads, self.long.threshold if self.long else -1)
+        self.long.viterbi(log_b, self.seq_bounds, (means, prec, log_const), _hmm.KIND_GIVEN,
+                          (start, transitions), seq_logprob, states, 1)
         return seq_logprob, states

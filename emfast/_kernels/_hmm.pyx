@@ -34,6 +34,7 @@ its posteriors are written.
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, NAN
+from libc.stdint cimport int32_t, uint8_t, uint16_t
 from libc.string cimport memcmp, memcpy, memset
 
 
@@ -399,6 +400,62 @@ def forward_backward_pass(
             block_log_space[block] = n_log
 
 
+ctypedef fused backpointer:
+    uint8_t
+    uint16_t
+    int32_t
+
+
+cdef void _viterbi_rows(
+    int kind,
+    const floating *x,              # IN (n, D) the segment's rows
+    Py_ssize_t n,
+    Py_ssize_t D,
+    Py_ssize_t K,
+    Py_ssize_t chunk_size,
+    const floating *means,
+    const floating *prec,
+    const double *log_const,
+    const Chain *chain,
+    bint first,                     # the rows start at the sequence's row 0
+    Work *w,                        # SCRATCH w.b (one chunk), w.logpt, w.v1
+    floating *xs,                   # SCRATCH
+    double *delta,                  # INOUT (K,) the message entering the rows, then leaving
+    int *chunk_back,                # SCRATCH (chunk_size, K) one chunk's backpointers (unused
+                                    # when back is int32)
+    backpointer *back,              # OUT (n, K) the rows' backpointers, or NULL
+) noexcept nogil:
+    """The Viterbi recursion over n rows, chunk by chunk from the rows' start: the in-memory
+    decode's, and the checkpointed decode's from a stored delta."""
+    cdef Py_ssize_t ci, t0, m, n_pad, i, k
+    for ci in range((n + chunk_size - 1) // chunk_size):
+        t0 = ci * chunk_size
+        m = min(chunk_size, n - t0)
+        n_pad = emfast_padded(m)
+        _log_densities(kind, x + t0 * D, m, D, K, means, prec, log_const, xs, w.logpt)
+        for i in range(m):
+            for k in range(K):
+                w.b[i * K + k] = w.logpt[k * n_pad + i]
+        if backpointer is int32_t and back != NULL:      # in place, no chunk scratch
+            emfast_hmm_viterbi(chain.logA, chain.log_start if first and t0 == 0 else NULL,
+                               w.b, delta, w.v1, <int *> (back + t0 * K), m, K)
+            continue
+        emfast_hmm_viterbi(chain.logA, chain.log_start if first and t0 == 0 else NULL, w.b,
+                           delta, w.v1, chunk_back, m, K)
+        if back != NULL:
+            for i in range(m * K):
+                back[t0 * K + i] = <backpointer> chunk_back[i]
+
+
+cdef inline Py_ssize_t _best_state(const double *delta, Py_ssize_t K) noexcept nogil:
+    """The state of the largest delta, the first on ties."""
+    cdef Py_ssize_t k, best = 0
+    for k in range(1, K):
+        if delta[k] > delta[best]:
+            best = k
+    return best
+
+
 cdef double _viterbi_sequence(
     int kind,
     const floating *x,              # IN (T, D)
@@ -416,20 +473,10 @@ cdef double _viterbi_sequence(
     Py_ssize_t *states,             # OUT (T,)
 ) noexcept nogil:
     """Most probable state path; returns its log-probability."""
-    cdef Py_ssize_t ci, t0, n, n_pad, i, k, t, best = 0
-    for ci in range((T + chunk_size - 1) // chunk_size):
-        t0 = ci * chunk_size
-        n = min(chunk_size, T - t0)
-        n_pad = emfast_padded(n)
-        _log_densities(kind, x + t0 * D, n, D, K, means, prec, log_const, xs, w.logpt)
-        for i in range(n):
-            for k in range(K):
-                w.b[i * K + k] = w.logpt[k * n_pad + i]
-        emfast_hmm_viterbi(chain.logA, chain.log_start if t0 == 0 else NULL, w.b, w.beta,
-                           w.v1, back + t0 * K, n, K)
-    for k in range(1, K):
-        if w.beta[k] > w.beta[best]:
-            best = k
+    cdef Py_ssize_t t, best
+    _viterbi_rows(kind, x, T, D, K, chunk_size, means, prec, log_const, chain, True, w, xs,
+                  w.beta, NULL, <int32_t *> back)
+    best = _best_state(w.beta, K)
     states[T - 1] = best
     for t in range(T - 1, 0, -1):
         states[t - 1] = back[t * K + states[t]]
@@ -453,12 +500,13 @@ def viterbi_pass(
     Py_ssize_t max_length,
     Py_ssize_t chunk_size,
     int n_threads,
+    Py_ssize_t skip_longer_than=-1,         # sequences longer are left to long_viterbi_pass
 ):
     """Viterbi decoding of every sequence, in log-space."""
     cdef Py_ssize_t D = X.shape[1], K = means.shape[0]
     cdef Py_ssize_t n_seq = seq_bounds.shape[0] - 1
     cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
-    cdef Py_ssize_t seq, row
+    cdef Py_ssize_t seq, row, T
     cdef Work w
     cdef floating *xs
     cdef int *back
@@ -473,10 +521,12 @@ def viterbi_pass(
         back = &scratch_int[omp_get_thread_num(), 0]
         for seq in prange(n_seq, schedule='dynamic'):
             row = seq_bounds[seq]
-            seq_logprob[seq] = _viterbi_sequence(kind, &X[row, 0], seq_bounds[seq + 1] - row, D,
-                                                 K, chunk_size, &means[0, 0], &prec[0],
-                                                 &log_const[0], &chain, &w, xs, back,
-                                                 &states[row])
+            T = seq_bounds[seq + 1] - row
+            if skip_longer_than >= 0 and T > skip_longer_than:
+                continue
+            seq_logprob[seq] = _viterbi_sequence(kind, &X[row, 0], T, D, K, chunk_size,
+                                                 &means[0, 0], &prec[0], &log_const[0],
+                                                 &chain, &w, xs, back, &states[row])
 
 
 # ---- One long sequence in segments ------------------------------------------------------
@@ -753,3 +803,101 @@ def long_sequence_pass(
     for s in range(n_seg):
         failed = failed or (seg_status[s] & FATAL) != 0
     return not failed
+
+
+# ---- Viterbi of one long sequence in segments -------------------------------------------
+#
+# The in-memory decode keeps T x K backpointers.  Here the sequence is cut into segments of
+# `segment_length` rows (a multiple of the chunk size, so the chunks, and with them every
+# row's log-densities, are the in-memory decode's) and:
+#
+# 1. (sequential) the in-memory recursion, emfast_hmm_viterbi chunk by chunk from row 0, keeps
+#    only the max-product message delta (K log-probabilities, unnormalised, as the in-memory
+#    decode has it) entering each segment, then the best final state (the first on ties).
+# 2. (segments from the last, one batch of `back.shape[0]` segments at a time, the batch in
+#    parallel) each segment's backpointers are recomputed from its stored delta into one
+#    compact buffer per batch slot (uint8 for K <= 256), by the same recursion on the same
+#    bits; then, sequentially, the path is followed back through the batch's segments to the
+#    state at each segment's start and across into the segment before.
+#
+# Every delta and every backpointer is the one the in-memory decode computes, so the path and
+# its log-probability are bitwise the same, for any segment length and any thread count.
+# Memory: n_seg x K float64 checkpoints and n_batch x segment_length x K backpointers.
+
+def long_viterbi_pass(
+    const floating[:, ::1] X,               # IN (T, n_features) one sequence
+    const floating[:, ::1] means,           # IN (n_components, n_features)
+    const floating[::1] prec,               # IN raveled precision Cholesky factors
+    const double[::1] log_const,            # IN (n_components,)
+    int kind,
+    const double[:, ::1] start,             # IN (2, K)
+    const double[:, :, ::1] transitions,    # IN (4, K, K)
+    Py_ssize_t segment_length,              # rows per segment, a multiple of chunk_size
+    Py_ssize_t[::1] states,                 # OUT (T,) the best path
+    double[:, ::1] checkpoints,             # SCRATCH (n_seg, K) delta entering each segment
+    backpointer[:, ::1] back,               # SCRATCH (n_batch, segment_length * K), a dtype
+                                            # that holds K - 1
+    double[:, ::1] scratch_f64,             # SCRATCH (n_batch, scratch_sizes(chunk_size)[0])
+    floating[:, ::1] scratch_x,             # SCRATCH (n_batch, scratch_sizes()[1])
+    int[:, ::1] scratch_int,                # SCRATCH (n_batch, chunk_size * K)
+    Py_ssize_t chunk_size,
+    int n_threads,                          # at most n_batch
+):
+    """Viterbi decoding of one long sequence in segments; returns the best path's
+    log-probability (the in-memory decode's bits)."""
+    cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = means.shape[0]
+    cdef Py_ssize_t L = segment_length, n_batch = back.shape[0]
+    cdef Py_ssize_t n_seg = (T + L - 1) // L
+    cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
+    cdef Py_ssize_t s, j, lo, hi, r0, n, t, best
+    cdef double logprob
+    cdef Work w
+    cdef floating *xs
+    cdef backpointer *bp
+    cdef Chain chain
+    chain.log_start = &start[LOG_START, 0]
+    chain.logA = &transitions[LOG_TRANS, 0, 0]
+    if T == 0:
+        return 0.0
+    if L <= 0 or L % chunk_size or checkpoints.shape[0] < n_seg or n_batch < 1 \
+            or back.shape[1] < L * K or n_threads > n_batch:
+        raise ValueError("long_viterbi_pass: segment_length or the scratch does not fit")
+
+    # Phase 1: the forward recursion, keeping delta at every segment start.
+    with nogil:
+        w = _work(&scratch_f64[0, 0], chunk_size, n_pad_max, K)
+        xs = &scratch_x[0, 0]
+        for s in range(n_seg):
+            r0 = s * L
+            if s > 0:
+                memcpy(&checkpoints[s, 0], w.beta, K * sizeof(double))
+            _viterbi_rows(kind, &X[r0, 0], min(L, T - r0), D, K, chunk_size, &means[0, 0],
+                          &prec[0], &log_const[0], &chain, s == 0, &w, xs, w.beta,
+                          &scratch_int[0, 0], <backpointer *> NULL)
+        best = _best_state(w.beta, K)
+        logprob = w.beta[best]
+        states[T - 1] = best
+
+    # Phase 2: backpointers segment by segment from the last, and the path back through them.
+    for hi in range(n_seg - 1, -1, -n_batch):
+        lo = max(0, hi - n_batch + 1)
+        with nogil, parallel(num_threads=min(n_threads, hi - lo + 1)):
+            w = _work(&scratch_f64[omp_get_thread_num(), 0], chunk_size, n_pad_max, K)
+            xs = &scratch_x[omp_get_thread_num(), 0]
+            for j in prange(hi - lo + 1, schedule='static'):
+                s = lo + j
+                r0 = s * L
+                if s > 0:
+                    memcpy(w.beta, &checkpoints[s, 0], K * sizeof(double))
+                _viterbi_rows(kind, &X[r0, 0], min(L, T - r0), D, K, chunk_size, &means[0, 0],
+                              &prec[0], &log_const[0], &chain, s == 0, &w, xs, w.beta,
+                              &scratch_int[omp_get_thread_num(), 0], &back[j, 0])
+        with nogil:
+            for s in range(hi, lo - 1, -1):
+                r0 = s * L
+                n = min(L, T - r0)
+                bp = &back[s - lo, 0]
+                # row r0's backpointers lead into the segment before (none before row 0)
+                for t in range(n - 1, 0 if s == 0 else -1, -1):
+                    states[r0 + t - 1] = bp[t * K + states[r0 + t]]
+    return logprob
