@@ -44,6 +44,17 @@ from ._blas cimport trmm_columns_upper, syrk_columns
 from ._columns cimport *
 
 
+cdef extern from "emfast_small_d.h" nogil:
+    bint emfast_small_d_handles(int kind, Py_ssize_t D)
+    double emfast_small_soft_chunk_f32(int kind, const float *xt, Py_ssize_t n_pad, Py_ssize_t D,
+                                       Py_ssize_t K, const float *means, const float *prec,
+                                       const double *log_const, const float *centres,
+                                       float *et, float *winv, double *nk, double *s1,
+                                       double *s2)
+    void emfast_small_exp_f32_array(const float *x, float *out, Py_ssize_t n)
+    void emfast_small_log_f32_array(const float *x, float *out, Py_ssize_t n)
+
+
 SIMD_BUILDS = ("baseline", "avx2", "avx512")
 
 
@@ -231,6 +242,30 @@ cdef void _accumulate_chunk(
                            _rz(scratch, n_pad, D), _rw(scratch, n_pad, D), nk, s1, s2)
 
 
+cdef inline double _small_soft_chunk(
+    int kind,
+    const floating *xt,             # IN (D + 1, n_pad) columns, the weights last
+    Py_ssize_t n_pad,
+    Py_ssize_t D,
+    Py_ssize_t K,
+    const floating *means,          # IN (K, D)
+    const floating *prec,           # IN precision Cholesky factors
+    const double *log_const,        # IN (K,)
+    const floating *centres,        # IN (K, D)
+    double *et,                     # SCRATCH (K, n_pad) float64 slots, used as float32
+    double *winv,                   # SCRATCH (n_pad,) float64 slots, used as float32
+    double *nk,                     # INOUT (K,)
+    double *s1,                     # INOUT (K, D)
+    double *s2,                     # INOUT layout by kind
+) noexcept nogil:
+    """The float32 small-D chunk (src/emfast_small_d.h): the sum of w log p(x)."""
+    if floating is float:
+        return emfast_small_soft_chunk_f32(kind, xt, n_pad, D, K, means, prec, log_const,
+                                           centres, <float *> et, <float *> winv, nk, s1, s2)
+    else:
+        return 0.0      # em_pass takes this path for float32 X only
+
+
 def em_pass(
     const floating[:, ::1] X,               # IN (n_samples, n_features)
     const floating[::1] sample_weight,      # IN (n_samples,), or (0,) for unit weights
@@ -276,6 +311,11 @@ def em_pass(
     cdef double loglik
     cdef double *s2
     cdef bint weighted = sample_weight.shape[0] > 0
+    # float32 soft E-steps at D <= 4: the fused single-precision chunk kernel
+    cdef bint small_soft = False
+    if floating is float:
+        small_soft = (assignment == SOFT and log_prob_kind == stats_kind and not use_blas
+                      and emfast_small_d_handles(stats_kind, D))
     block_loglik[:] = 0.0
     block_nk[:, :] = 0.0
     block_s1[:, :] = 0.0
@@ -294,6 +334,13 @@ def em_pass(
                 n_rows = min(chunk_size, n_samples - start)
                 n_pad = emfast_padded(n_rows)
                 weights = &sample_weight[start] if weighted else NULL
+                if small_soft:
+                    transpose_columns(&X[start, 0], weights, n_rows, D, n_pad, _xt(scratch))
+                    loglik = loglik + _small_soft_chunk(
+                        stats_kind, _xt(scratch), n_pad, D, K, &means[0, 0], &prec[0],
+                        &log_const[0], &centres[0, 0], s.logpt, s.log_norm,
+                        &block_nk[block, 0], &block_s1[block, 0], s2)
+                    continue
                 if assignment == GIVEN:
                     transpose_columns(&X[start, 0], weights, n_rows, D, n_pad, _xt(scratch))
                     for k in range(K):
@@ -363,6 +410,16 @@ def score_pass(
 def exp_nonpos(const double[::1] x, double[::1] out):
     """The kernels' exponential, for testing against numpy."""
     emfast_exp_nonpos_array(&x[0], &out[0], x.shape[0])
+
+
+def exp_nonpos_f32(const float[::1] x, float[::1] out):
+    """The float32 small-D kernel's exponential (x <= 0), for testing against numpy."""
+    emfast_small_exp_f32_array(&x[0], &out[0], x.shape[0])
+
+
+def log_f32(const float[::1] x, float[::1] out):
+    """The float32 small-D kernel's logarithm (x >= 0), for testing against numpy."""
+    emfast_small_log_f32_array(&x[0], &out[0], x.shape[0])
 
 
 def tree_sum(
