@@ -178,6 +178,33 @@ cdef void _accumulate(
                        xs + (2 * D + 1) * n_pad, xs + (3 * D + 1) * n_pad, nk, s1, s2)
 
 
+cdef double _shifted_chunk(
+    int kind,
+    const floating *x,              # IN (n, D) one chunk's rows
+    Py_ssize_t n,
+    Py_ssize_t D,
+    Py_ssize_t K,
+    const floating *means,
+    const floating *prec,
+    const double *log_const,
+    floating *xs,                   # SCRATCH
+    Work *w,                        # SCRATCH w.logpt, w.log_norm, w.row_max
+    double shift,                   # IN the sum of the shifts of the rows before
+    double *b,                      # OUT (n, K) shifted emissions
+) noexcept nogil:
+    """One chunk's shifted emissions; ``shift`` plus its rows' shifts, added row by row
+    (so the sum's rounding does not depend on where the chunks of a pass begin)."""
+    cdef Py_ssize_t n_pad = emfast_padded(n), i, k
+    _log_densities(kind, x, n, D, K, means, prec, log_const, xs, w.logpt)
+    # The shift m_t = log sum_k N(x_t | k): b~ = softmax, each row's max >= 1/K.
+    emfast_softmax_columns(w.logpt, n_pad, K, w.log_norm, w.row_max)
+    for i in range(n):
+        shift += w.log_norm[i]
+        for k in range(K):
+            b[i * K + k] = w.logpt[k * n_pad + i]
+    return shift
+
+
 cdef double _forward_scaled(
     int kind,
     const floating *x,              # IN (T, D) one sequence
@@ -193,19 +220,13 @@ cdef double _forward_scaled(
     floating *xs,                   # SCRATCH
 ) noexcept nogil:
     """log p(x), or NaN when a normaliser underflowed (then use log-space)."""
-    cdef Py_ssize_t ci, t0, n, n_pad, i, k
+    cdef Py_ssize_t ci, t0, n
     cdef double shift = 0.0
     for ci in range((T + chunk_size - 1) // chunk_size):
         t0 = ci * chunk_size
         n = min(chunk_size, T - t0)
-        n_pad = emfast_padded(n)
-        _log_densities(kind, x + t0 * D, n, D, K, means, prec, log_const, xs, w.logpt)
-        # The shift m_t = log sum_k N(x_t | k): b~ = softmax, each row's max >= 1/K.
-        emfast_softmax_columns(w.logpt, n_pad, K, w.log_norm, w.row_max)
-        for i in range(n):
-            shift += w.log_norm[i]
-            for k in range(K):
-                w.b[(t0 + i) * K + k] = w.logpt[k * n_pad + i]
+        shift = _shifted_chunk(kind, x + t0 * D, n, D, K, means, prec, log_const, xs, w,
+                               shift, w.b + t0 * K)
         if emfast_hmm_forward_scaled(chain.A, chain.start if t0 == 0 else NULL,
                                      w.b + t0 * K, w.alpha + t0 * K, w.c + t0, n, K) < n:
             return NAN
@@ -575,18 +596,12 @@ cdef double _segment_emissions(
     double *b,                      # OUT (n, K) shifted emissions
 ) noexcept nogil:
     """Shifted emissions of n rows, chunk by chunk from the segment's start; sum of shifts."""
-    cdef Py_ssize_t ci, t0, m, n_pad, i, k
+    cdef Py_ssize_t ci, t0
     cdef double shift = 0.0
     for ci in range((n + chunk_size - 1) // chunk_size):
         t0 = ci * chunk_size
-        m = min(chunk_size, n - t0)
-        n_pad = emfast_padded(m)
-        _log_densities(kind, x + t0 * D, m, D, K, means, prec, log_const, xs, w.logpt)
-        emfast_softmax_columns(w.logpt, n_pad, K, w.log_norm, w.row_max)
-        for i in range(m):
-            shift += w.log_norm[i]
-            for k in range(K):
-                b[(t0 + i) * K + k] = w.logpt[k * n_pad + i]
+        shift = _shifted_chunk(kind, x + t0 * D, min(chunk_size, n - t0), D, K, means, prec,
+                               log_const, xs, w, shift, b + t0 * K)
     return shift
 
 
