@@ -395,6 +395,71 @@ def test_one_iteration_matches_the_reference_m_step(family, gating):
         assert errors[2] < 1e-4 and errors[2] <= errors[0]
 
 
+def _gem_start(family):
+    coef = {"gaussian": [[1.3, -0.7, 0.2], [-0.6, 0.8, 1.2]],
+            "logistic": [[2.5, -3.5, 1.0], [-2.5, 2.0, 3.5]],
+            "poisson": [[0.8, -0.8, 0.6], [-0.8, 0.4, 0.9]]}[family]
+    return (np.array(coef), np.array([0.3, -0.4]), np.array([0.5, 0.8]),
+            np.array([0.45, 0.55]))
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("n", [CHUNK_SIZE - 1, CHUNK_SIZE + 1, 3000])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gem_iterations_match_the_reference_em(family, n, dtype, weighted):
+    """Fixed iterations from an explicit start (one Newton step per GLM expert, checked
+    in the next E-step's pass, halved when Q_k falls) against the reference EM written
+    from the formulas: the same log-likelihood history and parameters."""
+    rng = np.random.RandomState(n + len(family))
+    X, y, _, _ = _simulated(family, n, rng, D=3)
+    w = rng.uniform(0.2, 2.0, n).astype(dtype) if weighted else None
+    X, y = X.astype(dtype), y.astype(dtype)
+    coef, intercept, scale, weights = _gem_start(family)
+    n_iter = 8
+    model = _fit(MixtureOfRegressions(
+        2, family=family, max_iter=n_iter, tol=0, coef_init=coef, intercept_init=intercept,
+        scale_init=scale if family == "gaussian" else None, weights_init=weights,
+        n_threads=2), X, y, sample_weight=w)
+    history, ref_coef, ref_scale, ref_weights = ref.gem_fit(
+        family, X.astype(np.float64), y.astype(np.float64),
+        None if w is None else w.astype(np.float64), np.hstack([coef, intercept[:, None]]),
+        scale if family == "gaussian" else np.ones(2), weights, n_iter)
+    np.testing.assert_allclose(model.lower_bounds_, history, rtol=1e-11)
+    np.testing.assert_allclose(model.coef_, ref_coef[:, :-1], rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(model.intercept_, ref_coef[:, -1], rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(model.weights_, ref_weights, rtol=1e-10)
+    if family == "gaussian":
+        np.testing.assert_allclose(model.scale_, ref_scale, rtol=1e-9)
+    bounds = np.array(model.lower_bounds_)
+    assert np.all(np.diff(bounds) >= -1e-12 * np.abs(bounds[1:]))
+
+
+@pytest.mark.parametrize("family, gating", [("logistic", "constant"), ("poisson", "constant"),
+                                            ("logistic", "softmax"), ("gaussian", "softmax")])
+def test_a_gem_iteration_is_one_pass(family, gating, monkeypatch):
+    """Each accepted step's check pass is also the next E-step's: after the first
+    iteration's E-step pass, one pass per iteration (the steps need no halving here)."""
+    rng = np.random.RandomState(3)
+    X, y, coef, intercept = _simulated(family, 4000, rng, D=3, softmax=gating == "softmax")
+    passes = []
+    statistics = RegressionPass.statistics
+
+    def counted(self, *args, **kwargs):
+        passes.append(kwargs.get("ahead"))
+        return statistics(self, *args, **kwargs)
+
+    monkeypatch.setattr(RegressionPass, "statistics", counted)
+    n_iter = 6
+    model = _fit(MixtureOfRegressions(
+        2, family=family, gating=gating, max_iter=n_iter, tol=0, coef_init=coef + 0.05,
+        intercept_init=intercept, scale_init=[0.4, 0.5] if family == "gaussian" else None,
+        weights_init=[0.5, 0.5]), X, y)
+    assert model.m_step_accepted_.all()
+    assert len(passes) == n_iter + 1
+    assert passes[0] is None and all(ahead is not None for ahead in passes[1:])
+
+
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 @pytest.mark.parametrize("gating", GATINGS)
 def test_recovers_known_coefficients(family, gating):
