@@ -327,21 +327,39 @@ class MixtureOfRegressions(BaseEM):
     def _em_iteration(self, X, sample_weight, params, context, total_weight):
         gpass, y = context.gpass, context.y
         order = required_order(self._solver())
-        stats = gpass.statistics(X, y, sample_weight, params,
-                                 expert_order=max(order, self._gaussian_order()),
-                                 gate_order=order)
+        orders = (max(order, self._gaussian_order()), order)
+        # the pass that accepted the step to ``params`` may have run this E-step already
+        stats = params.prefetched()
+        if stats is None:
+            stats = gpass.statistics(X, y, sample_weight, params, expert_order=orders[0],
+                                     gate_order=orders[1])
         lower_bound = (stats.loglik + context.base + self._log_prior(params)) / total_weight
         if not np.isfinite(lower_bound):
             raise ValueError(
                 "The log-likelihood is not finite: some samples have zero probability under "
                 "every component. Use other initial parameters.")
+        # With one solver iteration the M-step ends with its line search: the pass that
+        # checks a trial step (Q at the trial with these responsibilities) also runs the
+        # E-step at the trial, which is the next iteration's pass if the step is taken.
+        fuse = self.m_step_iter == 1 and self._solver() in ("newton", "gradient")
+        checked = {}
+
         # trial evaluations keep the E-step's responsibilities (those of ``params``)
-        evaluate = lambda trial, order: gpass.statistics(      # noqa: E731
-            X, y, sample_weight, params, trial=trial,
-            expert_order=order if not context.family.closed_form else 0, gate_order=order)
+        def evaluate(trial, order):
+            expert_order = order if not context.family.closed_form else 0
+            if not (fuse and order == 0):
+                return gpass.statistics(X, y, sample_weight, params, trial=trial,
+                                        expert_order=expert_order, gate_order=order)
+            sums, ahead = gpass.statistics(X, y, sample_weight, params, trial=trial,
+                                           expert_order=expert_order, gate_order=order,
+                                           ahead=orders)
+            checked["last"] = (tuple(a.copy() for a in trial.arrays()), ahead)
+            return sums
+
         new, accepted = self._m_step(params, stats, context, evaluate, self.m_step_iter)
         new.accepted = params.accepted + (accepted,)
         new.separated = _separated(context.family, self.gating, stats)
+        new.ahead = checked.get("last")
         return lower_bound, new
 
     def _m_step(self, params, stats, context, evaluate, n_iter):
@@ -391,8 +409,9 @@ class MixtureOfRegressions(BaseEM):
             return Evaluation(values, gradients, hessians)
 
         def trial_params(thetas):
-            trial = RegressionParams(params.coef.copy(), params.scale, params.gate_coef.copy(),
-                                     params.gate_const)
+            # the closed-form parts at their new values: the blocks' Q do not depend on
+            # them, and a trial that is accepted is then exactly the new parameters
+            trial = RegressionParams(coef.copy(), scale, params.gate_coef.copy(), gate_const)
             for k, theta in zip(experts, thetas):
                 trial.coef[k] = theta
             if softmax:

@@ -33,6 +33,20 @@ class RegressionParams:
     accepted: tuple = ()        # per EM iteration so far: was every M-step step accepted
     solver_state: dict = None   # the M-step solver's state between iterations
     separated: tuple = ()       # the parts that classify their data perfectly (warned about)
+    ahead: tuple = None         # (parameter arrays, RegressionStatistics): the E-step pass at
+                                # these parameters, computed in advance by the pass that
+                                # checked the step to them (``statistics(ahead=...)``)
+
+    def arrays(self):
+        return (self.coef, self.scale, self.gate_coef, self.gate_const)
+
+    def prefetched(self):
+        """The statistics computed in advance for exactly these parameters, or None."""
+        if self.ahead is None:
+            return None
+        arrays, stats = self.ahead
+        same = all(np.array_equal(a, b) for a, b in zip(arrays, self.arrays()))
+        return stats if same else None
 
 
 @dataclass
@@ -80,58 +94,68 @@ class RegressionPass:
         stats_bytes = 8 * (1 + 3 * K + 1 + 2 * K * P + (K + self.n_pairs) * P * P)
         self.n_blocks, self.chunks_per_block = block_layout(
             n_samples, stats_bytes, n_samples * n_features * self.dtype.itemsize, chunk_size)
-        nb = self.n_blocks
-        self._loglik = np.empty(nb)
-        self._q = np.empty((nb, K + 1))
-        self._nk = np.empty((nb, K))
-        self._rss = np.empty((nb, K))
-        self._grad = np.empty((nb, K * P))
-        self._hess = np.empty((nb, K * P * P))
-        self._gate_grad = np.empty((nb, K * P if softmax else 0))
-        self._gate_hess = np.empty((nb, self.n_pairs * P * P))
+        self._offsets = _regression.stats_offsets(K, P, self.softmax)
+        # room for two sets of sums per block: the trial's, and the E-step's at the trial
+        # (ahead); flat, so that a pass with one set gets C-contiguous (n_blocks, size) rows
+        self._block_buffer = np.empty(self.n_blocks * 2 * self._offsets["size"])
 
     def statistics(self, X, y, sample_weight, params, trial=None, expert_order=0, gate_order=0,
-                   resp=None):
+                   resp=None, ahead=None):
         """E-step at ``params`` (or the given responsibilities ``resp`` (n, K)), sums at
-        ``trial`` (default ``params``) with derivatives up to the orders asked for."""
-        K, P = self.n_components, self.n_coef
+        ``trial`` (default ``params``) with derivatives up to the orders asked for.
+
+        ``ahead=(expert_order, gate_order)`` (with a ``trial`` other than ``params``)
+        fuses into the same pass the E-step at ``trial`` and its sums there with
+        those orders, and returns ``(sums, sums_ahead)``: ``sums_ahead`` has the
+        same bits as ``statistics(X, y, sample_weight, trial, ...)`` would have.
+        """
         gate_order = gate_order if self.softmax else 0
         separate = trial is not None and trial is not params
         trial = params if trial is None else trial
+        with_ahead = ahead is not None and separate and resp is None
+        ahead_orders = ((ahead[0], ahead[1] if self.softmax else 0) if with_ahead
+                        else (-1, -1))
         weights = np.empty(0) if sample_weight is None else sample_weight
         weights = np.ascontiguousarray(weights, dtype=self.dtype)
         resp_in = (np.empty((0, 0)) if resp is None
                    else np.ascontiguousarray(resp, dtype=np.float64))
         assignment = _regression.ASSIGN_SOFT if resp is None else _regression.ASSIGN_GIVEN
-        grad = self._grad if expert_order >= 1 else self._grad[:, :0]
-        hess = self._hess if expert_order >= 2 else self._hess[:, :0]
-        gate_grad = self._gate_grad if gate_order >= 1 else self._gate_grad[:, :0]
-        gate_hess = self._gate_hess if gate_order >= 2 else self._gate_hess[:, :0]
+        size = self._offsets["size"]
+        width = 2 * size if with_ahead else size
+        block_stats = self._block_buffer[:self.n_blocks * width].reshape(self.n_blocks, width)
         e_args = _kernel_params(params)
         t_args = _kernel_params(trial)
         rows_per_block = self.chunks_per_block * self.chunk_size
         for first, stop in kernel_slices(self.n_blocks, self.n_threads):
             rows = slice(first * rows_per_block, stop * rows_per_block)
-            blocks = slice(first, stop)
             _regression.em_pass(
                 X[rows], y[rows], weights[rows], resp_in[rows], self.family_code,
                 self.intercept, self.softmax, assignment, *e_args, separate, *t_args,
-                expert_order, gate_order, self._loglik[blocks], self._q[blocks],
-                self._nk[blocks], self._rss[blocks], grad[blocks], hess[blocks],
-                gate_grad[blocks], gate_hess[blocks], self._scratch, self.chunk_size,
-                self.chunks_per_block, self.n_threads)
-        stats = RegressionStatistics(
-            loglik=float(tree_sum_rows(self._loglik.reshape(-1, 1), overwrite=True)[0]),
-            q=tree_sum_rows(self._q, overwrite=True), nk=tree_sum_rows(self._nk, overwrite=True),
-            rss=tree_sum_rows(self._rss, overwrite=True))
+                expert_order, gate_order, *ahead_orders, block_stats[first:stop],
+                self._scratch, self.chunk_size, self.chunks_per_block, self.n_threads)
+        sums = tree_sum_rows(block_stats, overwrite=True)
+        stats = self._unpack(sums[:size], expert_order, gate_order)
+        if not with_ahead:
+            return stats
+        return stats, self._unpack(sums[size:], *ahead_orders)
+
+    def _unpack(self, sums, expert_order, gate_order):
+        K, P = self.n_components, self.n_coef
+
+        def part(name):
+            start, stop = self._offsets[name]
+            return sums[start:stop].copy()
+
+        stats = RegressionStatistics(loglik=float(sums[self._offsets["loglik"][0]]),
+                                     q=part("q"), nk=part("nk"), rss=part("rss"))
         if expert_order >= 1:
-            stats.grad = tree_sum_rows(grad, overwrite=True).reshape(K, P)
+            stats.grad = part("grad").reshape(K, P)
         if expert_order >= 2:
-            stats.hess = _symmetric(tree_sum_rows(hess, overwrite=True).reshape(K, P, P))
-        if gate_order >= 1:
-            stats.gate_grad = tree_sum_rows(gate_grad, overwrite=True).reshape(K, P)
-        if gate_order >= 2:
-            stats.gate_hess = _symmetric(tree_sum_rows(gate_hess, overwrite=True).reshape(-1, P, P))
+            stats.hess = _symmetric(part("hess").reshape(K, P, P))
+        if self.softmax and gate_order >= 1:
+            stats.gate_grad = part("gate_grad").reshape(K, P)
+        if self.softmax and gate_order >= 2:
+            stats.gate_hess = _symmetric(part("gate_hess").reshape(-1, P, P))
         return stats
 
     def score(self, X, y, params, log_norm=False, resp=False, mean=False, gate=False):

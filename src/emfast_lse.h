@@ -23,17 +23,18 @@
 #define EMFAST_CLONES
 #endif
 
-static inline double emfast_exp_nonpos(double x)
+/* The core of the exponentials: for lowest <= xc <= log(DBL_MAX), e^xc = p 2^n
+ * with n = round(xc / ln 2) and p the polynomial at r = xc - n ln 2 (|r| <= ln2/2);
+ * returns p and puts n in *n (the caller builds 2^n within the exponent's range). */
+static inline double emfast_exp_reduced(double xc, int64_t *n)
 {
-    const double lowest = -708.0;                  /* 2^-1021: still a normal number */
     const double shifter = 6755399441055744.0;     /* 1.5 * 2^52: rounds to an integer */
     const double log2e = 1.4426950408889634;
     const double ln2_hi = 6.93147180369123816490e-01;
     const double ln2_lo = 1.90821492927058770002e-10;
-    double xc = x < lowest ? lowest : x;
     double t = xc * log2e + shifter;
-    double n = t - shifter;
-    double r = (xc - n * ln2_hi) - n * ln2_lo;
+    double rounded = t - shifter;
+    double r = (xc - rounded * ln2_hi) - rounded * ln2_lo;
     double p = 1.0 / 6227020800.0;                 /* 1/13! */
     p = p * r + 1.0 / 479001600.0;
     p = p * r + 1.0 / 39916800.0;
@@ -48,11 +49,21 @@ static inline double emfast_exp_nonpos(double x)
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    int64_t t_bits, shifter_bits, scale_bits;
-    double scale;
+    int64_t t_bits, shifter_bits;
     memcpy(&t_bits, &t, sizeof t_bits);
     memcpy(&shifter_bits, &shifter, sizeof shifter_bits);
-    scale_bits = (t_bits - shifter_bits + 1023) << 52;   /* 2^n */
+    *n = t_bits - shifter_bits;
+    return p;
+}
+
+static inline double emfast_exp_nonpos(double x)
+{
+    const double lowest = -708.0;                  /* 2^-1021: still a normal number */
+    double xc = x < lowest ? lowest : x;
+    int64_t n, scale_bits;
+    double scale;
+    const double p = emfast_exp_reduced(xc, &n);
+    scale_bits = (n + 1023) << 52;                 /* 2^n */
     memcpy(&scale, &scale_bits, sizeof scale);
     return x < lowest ? 0.0 : p * scale;
 }

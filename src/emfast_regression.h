@@ -1,15 +1,23 @@
 /* Per-chunk loops of the mixture-of-regressions pass (emfast/_kernels/_regression.pyx).
  *
- * The logistic experts' log-densities need log(1 + e^eta) and the sigmoid on every row and
- * component: with libm's exp and log1p the loop stays scalar, so both come from one
- * emfast_exp_nonpos(-|eta|) and a series for log(1 + s), 0 <= s <= 1, and the loop is built
- * for each instruction set (EMFAST_CLONES).  max(eta, 0) is a comparison, not fmax: fmax's
- * NaN rules keep GCC from vectorising the loop. */
+ * Everything between the pass's GEMMs is a loop over the rows of one chunk in
+ * component-major columns (K x n_pad, n_pad a multiple of 16): the experts'
+ * log-densities and means, the E-step's log-sum-exp and responsibilities, the
+ * weights of the scores and of the Gram matrices and the sums of Q, N_k and the
+ * residuals.  libm's exp, log and log1p keep such loops scalar, so the exponential
+ * is emfast_lse.h's polynomial (emfast_exp_any for the Poisson mean), the
+ * logarithms come from a series for log(1 + s), 0 <= s <= 1, and every loop is
+ * built for each instruction set (EMFAST_CLONES).  Conditions are comparisons and
+ * selects, never fmax or branches: fmax's NaN rules and branches keep GCC from
+ * vectorising.  Sums over rows use eight partial sums in a fixed order, so the
+ * bits do not depend on the thread count. */
 #ifndef EMFAST_REGRESSION_H
 #define EMFAST_REGRESSION_H
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "emfast_lse.h"
 
@@ -58,6 +66,276 @@ static void emfast_logistic_column(const double *restrict eta, const double *res
             ld[i] = y[i] * e - ((e > 0.0 ? e : 0.0) + emfast_log1p_unit(s));
         }
     }
+}
+
+enum { EMFAST_REGRESSION_GAUSSIAN = 0, EMFAST_REGRESSION_LOGISTIC = 1,
+       EMFAST_REGRESSION_POISSON = 2 };
+
+/* e^x for every x: emfast_exp_reduced on [-708, log(DBL_MAX)], with 2^n built as
+ * 2 * 2^(n - 1) so that n = 1024 still has an exponent; 0 below -708, +inf above. */
+static inline double emfast_exp_any(double x)
+{
+    const double lowest = -708.0, highest = 709.782712893383973096;
+    double xc = x < lowest ? lowest : x;
+    xc = xc > highest ? highest : xc;
+    int64_t n, scale_bits;
+    double scale;
+    const double p = emfast_exp_reduced(xc, &n);
+    scale_bits = (n + 1022) << 52;                 /* 2^(n - 1) */
+    memcpy(&scale, &scale_bits, sizeof scale);
+    const double value = (2.0 * p) * scale;
+    return x < lowest ? 0.0 : (x > highest ? INFINITY : value);
+}
+
+/* log(t) for t = 0 (-inf) or t >= DBL_MIN (the sums of the log-sum-exp are >= 1):
+ * t = m 2^e with 1 <= m < 2, log t = e log 2 + log(1 + (m - 1)).  The exponent
+ * becomes a double through its bits (2^52 + e - 2^52): no int64 conversion, which
+ * AVX2 lacks. */
+static inline double emfast_log_normal(double t)
+{
+    const double ln2_hi = 6.93147180369123816490e-01;
+    const double ln2_lo = 1.90821492927058770002e-10;
+    const double two52 = 4503599627370496.0;
+    uint64_t bits, mantissa_bits, exponent_bits;
+    double m, exponent;
+    memcpy(&bits, &t, sizeof bits);
+    mantissa_bits = (bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;
+    exponent_bits = 0x4330000000000000ull | (bits >> 52);     /* 2^52 + biased exponent */
+    memcpy(&m, &mantissa_bits, sizeof m);
+    memcpy(&exponent, &exponent_bits, sizeof exponent);
+    exponent = (exponent - two52) - 1023.0;
+    const double value = exponent * ln2_hi + (exponent * ln2_lo + emfast_log1p_unit(m - 1.0));
+    return t > 0.0 ? value : -INFINITY;
+}
+
+/* The experts' columns at one set of coefficients:
+ *   eta   IN  (K, n_pad) linear predictors, y IN (n_pad,) responses,
+ *   scale IN  (K,) noise standard deviations (gaussian; unused otherwise),
+ *   ld    OUT (K, n_pad) log p_k(y | x) without the base measure,
+ *   mu    OUT (K, n_pad) the means, or NULL. */
+EMFAST_CLONES
+static void emfast_expert_columns(int family, const double *restrict eta,
+                                  const double *restrict y, ptrdiff_t n_pad, ptrdiff_t K,
+                                  const double *restrict scale, double *restrict ld,
+                                  double *restrict mu)
+{
+    for (ptrdiff_t k = 0; k < K; ++k) {
+        const double *e = eta + k * n_pad;
+        double *l = ld + k * n_pad, *m = mu ? mu + k * n_pad : NULL;
+        if (family == EMFAST_REGRESSION_GAUSSIAN) {
+            const double c = -0.91893853320467274178 - log(scale[k]);
+            const double half_precision = 0.5 / (scale[k] * scale[k]);
+            for (ptrdiff_t i = 0; i < n_pad; ++i) {
+                const double r = y[i] - e[i];
+                l[i] = c - half_precision * r * r;
+            }
+            if (m)
+                memcpy(m, e, n_pad * sizeof *m);
+        } else if (family == EMFAST_REGRESSION_LOGISTIC) {
+            emfast_logistic_column(e, y, n_pad, l, m);
+        } else if (m) {
+            for (ptrdiff_t i = 0; i < n_pad; ++i) {
+                const double mean = emfast_exp_any(e[i]);
+                l[i] = y[i] * e[i] - mean;
+                m[i] = mean;
+            }
+        } else {
+            for (ptrdiff_t i = 0; i < n_pad; ++i)
+                l[i] = y[i] * e[i] - emfast_exp_any(e[i]);
+        }
+    }
+}
+
+/* The E-step of a chunk:
+ *   gate     IN  (K, n_pad) log pi_k(x), ld IN (K, n_pad) log p_k(y | x),
+ *   w        IN  (n_pad,) weights (0 on padding rows),
+ *   resp     OUT (K, n_pad) responsibilities p(k | x, y),
+ *   wr       OUT (K, n_pad) w resp, or NULL,
+ *   log_norm OUT (n_pad,) log sum_k pi_k p_k,  row_max SCRATCH (n_pad,).
+ * Returns sum w log_norm over the rows of positive weight (others add nothing, even
+ * at -inf).  A row where every component has probability 0 gets -inf and
+ * responsibilities 0. */
+EMFAST_CLONES
+static double emfast_posterior_columns(const double *restrict gate, const double *restrict ld,
+                                       const double *restrict w, ptrdiff_t n_pad, ptrdiff_t K,
+                                       double *restrict resp, double *restrict wr,
+                                       double *restrict log_norm, double *restrict row_max)
+{
+    for (ptrdiff_t i = 0; i < n_pad; ++i) {
+        resp[i] = gate[i] + ld[i];
+        row_max[i] = resp[i];
+    }
+    for (ptrdiff_t k = 1; k < K; ++k)
+        for (ptrdiff_t i = 0; i < n_pad; ++i) {
+            const double v = gate[k * n_pad + i] + ld[k * n_pad + i];
+            resp[k * n_pad + i] = v;
+            row_max[i] = v > row_max[i] ? v : row_max[i];
+        }
+    for (ptrdiff_t i = 0; i < n_pad; ++i)
+        log_norm[i] = 0.0;          /* the sum until the end */
+    for (ptrdiff_t k = 0; k < K; ++k)
+        for (ptrdiff_t i = 0; i < n_pad; ++i) {
+            /* -inf - -inf would be NaN: such rows get exp(-inf) = 0 */
+            const double shifted = row_max[i] == -INFINITY ? -INFINITY
+                                   : resp[k * n_pad + i] - row_max[i];
+            const double p = emfast_exp_nonpos(shifted);
+            resp[k * n_pad + i] = p;
+            log_norm[i] += p;
+        }
+    double lane[8] = {0};
+    for (ptrdiff_t i = 0; i < n_pad; i += 8)
+        for (int t = 0; t < 8; ++t) {
+            const double total = log_norm[i + t];
+            const double value = row_max[i + t] + emfast_log_normal(total);
+            log_norm[i + t] = value;
+            row_max[i + t] = total > 0.0 ? 1.0 / total : 0.0;
+            lane[t] += w[i + t] > 0.0 ? w[i + t] * value : 0.0;
+        }
+    for (ptrdiff_t k = 0; k < K; ++k)
+        for (ptrdiff_t i = 0; i < n_pad; ++i)
+            resp[k * n_pad + i] *= row_max[i];
+    if (wr)
+        for (ptrdiff_t k = 0; k < K; ++k)
+            for (ptrdiff_t i = 0; i < n_pad; ++i)
+                wr[k * n_pad + i] = w[i] * resp[k * n_pad + i];
+    double sum = 0.0;
+    for (int t = 0; t < 8; ++t)
+        sum += lane[t];
+    return sum;
+}
+
+/* The experts' sums of a chunk with responsibility weights wr at trial parameters:
+ *   wr IN (K, n_pad) w r, ld IN (K, n_pad) trial log-densities, mu IN (K, n_pad) trial
+ *   means, y IN (n_pad,);
+ *   q OUT += (K,) sum wr ld, nk OUT += (K,) sum wr, rss OUT += (K,) sum wr (y - mu)^2,
+ *   u OUT (K, n_pad) the score weights wr (y - mu),
+ *   gw OUT (K, n_pad) the Gram weights wr v(mu) (v = 1, mu (1 - mu), mu), or NULL.
+ * Rows with wr = 0 add nothing, even where a trial mean or log-density is infinite. */
+EMFAST_CLONES
+static void emfast_expert_sums(int family, const double *restrict wr, const double *restrict ld,
+                               const double *restrict mu, const double *restrict y,
+                               ptrdiff_t n_pad, ptrdiff_t K, double *restrict q,
+                               double *restrict nk, double *restrict rss, double *restrict u,
+                               double *restrict gw)
+{
+    for (ptrdiff_t k = 0; k < K; ++k) {
+        const double *r = wr + k * n_pad, *l = ld + k * n_pad, *m = mu + k * n_pad;
+        double *uk = u + k * n_pad;
+        double lane_q[8] = {0}, lane_n[8] = {0}, lane_r[8] = {0};
+        for (ptrdiff_t i = 0; i < n_pad; i += 8)
+            for (int t = 0; t < 8; ++t) {
+                const double ri = r[i + t], e = y[i + t] - m[i + t];
+                const int on = ri > 0.0;
+                lane_q[t] += on ? ri * l[i + t] : 0.0;
+                lane_n[t] += ri;
+                lane_r[t] += on ? ri * (e * e) : 0.0;
+                uk[i + t] = on ? ri * e : 0.0;
+            }
+        double sq = 0.0, sn = 0.0, sr = 0.0;
+        for (int t = 0; t < 8; ++t) {
+            sq += lane_q[t];
+            sn += lane_n[t];
+            sr += lane_r[t];
+        }
+        q[k] += sq;
+        nk[k] += sn;
+        rss[k] += sr;
+        if (!gw)
+            continue;
+        double *g = gw + k * n_pad;
+        if (family == EMFAST_REGRESSION_GAUSSIAN)
+            for (ptrdiff_t i = 0; i < n_pad; ++i)
+                g[i] = r[i] > 0.0 ? r[i] : 0.0;
+        else if (family == EMFAST_REGRESSION_LOGISTIC)
+            for (ptrdiff_t i = 0; i < n_pad; ++i)
+                g[i] = r[i] > 0.0 ? r[i] * (m[i] * (1.0 - m[i])) : 0.0;
+        else
+            for (ptrdiff_t i = 0; i < n_pad; ++i)
+                g[i] = r[i] > 0.0 ? r[i] * m[i] : 0.0;
+    }
+}
+
+/* The gating's Q of a chunk, sum_k sum_i wr_ik log pi_ik (rows of zero wr skipped):
+ * log_pi IN (K, n_pad), wr IN (K, n_pad). */
+EMFAST_CLONES
+static double emfast_gate_q(const double *restrict log_pi, const double *restrict wr,
+                            ptrdiff_t n_pad, ptrdiff_t K)
+{
+    double sum = 0.0;
+    for (ptrdiff_t k = 0; k < K; ++k) {
+        const double *l = log_pi + k * n_pad, *r = wr + k * n_pad;
+        double lane[8] = {0};
+        for (ptrdiff_t i = 0; i < n_pad; i += 8)
+            for (int t = 0; t < 8; ++t)
+                lane[t] += r[i + t] > 0.0 ? r[i + t] * l[i + t] : 0.0;
+        double part = 0.0;
+        for (int t = 0; t < 8; ++t)
+            part += lane[t];
+        sum += part;
+    }
+    return sum;
+}
+
+/* The softmax gating's weights of a chunk:
+ *   log_pi IN (K, n_pad) trial log-probabilities, wr IN (K, n_pad), w IN (n_pad,),
+ *   pi OUT (K, n_pad), u OUT (K, n_pad) the score weights wr - w pi,
+ *   gw OUT (n_pairs, n_pad) the Gram weights of the pairs 1 <= k <= l < K in order,
+ *   w pi_k (1 - pi_k) when k == l and w pi_k pi_l otherwise, or NULL. */
+EMFAST_CLONES
+static void emfast_gate_weights(const double *restrict log_pi, const double *restrict wr,
+                                const double *restrict w, ptrdiff_t n_pad, ptrdiff_t K,
+                                double *restrict pi, double *restrict u, double *restrict gw)
+{
+    for (ptrdiff_t k = 0; k < K; ++k)
+        for (ptrdiff_t i = 0; i < n_pad; ++i) {
+            const double p = emfast_exp_nonpos(log_pi[k * n_pad + i]);
+            pi[k * n_pad + i] = p;
+            u[k * n_pad + i] = wr[k * n_pad + i] - w[i] * p;
+        }
+    if (!gw)
+        return;
+    ptrdiff_t pair = 0;
+    for (ptrdiff_t k = 1; k < K; ++k)
+        for (ptrdiff_t l = k; l < K; ++l, ++pair) {
+            const double *pk = pi + k * n_pad, *pl = pi + l * n_pad;
+            double *g = gw + pair * n_pad;
+            if (k == l)
+                for (ptrdiff_t i = 0; i < n_pad; ++i)
+                    g[i] = w[i] * pk[i] * (1.0 - pk[i]);
+            else
+                for (ptrdiff_t i = 0; i < n_pad; ++i)
+                    g[i] = w[i] * pk[i] * pl[i];
+        }
+}
+
+/* The weighted copies of the design columns for one Gram GEMM:
+ *   z IN (P, n_pad), weights IN (n_grams, n_pad), zs OUT (n_grams * P, n_pad),
+ *   zs[g P + j] = weights[g] * z[j]. */
+EMFAST_CLONES
+static void emfast_scaled_columns(const double *restrict z, const double *restrict weights,
+                                  ptrdiff_t n_grams, ptrdiff_t n_pad, ptrdiff_t P,
+                                  double *restrict zs)
+{
+    for (ptrdiff_t g = 0; g < n_grams; ++g)
+        for (ptrdiff_t j = 0; j < P; ++j) {
+            const double *col = z + j * n_pad, *v = weights + g * n_pad;
+            double *out = zs + (g * P + j) * n_pad;
+            for (ptrdiff_t i = 0; i < n_pad; ++i)
+                out[i] = v[i] * col[i];
+        }
+}
+
+/* For testing the exponential and the logarithm on their own. */
+static void emfast_exp_any_array(const double *x, double *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; ++i)
+        out[i] = emfast_exp_any(x[i]);
+}
+
+static void emfast_log_normal_array(const double *x, double *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; ++i)
+        out[i] = emfast_log_normal(x[i]);
 }
 
 #endif

@@ -148,3 +148,53 @@ def exact_gating_m_step(X, w, resp, gate_coef, intercept=True, n_iter=100):
         if np.abs(step).max() < 1e-13 * (1 + np.abs(G).max()):
             break
     return G
+
+
+def gem_fit(family, X, y, w, coef, scale, weights, n_iter, halvings=20, negligible=1e-14):
+    """``n_iter`` generalized-EM iterations with constant weights from an explicit start:
+    an E-step, the gaussian experts' weighted least squares or one Newton (IRLS) step per
+    GLM expert, kept only if Q_k does not fall (else halved, at most ``halvings`` times;
+    an increase below Q_k's rounding ``negligible (|Q_k| + 1)`` is taken at the full
+    step only), and weights N_k / N.  Returns (mean log-likelihood of every E-step,
+    coef (K, P), scale (K,), weights (K,))."""
+    Z = design(X)
+    y = np.asarray(y, dtype=np.float64)
+    w = np.ones(len(y)) if w is None else np.asarray(w, dtype=np.float64)
+    coef = np.array(coef, dtype=np.float64)
+    scale = np.array(scale, dtype=np.float64)
+    weights = np.array(weights, dtype=np.float64)
+    history = []
+    for _ in range(n_iter):
+        log_norm, resp = e_step(family, X, y, coef, scale, None, np.log(weights), False)
+        history.append(w @ log_norm / w.sum())
+        u = w[:, None] * resp
+        new = coef.copy()
+        for k in range(len(coef)):
+            eta = Z @ coef[k]
+            mu = mean(family, eta)
+            H = (Z * (u[:, k] * variance_weight(family, mu))[:, None]).T @ Z
+            g = Z.T @ (u[:, k] * (y - mu))
+            step = np.linalg.solve(H, g)
+            if family == "gaussian":
+                new[k] = coef[k] + step
+                scale[k] = np.sqrt(u[:, k] @ (y - Z @ new[k]) ** 2 / u[:, k].sum())
+                continue
+
+            def q(beta):
+                return u[:, k] @ expert_log_density(family, (Z @ beta)[:, None], y, 1.0,
+                                                    base=False)[:, 0]
+
+            q_old, slope = q(coef[k]), g @ step
+            floor, t = negligible * (abs(q(coef[k])) + 1), 1.0
+            for _ in range(halvings + 1) if slope > 0 else ():
+                tiny = t * slope <= floor
+                if tiny and t < 1:
+                    break
+                if q(coef[k] + t * step) >= (q_old - floor if tiny else q_old):
+                    new[k] = coef[k] + t * step
+                    break
+                if tiny:
+                    break
+                t *= 0.5
+        coef, weights = new, u.sum(axis=0) / u.sum()
+    return history, coef, scale, weights

@@ -54,6 +54,14 @@ def _fit(model, X, y, **kwargs):
 
 
 # --- the compiled pass ------------------------------------------------------------------
+STAT_NAMES = ("loglik", "q", "nk", "rss", "grad", "hess", "gate_grad", "gate_hess")
+
+
+def _same_bits(a, b):
+    return all((getattr(a, n) is None and getattr(b, n) is None)
+               or np.array_equal(getattr(a, n), getattr(b, n)) for n in STAT_NAMES)
+
+
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 @pytest.mark.parametrize("gating", GATINGS)
 @pytest.mark.parametrize("n", [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 1500])
@@ -68,7 +76,9 @@ def test_pass_matches_reference(family, gating, n, dtype):
     w = rng.uniform(0, 2, n).astype(dtype) if n % 2 else None
     P = D + intercept
     params, trial = (_random_params(rng, K, P, softmax, family) for _ in range(2))
-    gpass = RegressionPass(n, D, K, dtype, FAMILIES[family].code, intercept, softmax, 2)
+    # checked on 2 threads against the reference, on 1 thread against the 2 threads' bits
+    gpass, alone = (RegressionPass(n, D, K, dtype, FAMILIES[family].code, intercept, softmax,
+                                   threads) for threads in (2, 1))
     X64, y64 = X.astype(np.float64), y.astype(np.float64)
     w64 = None if w is None else w.astype(np.float64)
     log_norm, resp = ref.e_step(family, X64, y64, params.coef, params.scale, params.gate_coef,
@@ -76,6 +86,8 @@ def test_pass_matches_reference(family, gating, n, dtype):
     tol = dict(rtol=1e-10, atol=1e-9)
     for t in (None, trial):
         stats = gpass.statistics(X, y, w, params, trial=t, expert_order=2, gate_order=2)
+        assert _same_bits(stats, alone.statistics(X, y, w, params, trial=t, expert_order=2,
+                                                  gate_order=2))
         at = params if t is None else t
         sums = ref.objective_sums(family, X64, y64, w64, resp, at.coef, at.scale, at.gate_coef,
                                   at.gate_const, softmax, intercept)
@@ -86,6 +98,8 @@ def test_pass_matches_reference(family, gating, n, dtype):
     # given responsibilities (the initialisation's M-step)
     given = rng.dirichlet(np.ones(K), n) if n else np.zeros((0, K))
     stats = gpass.statistics(X, y, w, trial, expert_order=2, gate_order=2, resp=given)
+    assert _same_bits(stats, alone.statistics(X, y, w, trial, expert_order=2, gate_order=2,
+                                              resp=given))
     sums = ref.objective_sums(family, X64, y64, w64, given, trial.coef, trial.scale,
                               trial.gate_coef, trial.gate_const, softmax, intercept)
     for name, value in sums.items():
@@ -93,6 +107,10 @@ def test_pass_matches_reference(family, gating, n, dtype):
     # scoring: log p(y | x), responsibilities, mixture mean, gating probabilities
     norm, r, mean, gate = gpass.score(X, y, params, log_norm=True, resp=True, mean=True,
                                       gate=True)
+    for ours, other in zip((norm, r, mean, gate),
+                           alone.score(X, y, params, log_norm=True, resp=True, mean=True,
+                                       gate=True)):
+        assert np.array_equal(ours, other)
     Z = ref.design(X64, intercept)
     pi = np.exp(ref.gate_log_prob(Z, softmax, params.gate_coef, params.gate_const))
     np.testing.assert_allclose(norm, log_norm, **tol)
@@ -100,6 +118,73 @@ def test_pass_matches_reference(family, gating, n, dtype):
     np.testing.assert_allclose(gate, pi, **tol)
     np.testing.assert_allclose(mean, (pi * ref.mean(family, Z @ params.coef.T)).sum(axis=1),
                                **tol)
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("gating", GATINGS)
+@pytest.mark.parametrize("n", [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 1500])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pass_ahead_is_the_next_e_step_pass(family, gating, n, dtype):
+    """The step's check fused with the next E-step: the check's sums have the bits of a
+    check alone, the sums ahead the bits of the E-step pass at the trial, and both agree
+    with the reference."""
+    rng = np.random.RandomState(n + 7 * len(family) + len(gating))
+    D, K = (3, 3) if n % 2 else (2, 2)
+    softmax = gating == "softmax"
+    X, y = _problem(family, rng, n, D, K, softmax)
+    X, y = X.astype(dtype), y.astype(dtype)
+    w = rng.uniform(0, 2, n).astype(dtype) if n % 2 == 0 else None
+    params, trial = (_random_params(rng, K, D + 1, softmax, family) for _ in range(2))
+    gpass = RegressionPass(n, D, K, dtype, FAMILIES[family].code, True, softmax, 2)
+    for check_order, ahead_order in ((0, 2), (1, 1), (2, 0)):
+        check, ahead = gpass.statistics(X, y, w, params, trial=trial, expert_order=check_order,
+                                        gate_order=check_order,
+                                        ahead=(ahead_order, ahead_order))
+        alone = gpass.statistics(X, y, w, params, trial=trial, expert_order=check_order,
+                                 gate_order=check_order)
+        direct = gpass.statistics(X, y, w, trial, expert_order=ahead_order,
+                                  gate_order=ahead_order)
+        assert _same_bits(check, alone)
+        assert _same_bits(ahead, direct)
+    X64, y64 = X.astype(np.float64), y.astype(np.float64)
+    w64 = np.ones(n) if w is None else w.astype(np.float64)
+    log_norm, resp = ref.e_step(family, X64, y64, trial.coef, trial.scale, trial.gate_coef,
+                                trial.gate_const, softmax, base=False)
+    sums = ref.objective_sums(family, X64, y64, w64, resp, trial.coef, trial.scale,
+                              trial.gate_coef, trial.gate_const, softmax)
+    _, ahead = gpass.statistics(X, y, w, params, trial=trial, ahead=(2, 2))
+    tol = dict(rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(ahead.loglik, w64 @ log_norm, **tol)
+    for name, value in sums.items():
+        np.testing.assert_allclose(getattr(ahead, name), value, **tol, err_msg=name)
+
+
+def test_vector_exp_and_log_match_numpy():
+    """The Poisson mean's exponential and the log-sum-exp's logarithm
+    (src/emfast_regression.h) against numpy, over their whole ranges."""
+    from emfast._kernels import _regression
+    highest = np.log(np.finfo(float).max)
+    x = np.concatenate([np.linspace(-750, 710, 400_001), np.linspace(-1, 1, 10_001),
+                        [-np.inf, np.inf, -708.0, np.nextafter(-708.0, 0), highest,
+                         np.nextafter(highest, np.inf), 0.0]])
+    out = np.empty_like(x)
+    _regression.exp_any(x, out)
+    with np.errstate(over="ignore"):
+        expected = np.exp(x)
+    inside = (x >= -708.0) & (x <= highest)
+    assert np.all(np.abs(out[inside] - expected[inside]) <= 4 * np.spacing(expected[inside]))
+    assert np.all(out[x < -708.0] == 0.0) and np.all(out[x > highest] == np.inf)
+    t = np.concatenate([np.logspace(0, 300, 200_001), np.linspace(1, 64, 100_001),
+                        np.logspace(-307, 0, 100_001), [np.finfo(float).tiny, 1.0, 2.0]])
+    out = np.empty_like(t)
+    _regression.log_normal(t, out)
+    expected = np.log(t)
+    assert np.all(np.abs(out - expected) <= 4 * np.spacing(np.maximum(np.abs(expected), 1.0)))
+    above = t >= 1                       # the log-sum-exp's sums: relative accuracy
+    assert np.all(np.abs(out[above] - expected[above]) <= 4 * np.spacing(expected[above]))
+    zero = np.zeros(1)
+    _regression.log_normal(np.zeros(1), zero)
+    assert zero[0] == -np.inf
 
 
 def test_log1p_series_matches_numpy():
@@ -120,21 +205,33 @@ def test_pass_bitwise_across_threads(family, dtype):
     X, y = X.astype(dtype), y.astype(dtype)
     w = rng.uniform(0, 2, n).astype(dtype)
     params, trial = (_random_params(rng, K, D + 1, True, family) for _ in range(2))
-    results = [RegressionPass(n, D, K, dtype, FAMILIES[family].code, True, True, t).statistics(
-        X, y, w, params, trial=trial, expert_order=2, gate_order=2) for t in (1, 2, 3)]
-    for other in results[1:]:
-        for name in ("loglik", "q", "nk", "rss", "grad", "hess", "gate_grad", "gate_hess"):
+    passes = [RegressionPass(n, D, K, dtype, FAMILIES[family].code, True, True, t)
+              for t in (1, 2, 3)]
+    results = [p.statistics(X, y, w, params, trial=trial, expert_order=2, gate_order=2)
+               for p in passes]
+    # the step's check fused with the E-step at the trial
+    fused = [p.statistics(X, y, w, params, trial=trial, ahead=(2, 2)) for p in passes]
+    for other, other_fused in zip(results[1:], fused[1:]):
+        for name in STAT_NAMES:
             assert np.array_equal(getattr(other, name), getattr(results[0], name)), name
+        assert all(_same_bits(a, b) for a, b in zip(other_fused, fused[0]))
 
 
-def test_fit_bitwise_across_threads():
+@pytest.mark.parametrize("family, gating", [("logistic", "softmax"), ("poisson", "constant"),
+                                            ("logistic", "constant"), ("gaussian", "softmax")])
+def test_fit_bitwise_across_threads(family, gating):
     rng = np.random.RandomState(8)
-    X, y = _problem("logistic", rng, 20_000, 3, 2, True)
-    fits = [_fit(MixtureOfRegressions(2, family="logistic", gating="softmax", max_iter=15,
-                                      random_state=0, n_threads=t), X, y) for t in (1, 2)]
-    assert np.array_equal(fits[0].coef_, fits[1].coef_)
-    assert np.array_equal(fits[0].gating_coef_, fits[1].gating_coef_)
-    assert fits[0].lower_bounds_ == fits[1].lower_bounds_
+    X, y = _problem(family, rng, 20_000, 3, 2, gating == "softmax")
+    w = rng.uniform(0, 2, len(y))
+    fits = [_fit(MixtureOfRegressions(2, family=family, gating=gating, max_iter=15,
+                                      random_state=0, n_threads=t), X, y, sample_weight=w)
+            for t in (1, 2, 3)]
+    for other in fits[1:]:
+        assert np.array_equal(fits[0].coef_, other.coef_)
+        assert np.array_equal(fits[0].intercept_, other.intercept_)
+        if gating == "softmax":
+            assert np.array_equal(fits[0].gating_coef_, other.gating_coef_)
+        assert fits[0].lower_bounds_ == other.lower_bounds_
 
 
 # --- the solver layer ---------------------------------------------------------------------
@@ -296,6 +393,71 @@ def test_one_iteration_matches_the_reference_m_step(family, gating):
             fit = _one_iteration(family, gating, "lbfgs", m_step_iter, X, y, w, start)
             errors.append(np.abs(fit.coef_ - expected[:, :-1]).max())
         assert errors[2] < 1e-4 and errors[2] <= errors[0]
+
+
+def _gem_start(family):
+    coef = {"gaussian": [[1.3, -0.7, 0.2], [-0.6, 0.8, 1.2]],
+            "logistic": [[2.5, -3.5, 1.0], [-2.5, 2.0, 3.5]],
+            "poisson": [[0.8, -0.8, 0.6], [-0.8, 0.4, 0.9]]}[family]
+    return (np.array(coef), np.array([0.3, -0.4]), np.array([0.5, 0.8]),
+            np.array([0.45, 0.55]))
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("n", [CHUNK_SIZE - 1, CHUNK_SIZE + 1, 3000])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gem_iterations_match_the_reference_em(family, n, dtype, weighted):
+    """Fixed iterations from an explicit start (one Newton step per GLM expert, checked
+    in the next E-step's pass, halved when Q_k falls) against the reference EM written
+    from the formulas: the same log-likelihood history and parameters."""
+    rng = np.random.RandomState(n + len(family))
+    X, y, _, _ = _simulated(family, n, rng, D=3)
+    w = rng.uniform(0.2, 2.0, n).astype(dtype) if weighted else None
+    X, y = X.astype(dtype), y.astype(dtype)
+    coef, intercept, scale, weights = _gem_start(family)
+    n_iter = 8
+    model = _fit(MixtureOfRegressions(
+        2, family=family, max_iter=n_iter, tol=0, coef_init=coef, intercept_init=intercept,
+        scale_init=scale if family == "gaussian" else None, weights_init=weights,
+        n_threads=2), X, y, sample_weight=w)
+    history, ref_coef, ref_scale, ref_weights = ref.gem_fit(
+        family, X.astype(np.float64), y.astype(np.float64),
+        None if w is None else w.astype(np.float64), np.hstack([coef, intercept[:, None]]),
+        scale if family == "gaussian" else np.ones(2), weights, n_iter)
+    np.testing.assert_allclose(model.lower_bounds_, history, rtol=1e-11)
+    np.testing.assert_allclose(model.coef_, ref_coef[:, :-1], rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(model.intercept_, ref_coef[:, -1], rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(model.weights_, ref_weights, rtol=1e-10)
+    if family == "gaussian":
+        np.testing.assert_allclose(model.scale_, ref_scale, rtol=1e-9)
+    bounds = np.array(model.lower_bounds_)
+    assert np.all(np.diff(bounds) >= -1e-12 * np.abs(bounds[1:]))
+
+
+@pytest.mark.parametrize("family, gating", [("logistic", "constant"), ("poisson", "constant"),
+                                            ("logistic", "softmax"), ("gaussian", "softmax")])
+def test_a_gem_iteration_is_one_pass(family, gating, monkeypatch):
+    """Each accepted step's check pass is also the next E-step's: after the first
+    iteration's E-step pass, one pass per iteration (the steps need no halving here)."""
+    rng = np.random.RandomState(3)
+    X, y, coef, intercept = _simulated(family, 4000, rng, D=3, softmax=gating == "softmax")
+    passes = []
+    statistics = RegressionPass.statistics
+
+    def counted(self, *args, **kwargs):
+        passes.append(kwargs.get("ahead"))
+        return statistics(self, *args, **kwargs)
+
+    monkeypatch.setattr(RegressionPass, "statistics", counted)
+    n_iter = 6
+    model = _fit(MixtureOfRegressions(
+        2, family=family, gating=gating, max_iter=n_iter, tol=0, coef_init=coef + 0.05,
+        intercept_init=intercept, scale_init=[0.4, 0.5] if family == "gaussian" else None,
+        weights_init=[0.5, 0.5]), X, y)
+    assert model.m_step_accepted_.all()
+    assert len(passes) == n_iter + 1
+    assert passes[0] is None and all(ahead is not None for ahead in passes[1:])
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)

@@ -26,8 +26,16 @@ chunk at a time:
    - ``gate_grad[k] = sum w (r_k - pi_k) z``;
    - ``gate_hess[p]`` for the pairs p = (k, l), 1 <= k <= l < K (component 0
      is the softmax's reference): ``sum w pi_k (1 - pi_k) z z^T`` when
-     k == l, ``sum w pi_k pi_l z z^T`` otherwise.
+     k == l, ``sum w pi_k pi_l z z^T`` otherwise;
 
+6. optionally a second set of the same sums, fused into the same pass: the
+   E-step at the trial parameters (its log-likelihood and responsibilities,
+   from the trial log-densities already computed) and the sums there with
+   those responsibilities.  A generalized-EM step is checked by Q at the
+   trial with the old responsibilities (set 0); when it is accepted, set 1
+   is the next iteration's E-step pass, so an iteration costs one pass.
+
+The loops between the GEMMs are vectorised C (``src/emfast_regression.h``).
 The Gram matrices of a chunk are one GEMM, ``Z^T [v_1 Z, v_2 Z, ...]``
 (fewer, larger BLAS calls than one SYRK each: at P ~ 10 the call overhead
 dominates).  Rows with zero weight (padding included)
@@ -42,18 +50,30 @@ from cython.parallel cimport parallel, prange
 from libc.math cimport exp, log, INFINITY
 from scipy.linalg.cython_blas cimport dgemm
 
-from ._columns cimport omp_get_thread_num, emfast_padded, emfast_softmax_columns, \
-    emfast_weighted_loglik_f64
+from ._columns cimport omp_get_thread_num, emfast_padded
 
 
 cdef extern from "emfast_regression.h" nogil:
     double emfast_log1p_unit(double s)
-    void emfast_logistic_column(const double *eta, const double *y, Py_ssize_t n, double *ld,
-                                double *mu)
+    void emfast_exp_any_array(const double *x, double *out, Py_ssize_t n)
+    void emfast_log_normal_array(const double *x, double *out, Py_ssize_t n)
+    void emfast_expert_columns(int family, const double *eta, const double *y, Py_ssize_t n_pad,
+                               Py_ssize_t K, const double *scale, double *ld, double *mu)
+    double emfast_posterior_columns(const double *gate, const double *ld, const double *w,
+                                    Py_ssize_t n_pad, Py_ssize_t K, double *resp, double *wr,
+                                    double *log_norm, double *row_max)
+    void emfast_expert_sums(int family, const double *wr, const double *ld, const double *mu,
+                            const double *y, Py_ssize_t n_pad, Py_ssize_t K, double *q,
+                            double *nk, double *rss, double *u, double *gw)
+    double emfast_gate_q(const double *log_pi, const double *wr, Py_ssize_t n_pad, Py_ssize_t K)
+    void emfast_gate_weights(const double *log_pi, const double *wr, const double *w,
+                             Py_ssize_t n_pad, Py_ssize_t K, double *pi, double *u, double *gw)
+    void emfast_scaled_columns(const double *z, const double *weights, Py_ssize_t n_grams,
+                               Py_ssize_t n_pad, Py_ssize_t P, double *zs)
 
 
 cdef enum:
-    GAUSSIAN = 0
+    GAUSSIAN = 0    # the EMFAST_REGRESSION_* codes of src/emfast_regression.h
     LOGISTIC = 1
     POISSON = 2
 
@@ -67,15 +87,6 @@ FAMILY_POISSON = POISSON
 ASSIGN_SOFT = SOFT
 ASSIGN_GIVEN = GIVEN
 
-cdef double _HALF_LOG_2PI = 0.91893853320467274178
-
-
-def scratch_size(Py_ssize_t chunk_size, Py_ssize_t n_coef, Py_ssize_t n_components):
-    """Per-thread float64 scratch length for chunks of ``chunk_size`` rows."""
-    cdef Py_ssize_t n_pad = emfast_padded(chunk_size)
-    cdef Py_ssize_t n_scaled = max(n_components, _n_pairs(n_components))
-    return n_pad * ((1 + n_scaled) * n_coef + n_scaled + 10 * n_components + 6)
-
 
 cdef inline Py_ssize_t _n_pairs(Py_ssize_t K) noexcept nogil:
     # the softmax gating's Gram matrices: pairs 1 <= k <= l < K
@@ -85,46 +96,83 @@ cdef inline Py_ssize_t _n_pairs(Py_ssize_t K) noexcept nogil:
 cdef struct Scratch:
     double *z           # (P, n_pad) design columns, padding rows 0
     double *zs          # (max(K, n_pairs) * P, n_pad) weighted copies of the design columns
-    double *eta         # (K, n_pad) E-step linear predictors
-    double *eta_t       # (K, n_pad) trial linear predictors
-    double *logp        # (K, n_pad) log pi_k + log p_k, then responsibilities
+    double *eta         # (K, n_pad) linear predictors (E-step, then trial)
+    double *ld          # (K, n_pad) E-step expert log-densities
+    double *mu          # (K, n_pad) E-step means
     double *ld_t        # (K, n_pad) trial expert log-densities
-    double *gate_t      # (K, n_pad) trial gating log-probabilities
+    double *mu_t        # (K, n_pad) trial means
     double *gate        # (K, n_pad) E-step gating log-probabilities
-    double *u           # (K, n_pad) weights of the score sums
+    double *gate_t      # (K, n_pad) trial gating log-probabilities
+    double *resp        # (K, n_pad) responsibilities
     double *wr          # (K, n_pad) w r
-    double *mu          # (K, n_pad) trial means
+    double *u           # (K, n_pad) weights of the score sums
+    double *pi          # (K, n_pad) trial gating probabilities
     double *gw          # (max(K, n_pairs), n_pad) weights of the Gram matrices
     double *y           # (n_pad,)
     double *w           # (n_pad,)
     double *log_norm    # (n_pad,)
     double *row_max     # (n_pad,)
-    double *tmp         # (n_pad,)
-    double *tmp2        # (n_pad,)
+
+
+cdef inline Py_ssize_t _layout(double *base, Py_ssize_t n_pad, Py_ssize_t P, Py_ssize_t K,
+                               Scratch *s) noexcept nogil:
+    # carves ``base`` into the buffers of ``s`` (when not NULL); returns the length used
+    cdef Py_ssize_t n_scaled = max(K, _n_pairs(K))
+    cdef Py_ssize_t sizes[18]
+    cdef double **slots[18]
+    cdef Py_ssize_t i, offset = 0
+    sizes[:] = [P, n_scaled * P, K, K, K, K, K, K, K, K, K, K, K, n_scaled, 1, 1, 1, 1]
+    if s != NULL:
+        slots[:] = [&s.z, &s.zs, &s.eta, &s.ld, &s.mu, &s.ld_t, &s.mu_t, &s.gate, &s.gate_t,
+                    &s.resp, &s.wr, &s.u, &s.pi, &s.gw, &s.y, &s.w, &s.log_norm, &s.row_max]
+    for i in range(18):
+        if s != NULL:
+            slots[i][0] = base + offset
+        offset += sizes[i] * n_pad
+    return offset
 
 
 cdef inline Scratch _scratch(double *base, Py_ssize_t n_pad, Py_ssize_t P,
                              Py_ssize_t K) noexcept nogil:
+    # returned by value: the parallel blocks assign it, so each thread has its own
     cdef Scratch s
-    s.z = base
-    s.zs = s.z + P * n_pad
-    s.eta = s.zs + max(K, _n_pairs(K)) * P * n_pad
-    s.eta_t = s.eta + K * n_pad
-    s.logp = s.eta_t + K * n_pad
-    s.ld_t = s.logp + K * n_pad
-    s.gate_t = s.ld_t + K * n_pad
-    s.gate = s.gate_t + K * n_pad
-    s.u = s.gate + K * n_pad
-    s.wr = s.u + K * n_pad
-    s.mu = s.wr + K * n_pad
-    s.gw = s.mu + K * n_pad
-    s.y = s.gw + max(K, _n_pairs(K)) * n_pad
-    s.w = s.y + n_pad
-    s.log_norm = s.w + n_pad
-    s.row_max = s.log_norm + n_pad
-    s.tmp = s.row_max + n_pad
-    s.tmp2 = s.tmp + n_pad
+    _layout(base, n_pad, P, K, &s)
     return s
+
+
+def scratch_size(Py_ssize_t chunk_size, Py_ssize_t n_coef, Py_ssize_t n_components):
+    """Per-thread float64 scratch length for chunks of ``chunk_size`` rows."""
+    return _layout(NULL, emfast_padded(chunk_size), n_coef, n_components, NULL)
+
+
+cdef struct Offsets:
+    # positions in one set of sums (``stats_offsets``)
+    Py_ssize_t loglik, q, nk, rss, grad, hess, gate_grad, gate_hess, size
+
+
+cdef Offsets _offsets(Py_ssize_t K, Py_ssize_t P, bint softmax) noexcept nogil:
+    cdef Offsets o
+    o.loglik = 0
+    o.q = 1
+    o.nk = o.q + K + 1
+    o.rss = o.nk + K
+    o.grad = o.rss + K
+    o.hess = o.grad + K * P
+    o.gate_grad = o.hess + K * P * P
+    o.gate_hess = o.gate_grad + (K * P if softmax else 0)
+    o.size = o.gate_hess + (_n_pairs(K) * P * P if softmax else 0)
+    return o
+
+
+def stats_offsets(Py_ssize_t n_components, Py_ssize_t n_coef, bint softmax):
+    """{name: (start, stop)} of the sums in one set of ``em_pass``'s ``block_stats``
+    columns, and "size": the length of a set."""
+    cdef Offsets o = _offsets(n_components, n_coef, softmax)
+    bounds = [o.loglik, o.q, o.nk, o.rss, o.grad, o.hess, o.gate_grad, o.gate_hess, o.size]
+    names = ["loglik", "q", "nk", "rss", "grad", "hess", "gate_grad", "gate_hess"]
+    out = {name: (bounds[i], bounds[i + 1]) for i, name in enumerate(names)}
+    out["size"] = o.size
+    return out
 
 
 cdef void _load_chunk(
@@ -174,6 +222,16 @@ def log1p_unit(const double[::1] s, double[::1] out):
         out[i] = emfast_log1p_unit(s[i])
 
 
+def exp_any(const double[::1] x, double[::1] out):
+    """``emfast_exp_any`` over an array (for its test against numpy's exp)."""
+    emfast_exp_any_array(&x[0], &out[0], x.shape[0])
+
+
+def log_normal(const double[::1] x, double[::1] out):
+    """``emfast_log_normal`` over an array (for its test against numpy's log)."""
+    emfast_log_normal_array(&x[0], &out[0], x.shape[0])
+
+
 cdef inline double _mean(int family, double eta) noexcept nogil:
     # the inverse canonical link
     cdef double e
@@ -185,39 +243,6 @@ cdef inline double _mean(int family, double eta) noexcept nogil:
         e = exp(eta)
         return e / (1.0 + e)
     return exp(eta)
-
-
-cdef void _expert_log_density(
-    int family,
-    const double *eta,          # IN (K, n_pad)
-    const double *yv,           # IN (n_pad,)
-    Py_ssize_t n_pad,
-    Py_ssize_t K,
-    const double *scale,        # IN (K,) noise standard deviations (gaussian)
-    double *ld,                 # OUT (K, n_pad) log p_k(y | x) without the base measure
-    double *mu,                 # OUT (K, n_pad) the means, or NULL
-) noexcept nogil:
-    cdef Py_ssize_t i, k
-    cdef double c, half_precision, r, e
-    for k in range(K):
-        if family == GAUSSIAN:
-            c = -_HALF_LOG_2PI - log(scale[k])
-            half_precision = 0.5 / (scale[k] * scale[k])
-            for i in range(n_pad):
-                r = yv[i] - eta[k * n_pad + i]
-                ld[k * n_pad + i] = c - half_precision * r * r
-            if mu != NULL:
-                for i in range(n_pad):
-                    mu[k * n_pad + i] = eta[k * n_pad + i]
-        elif family == LOGISTIC:
-            emfast_logistic_column(eta + k * n_pad, yv, n_pad, ld + k * n_pad,
-                                   mu + k * n_pad if mu != NULL else NULL)
-        else:
-            for i in range(n_pad):
-                e = exp(eta[k * n_pad + i])
-                ld[k * n_pad + i] = yv[i] * eta[k * n_pad + i] - e
-                if mu != NULL:
-                    mu[k * n_pad + i] = e
 
 
 cdef void _gate_log_prob(
@@ -258,34 +283,15 @@ cdef void _gate_log_prob(
             out[k * n_pad + i] -= total[i]
 
 
-cdef inline double _lane_sum(const double *v, Py_ssize_t n_pad) noexcept nogil:
-    # sum over a chunk (n_pad a multiple of 8): eight partial sums in a fixed order
-    cdef double lane[8]
-    cdef double total = 0.0
-    cdef Py_ssize_t i, q
-    for q in range(8):
-        lane[q] = 0.0
-    for i in range(0, n_pad, 8):
-        for q in range(8):
-            lane[q] += v[i + q]
-    for q in range(8):
-        total += lane[q]
-    return total
-
-
 cdef inline void _weighted_grams(const double *z, const double *weights, Py_ssize_t n_grams,
                                  Py_ssize_t n_pad, Py_ssize_t P, double *zs,
                                  double *grams) noexcept nogil:
     # grams (n_grams, P, P) += sum_i weights[g, i] z_i z_i^T for each g: one GEMM
     # Z^T (P x n_pad) . [w_0 Z, w_1 Z, ...] (n_pad x n_grams P), symmetric blocks
-    cdef Py_ssize_t g, i, j
     cdef int m = <int> P, n = <int> (n_grams * P), kk = <int> n_pad
     cdef char no = b'N', tr = b'T'
     cdef double one = 1.0
-    for g in range(n_grams):
-        for j in range(P):
-            for i in range(n_pad):
-                zs[(g * P + j) * n_pad + i] = z[j * n_pad + i] * weights[g * n_pad + i]
+    emfast_scaled_columns(z, weights, n_grams, n_pad, P, zs)
     dgemm(&tr, &no, &m, &n, &kk, &one, <double *> z, &kk, zs, &kk, &one, grams, &m)
 
 
@@ -296,6 +302,37 @@ cdef inline void _score_sum(const double *z, const double *u, Py_ssize_t n_pad, 
     cdef char no = b'N', tr = b'T'
     cdef double one = 1.0
     dgemm(&tr, &no, &m, &n, &kk, &one, <double *> z, &kk, <double *> u, &kk, &one, out, &m)
+
+
+cdef void _trial_sums(
+    int family,
+    bint softmax,
+    Scratch *s,                 # IN s.z, s.y, s.w; SCRATCH s.u, s.pi, s.gw, s.zs
+    const double *wr,           # IN (K, n_pad) w r: the responsibilities of these sums
+    const double *ld_t,         # IN (K, n_pad) trial log-densities
+    const double *mu_t,         # IN (K, n_pad) trial means
+    const double *gate_t,       # IN (K, n_pad) trial gating log-probabilities
+    Py_ssize_t n_pad,
+    Py_ssize_t P,
+    Py_ssize_t K,
+    int expert_order,
+    int gate_order,
+    Offsets *o,
+    double *out,                # OUT += one set of sums (``stats_offsets``)
+) noexcept nogil:
+    emfast_expert_sums(family, wr, ld_t, mu_t, s.y, n_pad, K, out + o.q, out + o.nk,
+                       out + o.rss, s.u, s.gw if expert_order >= 2 else <double *> NULL)
+    out[o.q + K] += emfast_gate_q(gate_t, wr, n_pad, K)
+    if expert_order >= 1:
+        _score_sum(s.z, s.u, n_pad, P, K, out + o.grad)
+    if expert_order >= 2:
+        _weighted_grams(s.z, s.gw, K, n_pad, P, s.zs, out + o.hess)
+    if softmax and gate_order >= 1:
+        emfast_gate_weights(gate_t, wr, s.w, n_pad, K, s.pi, s.u,
+                            s.gw if gate_order >= 2 else <double *> NULL)
+        _score_sum(s.z, s.u, n_pad, P, K, out + o.gate_grad)
+        if gate_order >= 2:
+            _weighted_grams(s.z, s.gw, _n_pairs(K), n_pad, P, s.zs, out + o.gate_hess)
 
 
 def em_pass(
@@ -318,14 +355,10 @@ def em_pass(
     const double[::1] t_gate_const,         # IN (K,)
     int expert_order,                       # 0: values, 1: + scores, 2: + Gram matrices
     int gate_order,                         # the same for the softmax gating
-    double[::1] block_loglik,               # OUT (n_blocks,) sum of w log p(y | x), E-step
-    double[:, ::1] block_q,                 # OUT (n_blocks, K + 1) experts' and gating's Q
-    double[:, ::1] block_nk,                # OUT (n_blocks, K)
-    double[:, ::1] block_rss,               # OUT (n_blocks, K)
-    double[:, ::1] block_grad,              # OUT (n_blocks, K * P) (expert_order >= 1)
-    double[:, ::1] block_hess,              # OUT (n_blocks, K * P * P) (expert_order 2)
-    double[:, ::1] block_gate_grad,         # OUT (n_blocks, K * P) (gate_order >= 1)
-    double[:, ::1] block_gate_hess,         # OUT (n_blocks, n_pairs * P * P) (gate_order 2)
+    int ahead_expert_order,                 # -1, or the orders of set 1: the E-step at the
+    int ahead_gate_order,                   #     trial parameters and its sums there
+    double[:, ::1] block_stats,             # OUT (n_blocks, n_sets * size) per block: set 0,
+                                            #     then set 1 when ahead_expert_order >= 0
     double[:, ::1] scratch,                 # SCRATCH (n_threads, scratch_size())
     Py_ssize_t chunk_size,
     Py_ssize_t chunks_per_block,
@@ -334,35 +367,41 @@ def em_pass(
     """One E-step and the weighted objective's sums over blocks of chunks.
 
     Block b covers chunks [b * chunks_per_block, (b + 1) * chunks_per_block)
-    of these rows.  GIVEN reads the responsibilities (rows summing to 1) and
-    leaves ``block_loglik`` 0.
+    of these rows.  Set 0 of its sums (``stats_offsets``) is the E-step's
+    ``loglik`` and the sums at the trial parameters with the E-step's
+    responsibilities.  GIVEN reads the responsibilities (rows summing to 1)
+    and leaves ``loglik`` 0.  With ``ahead_expert_order >= 0`` (and
+    ``separate``), set 1 is a whole second pass fused into this one: the
+    E-step at the trial parameters (their ``loglik`` and responsibilities)
+    and the sums there with those responsibilities -- what the next EM
+    iteration needs when the trial parameters are accepted (a GEM step's
+    check is the next E-step's pass).
     """
     cdef Py_ssize_t n_samples = X.shape[0], D = X.shape[1], K = coef.shape[0]
     cdef Py_ssize_t P = coef.shape[1]
-    cdef Py_ssize_t n_blocks = block_q.shape[0]
+    cdef Py_ssize_t n_blocks = block_stats.shape[0]
     cdef Py_ssize_t n_chunks = (n_samples + chunk_size - 1) // chunk_size
     cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
-    cdef Py_ssize_t block, chunk, start, n_rows, n_pad, i, k, l, pair, chunk_end
+    cdef Py_ssize_t block, chunk, start, n_rows, n_pad, i, k, chunk_end
     cdef bint weighted = sample_weight.shape[0] > 0
+    cdef bint ahead = separate and ahead_expert_order >= 0
+    cdef Offsets o = _offsets(K, P, softmax)
     cdef Scratch s
-    cdef double loglik, r, mu, e, q_gate
     cdef double *ld_t
+    cdef double *mu_t
     cdef double *gate_t
+    cdef double *out
     cdef const floating *weights
-    block_loglik[:] = 0.0
-    block_q[:, :] = 0.0
-    block_nk[:, :] = 0.0
-    block_rss[:, :] = 0.0
-    block_grad[:, :] = 0.0
-    block_hess[:, :] = 0.0
-    block_gate_grad[:, :] = 0.0
-    block_gate_hess[:, :] = 0.0
+    if block_stats.shape[1] < (2 if ahead else 1) * o.size:
+        raise ValueError(f"block_stats has {block_stats.shape[1]} columns; the sums need "
+                         f"{(2 if ahead else 1) * o.size}.")
+    block_stats[:, :] = 0.0
     if n_samples == 0:
         return
     with nogil, parallel(num_threads=n_threads):
         s = _scratch(&scratch[omp_get_thread_num(), 0], n_pad_max, P, K)
         for block in prange(n_blocks, schedule='dynamic'):
-            loglik = 0.0
+            out = &block_stats[block, 0]
             chunk_end = min((block + 1) * chunks_per_block, n_chunks)
             for chunk in range(block * chunks_per_block, chunk_end):
                 start = chunk * chunk_size
@@ -373,88 +412,41 @@ def em_pass(
                             s.z, s.y, s.w)
                 # --- E-step: responsibilities from the E-step parameters (or given)
                 _linear(s.z, n_pad, P, K, &coef[0, 0], s.eta)
-                _expert_log_density(family, s.eta, s.y, n_pad, K, &scale[0], s.ld_t,
-                                    <double *> NULL if separate else s.mu)
+                emfast_expert_columns(family, s.eta, s.y, n_pad, K, &scale[0], s.ld,
+                                      <double *> NULL if separate else s.mu)
                 _gate_log_prob(s.z, n_pad, P, K, softmax, &gate_coef[0, 0], &gate_const[0],
-                               s.gate, s.row_max, s.tmp)
+                               s.gate, s.row_max, s.log_norm)
                 if assignment == GIVEN:
                     for k in range(K):
                         for i in range(n_pad):
-                            s.logp[k * n_pad + i] = resp_in[start + i, k] if i < n_rows else 0.0
+                            s.wr[k * n_pad + i] = (s.w[i] * resp_in[start + i, k]
+                                                   if i < n_rows else 0.0)
                 else:
-                    for k in range(K):
-                        for i in range(n_pad):
-                            s.logp[k * n_pad + i] = s.gate[k * n_pad + i] + s.ld_t[k * n_pad + i]
-                    emfast_softmax_columns(s.logp, n_pad, K, s.log_norm, s.row_max)
-                    loglik = loglik + emfast_weighted_loglik_f64(s.log_norm, s.w, n_pad)
-                for k in range(K):
-                    for i in range(n_pad):
-                        s.wr[k * n_pad + i] = s.w[i] * s.logp[k * n_pad + i]
+                    out[o.loglik] += emfast_posterior_columns(
+                        s.gate, s.ld, s.w, n_pad, K, s.resp, s.wr, s.log_norm, s.row_max)
                 # --- the trial parameters' log-densities (the E-step's unless separate)
                 if separate:
-                    _linear(s.z, n_pad, P, K, &t_coef[0, 0], s.eta_t)
-                    _expert_log_density(family, s.eta_t, s.y, n_pad, K, &t_scale[0], s.ld_t,
-                                        s.mu)
+                    _linear(s.z, n_pad, P, K, &t_coef[0, 0], s.eta)
+                    emfast_expert_columns(family, s.eta, s.y, n_pad, K, &t_scale[0], s.ld_t,
+                                          s.mu_t)
                     _gate_log_prob(s.z, n_pad, P, K, softmax, &t_gate_coef[0, 0],
-                                   &t_gate_const[0], s.gate_t, s.row_max, s.tmp)
+                                   &t_gate_const[0], s.gate_t, s.row_max, s.log_norm)
+                    ld_t = s.ld_t
+                    mu_t = s.mu_t
                     gate_t = s.gate_t
                 else:
+                    ld_t = s.ld
+                    mu_t = s.mu
                     gate_t = s.gate
-                ld_t = s.ld_t
-                # --- Q, N_k and the experts' residual sums (rows without weight skipped:
-                # a trial mean may be infinite there)
-                q_gate = 0.0
-                for k in range(K):
-                    block_q[block, k] += emfast_weighted_loglik_f64(
-                        ld_t + k * n_pad, s.wr + k * n_pad, n_pad)
-                    q_gate = q_gate + emfast_weighted_loglik_f64(
-                        gate_t + k * n_pad, s.wr + k * n_pad, n_pad)
-                    block_nk[block, k] += _lane_sum(s.wr + k * n_pad, n_pad)
-                    for i in range(n_pad):
-                        r = s.wr[k * n_pad + i]
-                        e = s.y[i] - s.mu[k * n_pad + i]
-                        s.u[k * n_pad + i] = r * e if r > 0 else 0.0
-                        s.tmp[i] = e * e if r > 0 else 0.0
-                    block_rss[block, k] += emfast_weighted_loglik_f64(
-                        s.tmp, s.wr + k * n_pad, n_pad)
-                block_q[block, K] += q_gate
-                # --- the experts' scores and Gram matrices
-                if expert_order >= 1:
-                    _score_sum(s.z, s.u, n_pad, P, K, &block_grad[block, 0])
-                if expert_order >= 2:
-                    for k in range(K):
-                        for i in range(n_pad):
-                            r = s.wr[k * n_pad + i]
-                            mu = s.mu[k * n_pad + i]
-                            if r <= 0:
-                                s.gw[k * n_pad + i] = 0.0
-                            elif family == GAUSSIAN:
-                                s.gw[k * n_pad + i] = r
-                            elif family == LOGISTIC:
-                                s.gw[k * n_pad + i] = r * mu * (1.0 - mu)
-                            else:
-                                s.gw[k * n_pad + i] = r * mu
-                    _weighted_grams(s.z, s.gw, K, n_pad, P, s.zs, &block_hess[block, 0])
-                # --- the softmax gating's score and Gram matrices (gate_t -> pi_t in place)
-                if softmax and gate_order >= 1:
-                    for k in range(K):
-                        for i in range(n_pad):
-                            gate_t[k * n_pad + i] = exp(gate_t[k * n_pad + i])
-                            s.u[k * n_pad + i] = (s.wr[k * n_pad + i]
-                                                  - s.w[i] * gate_t[k * n_pad + i])
-                    _score_sum(s.z, s.u, n_pad, P, K, &block_gate_grad[block, 0])
-                    if gate_order >= 2:
-                        pair = 0
-                        for k in range(1, K):
-                            for l in range(k, K):
-                                for i in range(n_pad):
-                                    s.gw[pair * n_pad + i] = s.w[i] * gate_t[k * n_pad + i] * (
-                                        (1.0 - gate_t[k * n_pad + i]) if k == l
-                                        else gate_t[l * n_pad + i])
-                                pair = pair + 1
-                        _weighted_grams(s.z, s.gw, pair, n_pad, P, s.zs,
-                                        &block_gate_hess[block, 0])
-            block_loglik[block] = loglik
+                # --- set 0: the sums at the trial with the E-step's responsibilities
+                _trial_sums(family, softmax, &s, s.wr, ld_t, mu_t, gate_t, n_pad, P, K,
+                            expert_order, gate_order, &o, out)
+                # --- set 1: the E-step at the trial and its sums there
+                if ahead:
+                    out[o.size + o.loglik] += emfast_posterior_columns(
+                        gate_t, ld_t, s.w, n_pad, K, s.resp, s.wr, s.log_norm, s.row_max)
+                    _trial_sums(family, softmax, &s, s.wr, ld_t, mu_t, gate_t, n_pad, P, K,
+                                ahead_expert_order, ahead_gate_order, &o, out + o.size)
 
 
 def score_pass(
@@ -501,7 +493,7 @@ def score_pass(
                         <const floating *> NULL, n_rows, n_pad, D, intercept, s.z, s.y, s.w)
             _linear(s.z, n_pad, P, K, &coef[0, 0], s.eta)
             _gate_log_prob(s.z, n_pad, P, K, softmax, &gate_coef[0, 0], &gate_const[0],
-                           s.gate, s.row_max, s.tmp)
+                           s.gate, s.row_max, s.log_norm)
             if want_gate:
                 for i in range(n_rows):
                     for k in range(K):
@@ -514,16 +506,14 @@ def score_pass(
                             family, s.eta[k * n_pad + i])
                     mean_out[start + i] = total
             if has_y and (want_norm or want_resp):
-                _expert_log_density(family, s.eta, s.y, n_pad, K, &scale[0], s.ld_t,
-                                    <double *> NULL)
-                for k in range(K):
-                    for i in range(n_pad):
-                        s.logp[k * n_pad + i] = s.gate[k * n_pad + i] + s.ld_t[k * n_pad + i]
-                emfast_softmax_columns(s.logp, n_pad, K, s.log_norm, s.row_max)
+                emfast_expert_columns(family, s.eta, s.y, n_pad, K, &scale[0], s.ld,
+                                      <double *> NULL)
+                emfast_posterior_columns(s.gate, s.ld, s.w, n_pad, K, s.resp, <double *> NULL,
+                                         s.log_norm, s.row_max)
                 if want_norm:
                     for i in range(n_rows):
                         log_norm_out[start + i] = s.log_norm[i]
                 if want_resp:
                     for i in range(n_rows):
                         for k in range(K):
-                            resp_out[start + i, k] = s.logp[k * n_pad + i]
+                            resp_out[start + i, k] = s.resp[k * n_pad + i]
