@@ -26,9 +26,15 @@ int32 backpointers are half a T x K float64 array.  The decode's memory above X
 includes the path it returns (T intp, 8 bytes a row); ``bound`` is
 ``viterbi_memory``, the checkpoints and segment backpointers alone.
 
+With ``--emission poisson`` the same runs use a ``PoissonHMM`` (D=4 count columns,
+rates spread over 1 to 12): its emissions come from the family's pass, and a long
+sequence runs in the family engine's segments (``emfast/_hmm_family_engine.py``),
+whose recursions are on one thread and whose emission passes are on all.
+
 Usage::
 
     python benchmarks/bench_hmm_long.py                  # T=10,000,000, K=16, D=4
+    python benchmarks/bench_hmm_long.py --emission poisson
     python benchmarks/bench_hmm_long.py --steps 1000000 --iters 3 --in-memory
     python benchmarks/bench_hmm_long.py --decode-only      # the decode runs alone
 """
@@ -41,7 +47,26 @@ import sys
 import time
 
 
-def run_one(steps, K, D, n_threads, iters, in_memory, task="estep"):
+def _poisson_runner(X, start, A, rates, n_threads, in_memory):
+    """(E-step, decode) callables of a PoissonHMM on X, and its family engine."""
+    from emfast import PoissonHMM, _hmm_long
+
+    if in_memory:       # one piece: the whole sequence's log-densities held at once
+        _hmm_long.MEMORY_BUDGET = 8 * X.shape[0] * len(start) + 1
+    model = PoissonHMM(len(start), init_params="", n_threads=n_threads)
+    model.startprob_, model.transmat_, model.lambdas_ = start, A, rates
+    context, state = model._fit_context(X, None, initialise=False)
+
+    def estep():
+        return context.engine.statistics(X, state)[0].loglik
+
+    def decode():
+        return model.decode(X)
+
+    return estep, decode, context.engine
+
+
+def run_one(steps, K, D, n_threads, iters, in_memory, task="estep", emission="gaussian"):
     import tracemalloc
 
     import numpy as np
@@ -55,17 +80,21 @@ def run_one(steps, K, D, n_threads, iters, in_memory, task="estep"):
     np.fill_diagonal(A, 0.95)
     start = np.full(K, 1.0 / K)
     means = rng.normal(size=(K, D)) * 1.5
+    rates = rng.uniform(1.0, 12.0, size=(K, D))
     covs = np.ones((K, D))
     cov = get_covariance("diag")
     params = HMMParams(start, A, means, cov.precisions_cholesky(covs), covs)
-    # state runs of geometric length (mean 20), then Gaussian noise: a sticky chain
+    # state runs of geometric length (mean 20), then the emissions' noise: a sticky chain
     runs = rng.geometric(0.05, size=steps // 10 + 10)
     states = np.repeat(rng.integers(0, K, size=runs.size), runs)[:steps]
     X = np.empty((steps, D))
     for a in range(0, steps, 1 << 20):       # in pieces: no temporaries the size of X
         b = min(a + (1 << 20), steps)
-        X[a:b] = means[states[a:b]] + rng.normal(size=(b - a, D))
+        X[a:b] = (rng.poisson(rates[states[a:b]]) if emission == "poisson"
+                  else means[states[a:b]] + rng.normal(size=(b - a, D)))
     del states, runs
+    if emission == "poisson":
+        return _run_family(X, start, A, rates, n_threads, iters, in_memory, task)
     options = {"long_rows": steps} if in_memory else {}
     with open("/proc/self/statm") as f:
         resident_before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -102,11 +131,49 @@ def run_one(steps, K, D, n_threads, iters, in_memory, task="estep"):
             "segments": hpass.long.n_segments, "redone": hpass.long.redone, "segment_length": hpass.long.segment_lengths}
 
 
+def _run_family(X, start, A, rates, n_threads, iters, in_memory, task):
+    """``run_one`` for a PoissonHMM (the family engine): the same figures."""
+    import tracemalloc
+
+    with open("/proc/self/statm") as f:
+        resident_before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    tracemalloc.start()
+    estep, decode, engine = _poisson_runner(X, start, A, rates, n_threads, in_memory)
+    times, loglik, path_digest = [], None, None
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        if task == "decode":
+            logprob, path = decode()
+            times.append(time.perf_counter() - t0)
+            loglik = float(logprob)
+            path_digest = hashlib.sha1(memoryview(path)).hexdigest()
+            del path
+        else:
+            loglik = estep()
+            times.append(time.perf_counter() - t0)
+    traced_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    with open("/proc/self/status") as f:
+        rss_after = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
+    segmented = [piece for _, piece in engine.pieces if hasattr(piece, "bounds")]
+    lengths = [b - a for a, b in segmented[0].bounds[:1]] if segmented else []
+    return {"threads": n_threads, "in_memory": in_memory, "task": task, "path": path_digest,
+            "bound": None, "viterbi_segment_length": lengths, "seconds": sorted(times),
+            "median": sorted(times)[len(times) // 2], "loglik": loglik.hex(),
+            "loglik_value": loglik, "traced_peak": traced_peak,
+            "rss_above": rss_after - resident_before,
+            "segments": sum(len(p.bounds) for p in segmented), "redone": 0,
+            "segment_length": lengths}
+
+
 def _child(args, threads, in_memory, task):
     """One run in a subprocess of its own (its own peak resident set)."""
     out = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--components",
                           str(args.components), "--features", str(args.features), "--iters",
-                          str(args.iters), "--child", json.dumps([threads, in_memory, task])],
+                          str(args.iters), "--emission", args.emission,
+                          "--child", json.dumps([threads, in_memory, task])],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -119,16 +186,18 @@ def main():
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--in-memory", action="store_true")
     parser.add_argument("--decode-only", action="store_true")
+    parser.add_argument("--emission", choices=["gaussian", "poisson"], default="gaussian")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         threads, in_memory, task = json.loads(args.child)
         print(json.dumps(run_one(args.steps, args.components, args.features, threads,
-                                 args.iters, in_memory, task)))
+                                 args.iters, in_memory, task, args.emission)))
         return
     T, K = args.steps, args.components
     array = T * K * 8
-    print(f"T={T:,} K={K} D={args.features}, one T x K float64 array = {array / 2**20:.0f} MiB,"
+    print(f"{args.emission} emissions, T={T:,} K={K} D={args.features}, one T x K float64 "
+          f"array = {array / 2**20:.0f} MiB,"
           f" load average {os.getloadavg()[0]:.2f}")
     results = {}
     tasks = ["decode"] if args.decode_only else ["estep", "decode"]
@@ -143,6 +212,8 @@ def main():
             elif task == "estep":
                 label = (f"segments ({r['segments']} x {r['segment_length']}, "
                          f"{r['redone']} redone)")
+            elif r["bound"] is None:
+                label = f"checkpointed (segments of {r['viterbi_segment_length']})"
             else:
                 label = (f"checkpointed (segments of {r['viterbi_segment_length']}, bound "
                          f"{r['bound'] / 2**20:.2f} MiB)")

@@ -4,7 +4,8 @@ Baum-Welch as EM: the E-step takes every state's emission log-densities of
 every row from the family's compiled pass (``score(..., log_prob=True)``,
 the mixture weights all 1) and runs the compiled forward-backward over the
 sequences on them (``GivenEmissionPass``), which gives the log-likelihood,
-the expected start and transition counts and the state posteriors; the
+the expected start and transition counts and the state posteriors, in pieces
+of bounded memory, long sequences in segments (``emfast/_hmm_family_engine.py``); the
 M-step updates the chain with hmmlearn's Dirichlet priors and the emissions
 with the family's own M-step on the statistics its pass accumulates with the
 posteriors as responsibilities (``given_statistics``).  Nothing here names a
@@ -22,8 +23,9 @@ from ._hmm_common import (NOT_FINITE, SCALING_UNDERFLOW, ChainAndEmissionStatist
                           HMMMethods, chain_m_step, chain_priors, check_chain_options,
                           check_chain_sums, check_real, check_shape_finite, init_chain,
                           sample_states)
-from ._hmm_pass import GivenEmissionPass, check_lengths
-from ._mixture_model import MixtureParams, check_observed_columns, scan
+from ._hmm_family_engine import FamilyEngine
+from ._hmm_pass import check_lengths
+from ._mixture_model import check_observed_columns, scan
 from ._parallel import effective_n_threads, sequential_blas
 from ._params import ParamsMixin
 from ._sklearn_compat import SklearnCompatMixin
@@ -40,36 +42,6 @@ class HMMState:
     startprob: np.ndarray       # (K,)
     transmat: np.ndarray        # (K, K)
     emission: dict              # the family's params
-
-
-class FamilyEngine:
-    """Emission log-densities from the family's pass, recursions on the chain's kernels."""
-
-    def __init__(self, family_pass, chain_pass, row_offset=None):
-        self.family_pass, self.chain_pass = family_pass, chain_pass
-        self.row_offset = row_offset
-        self._unit_weights = np.ones(chain_pass.n_components)
-
-    def log_densities(self, X, emission):
-        """log p_k(x_t) (n_samples, K), base measure included, plus ``row_offset``
-        (n_samples,) when the model's density differs from the family's by a term
-        that is the same in every state."""
-        log_b = self.family_pass.score(X, MixtureParams(self._unit_weights, emission),
-                                       log_prob=True)[3]
-        if self.row_offset is not None:
-            log_b += self.row_offset[:, None]
-        return log_b
-
-    def statistics(self, X, params):
-        """E-step: chain statistics and the state posteriors (n_samples, K)."""
-        return self.chain_pass.statistics(self.log_densities(X, params.emission), params)
-
-    def score(self, X, params, posteriors=False):
-        return self.chain_pass.score(self.log_densities(X, params.emission), params,
-                                     posteriors)
-
-    def viterbi(self, X, params):
-        return self.chain_pass.viterbi(self.log_densities(X, params.emission), params)
 
 
 @dataclass
@@ -346,21 +318,18 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
         if init_emission:
             self._set_emission(self._initial_emission(X, family, context.family_pass,
                                                       random_state))
-        context.engine = FamilyEngine(context.family_pass,
-                                      GivenEmissionPass(lengths, self.n_components, n_threads),
-                                      self._row_log_offset(X))
+        context.engine = FamilyEngine(context.family_pass, lengths, self.n_components,
+                                      n_threads, self._row_log_offset(X))
         return context, self._checked_state(family, D)
 
     def _e_step(self, context, state):
         """The chain's and (when fitted) the emission's statistics at ``state``."""
-        stats, posteriors = context.engine.statistics(context.X, state)
+        stats, emission = context.engine.statistics(
+            context.X, state, emission=bool(set(self._emission_code) & set(self.params)))
         if self.implementation == "scaling" and stats.n_log_space:
             raise ValueError(SCALING_UNDERFLOW)
         if not np.isfinite(stats.loglik):
             raise ValueError(NOT_FINITE)
-        emission = None
-        if set(self._emission_code) & set(self.params):
-            emission = context.family_pass.given_statistics(context.X, None, posteriors)
         return ChainAndEmissionStatistics(stats.loglik, stats.start, stats.trans, emission)
 
     def _m_step(self, context, state, stats):
@@ -403,8 +372,7 @@ class HMM(HMMMethods, SklearnCompatMixin, ParamsMixin):
         layout = family.layout(D, params=state.emission)
         family_pass = family.make_pass(N, D, self.n_components, X.dtype, n_threads, layout,
                                        missing)
-        engine = FamilyEngine(family_pass, GivenEmissionPass(lengths, self.n_components,
-                                                             n_threads),
+        engine = FamilyEngine(family_pass, lengths, self.n_components, n_threads,
                               self._row_log_offset(X))
         return X, engine, state
 

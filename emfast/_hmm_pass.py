@@ -241,6 +241,10 @@ class ChainStatistics:
     trans: np.ndarray       # (K, K) expected transition counts
     n_log_space: int        # sequences whose scaled recursion underflowed
 
+    def __add__(self, other):
+        return ChainStatistics(self.loglik + other.loglik, self.start + other.start,
+                               self.trans + other.trans, self.n_log_space + other.n_log_space)
+
 
 class GivenEmissionPass:
     """Forward-backward and Viterbi on emission log-densities computed elsewhere.
@@ -280,12 +284,17 @@ class GivenEmissionPass:
         return log_b
 
     def forward_backward(self, log_b, params, backward=True, seq_loglik=None, posteriors=None,
-                         force_log=False):
+                         force_log=False, chain=None, last_filtered=None):
         """One pass over ``log_b`` (n_samples, K) at the chain ``params`` (.startprob,
-        .transmat); posteriors are written into ``posteriors`` (may be ``log_b``)."""
+        .transmat), or at ``chain`` = (start, transitions) as ``HMMPass._chain`` makes them;
+        posteriors are written into ``posteriors`` (may be ``log_b``), each sequence's
+        filtered last-state distribution into ``last_filtered`` (n_sequences, K) if given
+        (only without long sequences)."""
         log_b = self._rows(log_b)
         means, prec, log_const = self._unused
-        start, transitions = HMMPass._chain(params)
+        start, transitions = HMMPass._chain(params) if chain is None else chain
+        if last_filtered is not None and self.long:
+            raise ValueError("last_filtered needs every sequence in memory (long_rows).")
         loglik, n_log, start_post, trans, *_ = slots = self._slots
         seq_loglik = np.empty(0) if seq_loglik is None else seq_loglik
         posteriors = np.empty((0, 0)) if posteriors is None else posteriors
@@ -302,7 +311,7 @@ class GivenEmissionPass:
             kind, stats_kind, start, transitions, backward, False,
             force_log, *(s[:self.n_blocks] for s in slots), seq_loglik, posteriors,
             self._scratch_f64, self._scratch_x, self.max_length, self.chunk_size,
-            self.n_threads, self.long.threshold if self.long else -1)
+            self.n_threads, self.long.threshold if self.long else -1, last_filtered)
         self.long.run(log_b, self.seq_bounds, emission, (start, transitions), kind,
                       stats_kind, backward, False, force_log,
                       tuple(s[self.n_blocks:] for s in slots), seq_loglik, posteriors, 1,
@@ -313,10 +322,11 @@ class GivenEmissionPass:
                                trans=trans.sum(axis=0).reshape(K, K),
                                n_log_space=int(n_log.sum()))
 
-    def statistics(self, log_b, params, force_log=False):
+    def statistics(self, log_b, params, force_log=False, chain=None):
         """E-step: chain statistics, and the state posteriors written over ``log_b``."""
         log_b = self._rows(log_b)
-        stats = self.forward_backward(log_b, params, posteriors=log_b, force_log=force_log)
+        stats = self.forward_backward(log_b, params, posteriors=log_b, force_log=force_log,
+                                      chain=chain)
         return stats, log_b
 
     def score(self, log_b, params, posteriors=False):
@@ -327,11 +337,16 @@ class GivenEmissionPass:
                               posteriors=log_b if posteriors else None)
         return seq_loglik, (log_b if posteriors else None)
 
-    def viterbi(self, log_b, params):
-        """Best state path (n_samples,) and its log-probability per sequence."""
+    def viterbi(self, log_b, params, chain=None, last_delta=None):
+        """Best state path (n_samples,) and its log-probability per sequence (at
+        ``chain`` instead of ``params`` if given, as in ``forward_backward``); each
+        sequence's last max-product message into ``last_delta`` (n_sequences, K) if
+        given (only without long sequences)."""
         log_b = self._rows(log_b)
         means, prec, log_const = self._unused
-        start, transitions = HMMPass._chain(params)
+        start, transitions = HMMPass._chain(params) if chain is None else chain
+        if last_delta is not None and self.long:
+            raise ValueError("last_delta needs every sequence in memory (long_rows).")
         K = self.n_components
         scratch_f64, scratch_int = _viterbi_scratch(self.max_length, self.n_threads,
                                                     self.chunk_size, K, K)
@@ -340,7 +355,8 @@ class GivenEmissionPass:
         _hmm.viterbi_pass(log_b, self.seq_bounds, means, prec, log_const, _hmm.KIND_GIVEN,
                           start, transitions, seq_logprob, states, scratch_f64,
                           self._scratch_x, scratch_int, self.chunk_size, self.chunk_size,
-                          self.n_threads, self.long.threshold if self.long else -1)
+                          self.n_threads, self.long.threshold if self.long else -1,
+                          last_delta)
         self.long.viterbi(log_b, self.seq_bounds, (means, prec, log_const), _hmm.KIND_GIVEN,
                           (start, transitions), seq_logprob, states, 1)
         return seq_logprob, states

@@ -277,30 +277,41 @@ def test_backpointer_dtype_and_plan():
         LongSequences(np.array([100]), 2, 2, np.float64, 8, 1, viterbi_segment_length=12)
 
 
-def _count_long_decodes(monkeypatch, n_components):
-    """Make every sequence above 100 rows long (a small memory budget) and count the
-    checkpointed decodes."""
-    from emfast import _hmm_long
+def _count_long_decodes(monkeypatch, n_components, family):
+    """Make the long sequences' memory budget small and count the checkpointed decodes:
+    the Gaussian kernel's above 100 rows, or (``family``) the family engine's segmented
+    ones above one chunk of log-densities; returns (calls, threshold)."""
+    from emfast import _hmm_family_engine, _hmm_long
     from emfast._kernels import _hmm
 
     calls = []
+    monkeypatch.setattr(_hmm_long, "MEMORY_BUDGET", 16 * n_components * 100)
+    if family:
+        original = _hmm_family_engine.SegmentedSequence.viterbi
+
+        def counted(self, *args):
+            calls.append(self.rows[1] - self.rows[0])
+            return original(self, *args)
+
+        monkeypatch.setattr(_hmm_family_engine.SegmentedSequence, "viterbi", counted)
+        return calls, _hmm_family_engine.rows_budget(n_components)
     original = _hmm.long_viterbi_pass
 
     def counted(*args):
         calls.append(args[0].shape[0])
         return original(*args)
 
-    monkeypatch.setattr(_hmm_long, "MEMORY_BUDGET", 16 * n_components * 100)
     monkeypatch.setattr(_hmm_long._hmm, "long_viterbi_pass", counted)
-    return calls
+    return calls, 100
 
 
-def _decode_both_ways(model, X, lengths, monkeypatch):
+def _decode_both_ways(model, X, lengths, monkeypatch, family=False):
     expected = model.decode(X, lengths, algorithm="viterbi")
-    calls = _count_long_decodes(monkeypatch, model.n_components)
+    calls, threshold = _count_long_decodes(monkeypatch, model.n_components, family)
     got = model.decode(X, lengths, algorithm="viterbi")
     monkeypatch.undo()
-    assert sorted(calls) == sorted(n for n in lengths if n > 100)
+    assert sorted(calls) == sorted(n for n in lengths if n > threshold)
+    assert calls
     assert np.array_equal(got[1], expected[1])
     assert got[0] == expected[0]
     return got
@@ -339,7 +350,7 @@ def test_decode_categorical_and_poisson_hmm_long_path(n_threads, monkeypatch):
     categorical.startprob_, categorical.transmat_ = start, A
     categorical.emissionprob_ = emissionprob
     symbols = rng.integers(0, F, size=(sum(lengths), 1))
-    logprob, states = _decode_both_ways(categorical, symbols, lengths, monkeypatch)
+    logprob, states = _decode_both_ways(categorical, symbols, lengths, monkeypatch, True)
     ref = viterbi_sequences(start, A, categorical_log_prob(symbols, emissionprob), lengths)
     assert np.array_equal(states, ref[1])
     _close(logprob, ref[0])
@@ -348,7 +359,7 @@ def test_decode_categorical_and_poisson_hmm_long_path(n_threads, monkeypatch):
     poisson = PoissonHMM(K, init_params="", n_threads=n_threads)
     poisson.startprob_, poisson.transmat_, poisson.lambdas_ = start, A, rates
     counts = rng.poisson(3.0, size=(sum(lengths), 2))
-    logprob, states = _decode_both_ways(poisson, counts, lengths, monkeypatch)
+    logprob, states = _decode_both_ways(poisson, counts, lengths, monkeypatch, True)
     ref = viterbi_sequences(start, A, poisson_log_prob(counts, rates), lengths)
     assert np.array_equal(states, ref[1])
     _close(logprob, ref[0])

@@ -33,7 +33,7 @@ its posteriors are written.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport INFINITY, NAN
+from libc.math cimport INFINITY, NAN, exp
 from libc.stdint cimport int32_t, uint8_t, uint16_t
 from libc.string cimport memcmp, memcpy, memset
 
@@ -286,6 +286,7 @@ cdef double _sequence(
     double *s1,                     # INOUT (K, D)
     double *s2,                     # INOUT layout by stats_kind
     bint *used_log,                 # OUT
+    double *last_filtered,          # OUT (K,) p(z_T | x_1..T), or NULL
 ) noexcept nogil:
     """Forward(-backward) of one sequence; returns log p(x)."""
     cdef double loglik = NAN
@@ -299,6 +300,16 @@ cdef double _sequence(
     if not scaled:
         loglik = _forward_log(kind, x, T, D, K, chunk_size, means, prec, log_const,
                               chain, w, xs)
+    if last_filtered != NULL:
+        # before the backward pass turns the forward variables into posteriors; the
+        # scaled forward rows are normalised, the log-space ones sum to exp(loglik)
+        for k in range(K):
+            if loglik == -INFINITY:
+                last_filtered[k] = 0.0
+            elif scaled:
+                last_filtered[k] = w.alpha[(T - 1) * K + k]
+            else:
+                last_filtered[k] = exp(w.alpha[(T - 1) * K + k] - loglik)
     if not backward:
         return loglik
     if loglik == -INFINITY:
@@ -363,6 +374,9 @@ def forward_backward_pass(
     Py_ssize_t chunk_size,
     int n_threads,
     Py_ssize_t skip_longer_than=-1,         # sequences longer are left to long_sequence_pass
+    double[:, ::1] last_filtered=None,      # OUT (n_sequences, K) p(z_T | x_1..T) of each
+                                            # sequence's last row (for a caller that runs a
+                                            # sequence in pieces), or None
 ):
     """One E-step over all sequences (see the module docstring)."""
     cdef Py_ssize_t D = X.shape[1], K = means.shape[0]
@@ -371,6 +385,7 @@ def forward_backward_pass(
     cdef Py_ssize_t block, seq, row, T
     cdef bint want_seq = seq_loglik.shape[0] > 0
     cdef bint want_post = posteriors.shape[0] > 0
+    cdef bint want_filtered = last_filtered is not None
     cdef bint used_log
     cdef double loglik, ll
     cdef Py_ssize_t n_log
@@ -412,7 +427,8 @@ def forward_backward_pass(
                                &block_nk[block, 0] if backward and emission_stats else NULL,
                                &block_s1[block, 0] if backward and emission_stats else NULL,
                                &block_s2[block, 0] if block_s2.shape[1] > 0 else NULL,
-                               &used_log)
+                               &used_log,
+                               &last_filtered[seq, 0] if want_filtered else NULL)
                 loglik = loglik + ll
                 n_log = n_log + used_log
                 if want_seq:
@@ -492,11 +508,14 @@ cdef double _viterbi_sequence(
     floating *xs,
     int *back,                      # SCRATCH (T, K)
     Py_ssize_t *states,             # OUT (T,)
+    double *last_delta,             # OUT (K,) the max-product message of the last row, or NULL
 ) noexcept nogil:
     """Most probable state path; returns its log-probability."""
     cdef Py_ssize_t t, best
     _viterbi_rows(kind, x, T, D, K, chunk_size, means, prec, log_const, chain, True, w, xs,
                   w.beta, NULL, <int32_t *> back)
+    if last_delta != NULL:
+        memcpy(last_delta, w.beta, K * sizeof(double))
     best = _best_state(w.beta, K)
     states[T - 1] = best
     for t in range(T - 1, 0, -1):
@@ -522,6 +541,8 @@ def viterbi_pass(
     Py_ssize_t chunk_size,
     int n_threads,
     Py_ssize_t skip_longer_than=-1,         # sequences longer are left to long_viterbi_pass
+    double[:, ::1] last_delta=None,         # OUT (n_sequences, K) max-product message of each
+                                            # sequence's last row, or None
 ):
     """Viterbi decoding of every sequence, in log-space."""
     cdef Py_ssize_t D = X.shape[1], K = means.shape[0]
@@ -531,6 +552,7 @@ def viterbi_pass(
     cdef Work w
     cdef floating *xs
     cdef int *back
+    cdef bint want_delta = last_delta is not None
     cdef Chain chain
     chain.log_start = &start[LOG_START, 0]
     chain.logA = &transitions[LOG_TRANS, 0, 0]
@@ -547,7 +569,8 @@ def viterbi_pass(
                 continue
             seq_logprob[seq] = _viterbi_sequence(kind, &X[row, 0], T, D, K, chunk_size,
                                                  &means[0, 0], &prec[0], &log_const[0],
-                                                 &chain, &w, xs, back, &states[row])
+                                                 &chain, &w, xs, back, &states[row],
+                                                 &last_delta[seq, 0] if want_delta else NULL)
 
 
 # ---- One long sequence in segments ------------------------------------------------------
