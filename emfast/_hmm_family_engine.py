@@ -11,7 +11,11 @@ whatever the data, the sequences are taken in *pieces*, each visited in order:
   sequences (all threads, one sequence per thread).  When the whole data is
   one run, this is the plain E-step: one emission pass, one recursion pass.
 - a *long* sequence (more rows than ``rows_budget(K)``): cut into segments of
-  ``segment_length_for(T)`` rows, about sqrt(64 T), and swept twice.
+  ``segment_length_for(T, rows_budget(K))`` rows (at most the budget, whole
+  chunks) and swept twice.  Each segment goes through the same in-memory pass
+  as a run, so a segment of at least ``_hmm_long.PARALLEL_ROWS`` rows is
+  itself split over the threads by the segmented kernel of ``_hmm_long``
+  (exact boundary messages).
 
   Forward sweep, first segment to last: the segment's log-densities and the
   forward recursion started from the exact predictive distribution of its
@@ -36,21 +40,17 @@ whatever the data, the sequences are taken in *pieces*, each visited in order:
   its last row, z the decoded first state of segment s + 1: the global best
   path (ties aside), and its log-probability is the last message's maximum.
 
-  Memory of a long sequence: one segment's log-densities and recursion
-  scratch, O(K sqrt(T)), plus 2 K floats per segment of checkpoints; the
-  price is a second emission pass and forward recursion per E-step, and the
-  recursions of one long sequence run on one thread (its emission passes on
-  all).  Results equal the in-memory recursion's to rounding.
+  Memory of a long sequence: one segment's log-densities (at most the
+  budget), the recursion's scratch and 2 K floats per segment of checkpoints;
+  the price is a second emission pass and forward recursion per E-step.
+  Results equal the in-memory recursion's to rounding.
 
 Every piece's statistics are added in piece order, the pieces are a function
 of the lengths alone, so results are bitwise identical for any thread count.
 """
-import math
-
 import numpy as np
 
 from . import _hmm_long
-from ._hmm_long import SEGMENT_SCALE
 from ._hmm_pass import ChainStatistics, GivenEmissionPass, HMMPass
 from ._mixture_model import MixtureParams
 from ._passes import CHUNK_SIZE
@@ -64,10 +64,11 @@ def rows_budget(n_components, memory_budget=None):
 
 
 def segment_length_for(n_rows, budget_rows):
-    """Rows per segment of a long sequence: about sqrt(SEGMENT_SCALE * n_rows), whole
-    chunks, at most ``budget_rows`` (rounded down to whole chunks, at least one)."""
-    chunks = max(1, math.ceil(math.sqrt(SEGMENT_SCALE * n_rows) / CHUNK_SIZE))
-    return int(min(chunks, max(1, budget_rows // CHUNK_SIZE)) * CHUNK_SIZE)
+    """Rows per segment of a long sequence of ``n_rows``: at most ``budget_rows``, whole
+    chunks (at least one), as equal as that allows (no short last segment)."""
+    chunks = max(1, budget_rows // CHUNK_SIZE)
+    n_segments = -(-n_rows // (chunks * CHUNK_SIZE))
+    return int(-(-n_rows // (n_segments * CHUNK_SIZE)) * CHUNK_SIZE)
 
 
 def _pieces(lengths, budget_rows):
@@ -98,12 +99,13 @@ class FamilyEngine:
     """Forward-backward, scoring and Viterbi of an HMM with a family's emissions.
 
     ``row_offset`` (n_samples,) is a per-row log-density term the model adds to
-    the family's, the same in every state (None: none).  ``memory_budget`` and
-    ``segment_length`` override the module's defaults (tests).
+    the family's, the same in every state (None: none).  ``memory_budget``
+    overrides ``_hmm_long.MEMORY_BUDGET``, ``long_options`` are the in-memory
+    passes' (``GivenEmissionPass``; tests).
     """
 
     def __init__(self, family_pass, lengths, n_components, n_threads, row_offset=None,
-                 memory_budget=None, segment_length=None):
+                 memory_budget=None, **long_options):
         self.family_pass, self.row_offset = family_pass, row_offset
         self.n_components, self.n_threads = n_components, n_threads
         self.lengths = np.asarray(lengths, dtype=np.intp)
@@ -115,11 +117,12 @@ class FamilyEngine:
             rows = (int(self.seq_bounds[first]), int(self.seq_bounds[stop]))
             if is_long:
                 T = rows[1] - rows[0]
-                L = segment_length or segment_length_for(T, budget_rows)
-                piece = SegmentedSequence(rows, L, n_components, n_threads)
+                L = segment_length_for(T, budget_rows)
+                piece = SegmentedSequence(rows, L, n_components, n_threads, long_options)
             else:
                 piece = InMemoryRun(rows, GivenEmissionPass(self.lengths[first:stop],
-                                                            n_components, n_threads))
+                                                            n_components, n_threads,
+                                                            **long_options))
             self.pieces.append(((first, stop), piece))
 
     def log_densities(self, X, emission, rows):
@@ -204,11 +207,12 @@ def _start(probabilities, log_probabilities=None):
 class SegmentedSequence:
     """One long sequence, swept over its segments (see the module docstring)."""
 
-    def __init__(self, rows, segment_length, n_components, n_threads):
+    def __init__(self, rows, segment_length, n_components, n_threads, long_options):
         self.rows = rows
         a, b = rows
         self.bounds = [(s, min(s + segment_length, b)) for s in range(a, b, segment_length)]
         self.n_components, self.n_threads = n_components, n_threads
+        self.long_options = long_options
         self._passes = {}
 
     def _chain_pass(self, n_rows):
@@ -217,7 +221,7 @@ class SegmentedSequence:
         if n_rows not in self._passes:
             self._passes[n_rows] = GivenEmissionPass(np.array([n_rows], dtype=np.intp),
                                                      self.n_components, self.n_threads,
-                                                     long_rows=n_rows)
+                                                     **self.long_options)
         return self._passes[n_rows]
 
     def _forward(self, engine, X, params, transitions):

@@ -138,10 +138,12 @@ class LongSequences:
         return self._scratch
 
     def run(self, X, seq_bounds, emission, chain, kind, stats_kind, backward, emission_stats,
-            force_log, slots, seq_loglik, posteriors, x_size, in_memory):
+            force_log, slots, seq_loglik, posteriors, x_size, in_memory, last_filtered=None):
         """Every long sequence into its segments' rows of ``slots`` (loglik, n_log, start,
-        trans, nk, s1, s2); ``in_memory(rows, slot_views, seq_loglik, posteriors)`` redoes a
-        sequence whose scaled recursion underflowed."""
+        trans, nk, s1, s2), and its last row's filtered distribution into its row of
+        ``last_filtered`` (n_sequences, K) if given; ``in_memory(rows, slot_views,
+        seq_loglik, posteriors, last_filtered)`` redoes a sequence whose scaled recursion
+        underflowed."""
         if not self:
             return
         means, prec, log_const, centres = emission
@@ -159,24 +161,29 @@ class LongSequences:
             post = posteriors[a:b] if posteriors.shape[0] else posteriors
             ok = False
             status = np.zeros(hi - lo, dtype=np.intp)
+            filtered = None if last_filtered is None else last_filtered[seq:seq + 1]
             if not force_log:
                 ok = _hmm.long_sequence_pass(
                     X[a:b], means, prec, log_const, centres, kind, stats_kind, start,
                     transitions, backward, emission_stats, self.segment_lengths[i],
                     self.window, loglik, start_post[0], trans, nk, s1, s2, post,
-                    np.empty((hi - lo, 6 * K + 3)), status, scratch_f64, scratch_x, self.chunk_size, self.n_threads)
+                    np.empty((hi - lo, 6 * K + 3)), status, scratch_f64, scratch_x,
+                    self.chunk_size, self.n_threads, None if filtered is None else filtered[0])
             self.redone += int(np.count_nonzero(status & 8) + np.count_nonzero(status & 16))
             if not ok:
                 for view in views:
                     view[:] = 0
                 in_memory((a, b), tuple(v[:1] for v in views),
-                          seq_loglik[seq:seq + 1] if seq_loglik.shape[0] else seq_loglik, post)
+                          seq_loglik[seq:seq + 1] if seq_loglik.shape[0] else seq_loglik, post,
+                          filtered)
             elif seq_loglik.shape[0]:
                 seq_loglik[seq] = float(loglik.sum())
 
-    def viterbi(self, X, seq_bounds, emission, kind, chain, seq_logprob, states, x_size):
+    def viterbi(self, X, seq_bounds, emission, kind, chain, seq_logprob, states, x_size,
+                last_delta=None):
         """Every long sequence's best path into its rows of ``states`` and its
-        log-probability into ``seq_logprob``, checkpointed (see the module docstring)."""
+        log-probability into ``seq_logprob``, checkpointed (see the module docstring); its
+        last row's max-product message into its row of ``last_delta`` if given."""
         means, prec, log_const = emission
         start, transitions = chain
         K, chunk = self.n_components, self.chunk_size
@@ -190,4 +197,5 @@ class LongSequences:
                 np.empty((n_seg, K)), np.empty((n_threads, L * K), backpointer_dtype(K)),
                 cache_aligned_rows(n_threads, f64_size, np.float64),
                 cache_aligned_rows(n_threads, x_size, self._dtype),
-                np.empty((n_threads, chunk * K), dtype=np.intc), chunk, n_threads)
+                np.empty((n_threads, chunk * K), dtype=np.intc), chunk, n_threads,
+                None if last_delta is None else last_delta[seq])

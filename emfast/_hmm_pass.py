@@ -87,7 +87,8 @@ def _in_memory_length(lengths, long):
 
 
 def _single_sequence(X, rows, emission, chain, kind, stats_kind, backward, emission_stats,
-                     force_log, slot_views, loglik_out, post_out, x_size, dtype, chunk_size):
+                     force_log, slot_views, loglik_out, post_out, x_size, dtype, chunk_size,
+                     last_filtered=None):
     """One sequence through the in-memory kernel (with its log-space fallback)."""
     a, b = rows
     T = b - a
@@ -98,7 +99,7 @@ def _single_sequence(X, rows, emission, chain, kind, stats_kind, backward, emiss
         X[a:b], np.array([0, T], dtype=np.intp), np.array([0, 1], dtype=np.intp), means, prec,
         log_const, centres, kind, stats_kind, start, transitions, backward, emission_stats,
         force_log, *slot_views, loglik_out, post_out, f64, np.empty((1, x_size), dtype), T,
-        chunk_size, 1)
+        chunk_size, 1, -1, last_filtered)
 
 
 def _viterbi_scratch(max_length, n_threads, chunk_size, n_features, K):
@@ -174,10 +175,10 @@ class HMMPass:
         kind = self.covariance.kernel_kind
         emission = (means, prec, log_const, centres)
 
-        def in_memory(rows, views, loglik_out, post_out):
+        def in_memory(rows, views, loglik_out, post_out, filtered_out):
             _single_sequence(X, rows, emission, (start, transitions), kind, stats_kind,
                              backward, emission_stats, force_log, views, loglik_out, post_out,
-                             self._sizes[1], self.dtype, self.chunk_size)
+                             self._sizes[1], self.dtype, self.chunk_size, filtered_out)
 
         _hmm.forward_backward_pass(
             X, self.seq_bounds, self.block_bounds, means, prec, log_const, centres,
@@ -288,23 +289,20 @@ class GivenEmissionPass:
         """One pass over ``log_b`` (n_samples, K) at the chain ``params`` (.startprob,
         .transmat), or at ``chain`` = (start, transitions) as ``HMMPass._chain`` makes them;
         posteriors are written into ``posteriors`` (may be ``log_b``), each sequence's
-        filtered last-state distribution into ``last_filtered`` (n_sequences, K) if given
-        (only without long sequences)."""
+        filtered last-state distribution into ``last_filtered`` (n_sequences, K) if given."""
         log_b = self._rows(log_b)
         means, prec, log_const = self._unused
         start, transitions = HMMPass._chain(params) if chain is None else chain
-        if last_filtered is not None and self.long:
-            raise ValueError("last_filtered needs every sequence in memory (long_rows).")
         loglik, n_log, start_post, trans, *_ = slots = self._slots
         seq_loglik = np.empty(0) if seq_loglik is None else seq_loglik
         posteriors = np.empty((0, 0)) if posteriors is None else posteriors
         emission = (means, prec, log_const, means)
         kind, stats_kind = _hmm.KIND_GIVEN, _gaussian.KIND_NONE
 
-        def in_memory(rows, views, loglik_out, post_out):
+        def in_memory(rows, views, loglik_out, post_out, filtered_out):
             _single_sequence(log_b, rows, emission, (start, transitions), kind, stats_kind,
                              backward, False, force_log, views, loglik_out, post_out, 1,
-                             np.float64, self.chunk_size)
+                             np.float64, self.chunk_size, filtered_out)
 
         _hmm.forward_backward_pass(
             log_b, self.seq_bounds, self.block_bounds, means, prec, log_const, means,
@@ -315,7 +313,7 @@ class GivenEmissionPass:
         self.long.run(log_b, self.seq_bounds, emission, (start, transitions), kind,
                       stats_kind, backward, False, force_log,
                       tuple(s[self.n_blocks:] for s in slots), seq_loglik, posteriors, 1,
-                      in_memory)
+                      in_memory, last_filtered)
         K = self.n_components
         # the slots summed in block order: the same bits for any thread count
         return ChainStatistics(loglik=float(loglik.sum()), start=start_post.sum(axis=0),
@@ -341,12 +339,10 @@ class GivenEmissionPass:
         """Best state path (n_samples,) and its log-probability per sequence (at
         ``chain`` instead of ``params`` if given, as in ``forward_backward``); each
         sequence's last max-product message into ``last_delta`` (n_sequences, K) if
-        given (only without long sequences)."""
+        given."""
         log_b = self._rows(log_b)
         means, prec, log_const = self._unused
         start, transitions = HMMPass._chain(params) if chain is None else chain
-        if last_delta is not None and self.long:
-            raise ValueError("last_delta needs every sequence in memory (long_rows).")
         K = self.n_components
         scratch_f64, scratch_int = _viterbi_scratch(self.max_length, self.n_threads,
                                                     self.chunk_size, K, K)
@@ -358,5 +354,5 @@ class GivenEmissionPass:
                           self.n_threads, self.long.threshold if self.long else -1,
                           last_delta)
         self.long.viterbi(log_b, self.seq_bounds, (means, prec, log_const), _hmm.KIND_GIVEN,
-                          (start, transitions), seq_logprob, states, 1)
+                          (start, transitions), seq_logprob, states, 1, last_delta)
         return seq_logprob, states

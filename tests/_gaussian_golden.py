@@ -9,8 +9,19 @@ script before the estimators' plumbing was reshaped;
 ``tests/test_gaussian_golden.py`` refits every case and demands the same bits.
 Re-record (``python tests/_gaussian_golden.py``) only when a change of the
 numbers is intended, and say why in the commit.
+
+The bits depend on the machine's code paths as well as on emfast's: the SIMD
+build of the kernels (AVX-512 rounds differently from AVX2) and OpenBLAS's
+kernels for the CPU it detects.  So the cases are always run in a pinned
+environment (``PINNED``: the AVX2 build and OpenBLAS's Haswell kernels, which
+every x86-64 CPU with AVX2 runs), in a subprocess of their own, and the file
+records the numpy, scipy and OpenBLAS versions it was made with
+(``environment()``); with other versions the bits cannot be compared.
 """
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import warnings
 
@@ -190,14 +201,54 @@ def run(function):
         return function()
 
 
-def record(path=GOLDEN_FILE):
+PINNED = {"EMFAST_SIMD": "avx2", "OPENBLAS_CORETYPE": "Haswell"}
+ENVIRONMENT_KEY = "__environment__"
+
+
+def environment():
+    """What the bits depend on besides emfast: the libraries' versions (a JSON string)."""
+    import scipy
+
+    def blas(config):
+        return config["Build Dependencies"]["blas"].get("version", "?")
+
+    return json.dumps({"numpy": np.__version__, "scipy": scipy.__version__,
+                       "numpy_blas": blas(np.show_config(mode="dicts")),
+                       "scipy_blas": blas(scipy.show_config(mode="dicts"))}, sort_keys=True)
+
+
+def all_arrays():
+    """Every case's arrays, keyed "case/attribute", and the environment."""
     arrays = {}
     for name, function in cases():
         for key, value in run(function).items():
             arrays[f"{name}/{key}"] = value
-    np.savez_compressed(path, **arrays)
-    return len(arrays)
+    arrays[ENVIRONMENT_KEY] = np.array(environment())
+    return arrays
+
+
+def pinned_arrays(path):
+    """``all_arrays()`` computed in a subprocess with the ``PINNED`` environment, saved
+    to ``path``; False if the machine cannot run the pinned build (no AVX2)."""
+    from emfast._kernels._gaussian import SIMD_BUILDS, simd_build
+
+    if SIMD_BUILDS.index(simd_build()) < SIMD_BUILDS.index(PINNED["EMFAST_SIMD"]):
+        return False
+    env = {**os.environ, **PINNED, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, __file__, "--child", path], check=True, env=env)
+    return True
+
+
+def record(path=GOLDEN_FILE):
+    if not pinned_arrays(path):
+        raise SystemExit("this machine cannot run the pinned AVX2 build")
+    return len(np.load(path).files) - 1
 
 
 if __name__ == "__main__":
-    print(record(), "arrays written to", GOLDEN_FILE)
+    if sys.argv[1:2] == ["--child"]:
+        for name, value in PINNED.items():
+            assert os.environ.get(name) == value, name
+        np.savez_compressed(sys.argv[2], **all_arrays())
+    else:
+        print(record(), "arrays written to", GOLDEN_FILE)

@@ -204,8 +204,37 @@ def test_pieces_and_segment_lengths():
                                                     (2, 4, False)]
     assert _pieces(np.array([11]), 10) == [(0, 1, True)]
     assert _pieces(np.array([10]), 10) == [(0, 1, False)]
-    # about sqrt(64 T) rows, whole chunks, at most the budget
-    assert segment_length_for(10 ** 7, 10 ** 6) == 99 * CHUNK_SIZE
+    # at most the budget, whole chunks, equal but for the last
+    assert segment_length_for(10 ** 7, 10 ** 6) == 3552 * CHUNK_SIZE
     assert segment_length_for(10 ** 7, 1000) == 3 * CHUNK_SIZE
     assert segment_length_for(10, 10) == CHUNK_SIZE
+    assert segment_length_for(4 * CHUNK_SIZE + 1, 4 * CHUNK_SIZE) == 3 * CHUNK_SIZE
     assert rows_budget(16, 64 << 20) == (64 << 20) // 128
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_segments_split_over_threads_equal_in_memory(n_threads):
+    """Segments long enough for the segmented kernel of _hmm_long (here: every sequence
+    is long for it, in segments of 512 rows): still the in-memory values."""
+    emission, X = _problem("poisson")
+    lengths = LENGTHS
+    model = HMM(emission, 3, n_iter=2, random_state=3, n_threads=n_threads).fit(X, lengths)
+    _, in_memory, state = model._prepared(X, lengths)
+    K = 3
+    segmented = engine_module.FamilyEngine(
+        in_memory.family_pass, np.asarray(lengths), K, n_threads,
+        memory_budget=8 * K * 4 * CHUNK_SIZE, long_rows=0, segment_length=2 * CHUNK_SIZE,
+        window=CHUNK_SIZE)
+    assert [type(p).__name__ for _, p in segmented.pieces].count("SegmentedSequence") == 2
+    expected, got = in_memory.statistics(X, state), segmented.statistics(X, state)
+    assert_allclose(got[0].loglik, expected[0].loglik, rtol=1e-12)
+    assert_allclose(got[0].start, expected[0].start, rtol=1e-12, atol=1e-14)
+    assert_allclose(got[0].trans, expected[0].trans, rtol=1e-11)
+    assert_allclose(got[1].nk, expected[1].nk, rtol=1e-11)
+    assert_allclose(got[1].s, expected[1].s, rtol=1e-11)
+    assert_allclose(segmented.score(X, state, posteriors=True)[1],
+                    in_memory.score(X, state, posteriors=True)[1], rtol=0, atol=1e-13)
+    logprob, states = segmented.viterbi(X, state)
+    expected_logprob, expected_states = in_memory.viterbi(X, state)
+    assert_array_equal(states, expected_states)
+    assert_allclose(logprob, expected_logprob, rtol=1e-14)

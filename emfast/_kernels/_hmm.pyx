@@ -673,6 +673,7 @@ def long_sequence_pass(
     floating[:, ::1] scratch_x,             # SCRATCH (n_threads, scratch_sizes()[1])
     Py_ssize_t chunk_size,
     int n_threads,
+    double[::1] last_filtered=None,         # OUT (K,) p(z_T | x_1..T), or None
 ):
     """Forward(-backward) of one long sequence in segments; returns False if a scaled
     recursion underflowed (the caller then runs the sequence in log-space)."""
@@ -799,6 +800,10 @@ def long_sequence_pass(
         return False
     for s in range(n_seg):
         seg_loglik[s] = boundary[s, SHIFT] + boundary[s, LOGC]
+    if last_filtered is not None:
+        # the exact normalised message leaving the last segment (phase 2 made it exact)
+        for k in range(K):
+            last_filtered[k] = boundary[n_seg - 1, EXIT_ALPHA + k]
     if not backward:
         return True
 
@@ -880,6 +885,8 @@ def long_viterbi_pass(
     int[:, ::1] scratch_int,                # SCRATCH (n_batch, chunk_size * K)
     Py_ssize_t chunk_size,
     int n_threads,                          # at most n_batch
+    double[::1] last_delta=None,            # OUT (K,) the last row's max-product message,
+                                            # or None
 ):
     """Viterbi decoding of one long sequence in segments; returns the best path's
     log-probability (the in-memory decode's bits)."""
@@ -887,7 +894,7 @@ def long_viterbi_pass(
     cdef Py_ssize_t L = segment_length, n_batch = back.shape[0]
     cdef Py_ssize_t n_seg = (T + L - 1) // L
     cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
-    cdef Py_ssize_t s, j, lo, hi, r0, n, t, best
+    cdef Py_ssize_t s, j, lo, hi, r0, n, t, best, k
     cdef double logprob
     cdef Work w
     cdef floating *xs
@@ -915,6 +922,9 @@ def long_viterbi_pass(
         best = _best_state(w.beta, K)
         logprob = w.beta[best]
         states[T - 1] = best
+    if last_delta is not None:
+        for k in range(K):
+            last_delta[k] = w.beta[k]
 
     # Phase 2: backpointers segment by segment from the last, and the path back through them.
     for hi in range(n_seg - 1, -1, -n_batch):
