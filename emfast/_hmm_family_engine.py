@@ -318,7 +318,8 @@ class SegmentedSequence:
         for s, rows in enumerate(self.bounds):
             log_b = engine.log_densities(X, params.emission, rows)
             self._chain_pass(rows[1] - rows[0]).viterbi(
-                log_b, None, chain=(entering(s), transitions), last_delta=leaving[s:s + 1])
+                log_b, None, chain=(entering(s), transitions), last_delta=leaving[s:s + 1],
+                path=False)
         a, next_state = self.rows[0], None
         for s in range(S - 1, -1, -1):
             rows = self.bounds[s]

@@ -183,7 +183,8 @@ class LongSequences:
                 last_delta=None):
         """Every long sequence's best path into its rows of ``states`` and its
         log-probability into ``seq_logprob``, checkpointed (see the module docstring); its
-        last row's max-product message into its row of ``last_delta`` if given."""
+        last row's max-product message into its row of ``last_delta`` if given.  With
+        ``states`` of length 0, the first pass alone (no path)."""
         means, prec, log_const = emission
         start, transitions = chain
         K, chunk = self.n_components, self.chunk_size
@@ -193,7 +194,8 @@ class LongSequences:
             n_seg = -(-(b - a) // L)
             n_threads = min(self.viterbi_threads, n_seg)
             seq_logprob[seq] = _hmm.long_viterbi_pass(
-                X[a:b], means, prec, log_const, kind, start, transitions, L, states[a:b],
+                X[a:b], means, prec, log_const, kind, start, transitions, L,
+                states[a:b] if states.shape[0] else states,
                 np.empty((n_seg, K)), np.empty((n_threads, L * K), backpointer_dtype(K)),
                 cache_aligned_rows(n_threads, f64_size, np.float64),
                 cache_aligned_rows(n_threads, x_size, self._dtype),

@@ -335,11 +335,12 @@ class GivenEmissionPass:
                               posteriors=log_b if posteriors else None)
         return seq_loglik, (log_b if posteriors else None)
 
-    def viterbi(self, log_b, params, chain=None, last_delta=None):
+    def viterbi(self, log_b, params, chain=None, last_delta=None, path=True):
         """Best state path (n_samples,) and its log-probability per sequence (at
         ``chain`` instead of ``params`` if given, as in ``forward_backward``); each
         sequence's last max-product message into ``last_delta`` (n_sequences, K) if
-        given."""
+        given.  ``path=False``: the messages and log-probabilities only (the long
+        sequences skip their backtrack pass); the path returned is None."""
         log_b = self._rows(log_b)
         means, prec, log_const = self._unused
         start, transitions = HMMPass._chain(params) if chain is None else chain
@@ -354,5 +355,6 @@ class GivenEmissionPass:
                           self.n_threads, self.long.threshold if self.long else -1,
                           last_delta)
         self.long.viterbi(log_b, self.seq_bounds, (means, prec, log_const), _hmm.KIND_GIVEN,
-                          (start, transitions), seq_logprob, states, 1, last_delta)
-        return seq_logprob, states
+                          (start, transitions), seq_logprob,
+                          states if path else states[:0], 1, last_delta)
+        return seq_logprob, (states if path else None)

@@ -876,7 +876,8 @@ def long_viterbi_pass(
     const double[:, ::1] start,             # IN (2, K)
     const double[:, :, ::1] transitions,    # IN (4, K, K)
     Py_ssize_t segment_length,              # rows per segment, a multiple of chunk_size
-    Py_ssize_t[::1] states,                 # OUT (T,) the best path
+    Py_ssize_t[::1] states,                 # OUT (T,) the best path, or (0,): the forward
+                                            # recursion alone (log-probability, last_delta)
     double[:, ::1] checkpoints,             # SCRATCH (n_seg, K) delta entering each segment
     backpointer[:, ::1] back,               # SCRATCH (n_batch, segment_length * K), a dtype
                                             # that holds K - 1
@@ -895,6 +896,7 @@ def long_viterbi_pass(
     cdef Py_ssize_t n_seg = (T + L - 1) // L
     cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
     cdef Py_ssize_t s, j, lo, hi, r0, n, t, best, k
+    cdef bint want_path = states.shape[0] > 0
     cdef double logprob
     cdef Work w
     cdef floating *xs
@@ -921,10 +923,13 @@ def long_viterbi_pass(
                           &scratch_int[0, 0], <backpointer *> NULL)
         best = _best_state(w.beta, K)
         logprob = w.beta[best]
-        states[T - 1] = best
+        if want_path:
+            states[T - 1] = best
     if last_delta is not None:
         for k in range(K):
             last_delta[k] = w.beta[k]
+    if not want_path:
+        return logprob
 
     # Phase 2: backpointers segment by segment from the last, and the path back through them.
     for hi in range(n_seg - 1, -1, -n_batch):
