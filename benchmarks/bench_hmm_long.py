@@ -47,8 +47,36 @@ import sys
 import time
 
 
+def _gaussian_runner(X, params, cov, n_threads, in_memory):
+    """(E-step, decode, plan) of the Gaussian kernels' pass on X: the calls return the
+    log-likelihood and (log-probability, path); plan() the segments' description."""
+    import numpy as np
+
+    from emfast._hmm_long import viterbi_memory
+    from emfast._hmm_pass import HMMPass
+
+    steps, D = X.shape
+    K = len(params.startprob)
+    options = {"long_rows": steps} if in_memory else {}
+    hpass = HMMPass(np.array([steps]), D, K, np.float64, cov, n_threads, **options)
+
+    def decode():
+        seq_logprob, path = hpass.viterbi(X, params)
+        return float(seq_logprob[0]), path
+
+    def plan():
+        long = hpass.long
+        return {"bound": viterbi_memory(steps, K, long.viterbi_segment_lengths[0], n_threads)
+                if long else None,
+                "viterbi_segment_length": long.viterbi_segment_lengths,
+                "segments": long.n_segments, "redone": long.redone,
+                "segment_length": long.segment_lengths}
+
+    return (lambda: hpass.statistics(X, params).loglik), decode, plan
+
+
 def _poisson_runner(X, start, A, rates, n_threads, in_memory):
-    """(E-step, decode) callables of a PoissonHMM on X, and its family engine."""
+    """``_gaussian_runner`` for a PoissonHMM: its family engine's pieces."""
     from emfast import PoissonHMM, _hmm_long
 
     if in_memory:       # one piece: the whole sequence's log-densities held at once
@@ -57,13 +85,17 @@ def _poisson_runner(X, start, A, rates, n_threads, in_memory):
     model.startprob_, model.transmat_, model.lambdas_ = start, A, rates
     context, state = model._fit_context(X, None, initialise=False)
 
-    def estep():
-        return context.engine.statistics(X, state)[0].loglik
-
     def decode():
-        return model.decode(X)
+        logprob, path = model.decode(X)
+        return float(logprob), path
 
-    return estep, decode, context.engine
+    def plan():
+        segmented = [p for _, p in context.engine.pieces if hasattr(p, "bounds")]
+        lengths = [b - a for a, b in segmented[0].bounds[:1]] if segmented else []
+        return {"bound": None, "viterbi_segment_length": lengths, "redone": 0,
+                "segments": sum(len(p.bounds) for p in segmented), "segment_length": lengths}
+
+    return (lambda: context.engine.statistics(X, state)[0].loglik), decode, plan
 
 
 def run_one(steps, K, D, n_threads, iters, in_memory, task="estep", emission="gaussian"):
@@ -72,8 +104,7 @@ def run_one(steps, K, D, n_threads, iters, in_memory, task="estep", emission="ga
     import numpy as np
 
     from emfast._covariance import get_covariance
-    from emfast._hmm_long import viterbi_memory
-    from emfast._hmm_pass import HMMParams, HMMPass
+    from emfast._hmm_pass import HMMParams
 
     rng = np.random.default_rng(0)
     A = np.full((K, K), 0.05 / (K - 1))
@@ -93,62 +124,22 @@ def run_one(steps, K, D, n_threads, iters, in_memory, task="estep", emission="ga
         X[a:b] = (rng.poisson(rates[states[a:b]]) if emission == "poisson"
                   else means[states[a:b]] + rng.normal(size=(b - a, D)))
     del states, runs
-    if emission == "poisson":
-        return _run_family(X, start, A, rates, n_threads, iters, in_memory, task)
-    options = {"long_rows": steps} if in_memory else {}
     with open("/proc/self/statm") as f:
         resident_before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     with open("/proc/self/clear_refs", "w") as f:     # resets the peak resident set
         f.write("5")
     tracemalloc.start()
-    hpass = HMMPass(np.array([steps]), D, K, np.float64, cov, n_threads, **options)
+    if emission == "poisson":
+        estep, decode, plan = _poisson_runner(X, start, A, rates, n_threads, in_memory)
+    else:
+        estep, decode, plan = _gaussian_runner(X, params, cov, n_threads, in_memory)
     times, loglik, path_digest = [], None, None
     for _ in range(iters):
         t0 = time.perf_counter()
         if task == "decode":
-            seq_logprob, path = hpass.viterbi(X, params)
+            loglik, path = decode()
             times.append(time.perf_counter() - t0)
-            loglik = float(seq_logprob[0])
             path_digest = hashlib.sha1(memoryview(path)).hexdigest()     # no copy
-            del path
-        else:
-            stats = hpass.statistics(X, params)
-            times.append(time.perf_counter() - t0)
-            loglik = stats.loglik
-    traced_peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    with open("/proc/self/status") as f:
-        rss_after = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
-    long = hpass.long
-    bound = (viterbi_memory(steps, K, long.viterbi_segment_lengths[0], n_threads)
-             if long and task == "decode" else None)
-    return {"threads": n_threads, "in_memory": in_memory, "task": task, "path": path_digest,
-            "bound": bound, "viterbi_segment_length": long.viterbi_segment_lengths,
-            "seconds": sorted(times),
-            "median": sorted(times)[len(times) // 2], "loglik": loglik.hex(),
-            "loglik_value": loglik, "traced_peak": traced_peak,
-            "rss_above": rss_after - resident_before,
-            "segments": hpass.long.n_segments, "redone": hpass.long.redone, "segment_length": hpass.long.segment_lengths}
-
-
-def _run_family(X, start, A, rates, n_threads, iters, in_memory, task):
-    """``run_one`` for a PoissonHMM (the family engine): the same figures."""
-    import tracemalloc
-
-    with open("/proc/self/statm") as f:
-        resident_before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    tracemalloc.start()
-    estep, decode, engine = _poisson_runner(X, start, A, rates, n_threads, in_memory)
-    times, loglik, path_digest = [], None, None
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        if task == "decode":
-            logprob, path = decode()
-            times.append(time.perf_counter() - t0)
-            loglik = float(logprob)
-            path_digest = hashlib.sha1(memoryview(path)).hexdigest()
             del path
         else:
             loglik = estep()
@@ -157,15 +148,13 @@ def _run_family(X, start, A, rates, n_threads, iters, in_memory, task):
     tracemalloc.stop()
     with open("/proc/self/status") as f:
         rss_after = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
-    segmented = [piece for _, piece in engine.pieces if hasattr(piece, "bounds")]
-    lengths = [b - a for a, b in segmented[0].bounds[:1]] if segmented else []
+    description = plan()
+    if task != "decode":
+        description["bound"] = None
     return {"threads": n_threads, "in_memory": in_memory, "task": task, "path": path_digest,
-            "bound": None, "viterbi_segment_length": lengths, "seconds": sorted(times),
-            "median": sorted(times)[len(times) // 2], "loglik": loglik.hex(),
-            "loglik_value": loglik, "traced_peak": traced_peak,
-            "rss_above": rss_after - resident_before,
-            "segments": sum(len(p.bounds) for p in segmented), "redone": 0,
-            "segment_length": lengths}
+            "seconds": sorted(times), "median": sorted(times)[len(times) // 2],
+            "loglik": loglik.hex(), "loglik_value": loglik, "traced_peak": traced_peak,
+            "rss_above": rss_after - resident_before, **description}
 
 
 def _child(args, threads, in_memory, task):
