@@ -1,7 +1,7 @@
 """Time to the fixed point: e_step='full' against e_step='sparse'.
 
     python benchmarks/sparse_estep.py [--n-samples 300000] [--n-features 60]
-        [--n-components 512] [--dtype float64] [--tol 1e-3] [--threads 2]
+        [--n-components 512] [--dtype float64] [--tol 1e-6] [--threads 2]
 
 Overlapping data of the speaker-recognition UBM shape (300,000 x 60 x 512
 diagonal by default): cluster centres 0.35 standard deviations apart per
@@ -53,7 +53,7 @@ def main():
     parser.add_argument("--n-components", type=int, default=512)
     parser.add_argument("--covariance-type", default="diag")
     parser.add_argument("--dtype", default="float64")
-    parser.add_argument("--tol", type=float, default=1e-3)
+    parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--max-iter", type=int, default=500)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sparse-refresh", type=int, default=_sparse_estep.DEFAULT_REFRESH)

@@ -163,7 +163,7 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
                     # told (n_iter, lower_bound, change) after every iteration.
                     if getattr(self, "_progress", None) is not None:
                         self._progress(n_iter, lower_bound, change)
-                    if abs(change) < self.tol:
+                    if self._converged(change, context):
                         converged = True
                         break
             except CollapsedComponentError as exc:
@@ -205,6 +205,10 @@ class BaseEM(SklearnCompatMixin, ParamsMixin):
         self.lower_bounds_ = [bound(value) for value in history]
         self.converged_ = converged
         return params
+
+    def _converged(self, change, context):
+        """Whether the iteration whose bound moved by ``change`` ends the run."""
+        return abs(change) < self.tol
 
     def _bound_type(self, dtype):
         """The scalar type of ``lower_bound_`` for X of ``dtype``."""

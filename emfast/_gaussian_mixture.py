@@ -210,7 +210,9 @@ class GaussianMixture(InformationCriteria, GaussianEstimator):
         only the kept ones (cost m * D per point instead of K * D).  The
         free energy never decreases, ``lower_bounds_`` holds it (the
         log-likelihood on full passes), and convergence is declared only on
-        a full pass, so the fit ends at the fixed point of full EM.
+        a full pass, when the bound has gained less than ``tol`` per
+        iteration since the previous full pass, so the fit ends at the fixed
+        point of full EM.
         For many components (K in the hundreds) on in-memory data.
     sparse_refresh : int, default=10
         Iterations between full passes of ``e_step='sparse'`` (1: every
@@ -389,12 +391,6 @@ class GaussianMixture(InformationCriteria, GaussianEstimator):
         gpass = context[0]
         stats = gpass.statistics(X, sample_weight, params)
         lower_bound = (stats.loglik + self._log_prior(params, gpass.covariance)) / total_weight
-        if getattr(gpass, "partial", False) and abs(lower_bound - self._last_bound) < self.tol:
-            # sparse E-step: a partial pass that looks converged is redone as a full pass,
-            # so that convergence is only ever declared at a fixed point of full EM
-            stats = gpass.statistics(X, sample_weight, params, full=True)
-            lower_bound = (stats.loglik + self._log_prior(params, gpass.covariance)) / total_weight
-        self._last_bound = lower_bound
         if not np.isfinite(lower_bound):
             raise ValueError(
                 "The log-likelihood became non-finite: some samples are too far from every "
@@ -409,6 +405,11 @@ class GaussianMixture(InformationCriteria, GaussianEstimator):
             # the collapse policy: the driver keeps ``params``, whose bound this is
             exc.lower_bound, exc.params = lower_bound, params
             raise
+
+    def _converged(self, change, context):
+        # a sparse E-step decides on its full passes alone (SparseEStep.stopping_change)
+        stopping = getattr(context[0], "stopping_change", None)
+        return abs(change if stopping is None else stopping(change)) < self.tol
 
     def _em_coordinates(self, context):
         """Unconstrained coordinates of the parameters (accelerated EM)."""

@@ -21,7 +21,10 @@ log-likelihood.  The free energy of a partial pass is exact: the frozen
 components' ``sum q log p(x, k | theta)`` is linear in their stored
 statistics.  A fixed point of full EM is a fixed point of this map (the
 refreshed responsibilities are then the posterior's), and the driver stops
-only on a full pass, so the fit ends at the fixed point of full EM.
+only on a full pass, so the fit ends at the fixed point of full EM: its test
+is the bound's mean gain per iteration since the previous full pass
+(``stopping_change``), since a partial pass on frozen responsibilities can
+gain less than ``tol`` long before the fixed point.
 """
 import numpy as np
 
@@ -65,10 +68,24 @@ class SparseEStep:
         self.n_full_passes = 0
         self._since_full = None
         self._last = None
+        self._window = None         # (gain, iterations) since the last full pass
 
     def restart(self):
         """Begin a new run: the next pass is a full one."""
-        self._since_full, self.partial = None, False
+        self._since_full, self.partial, self._window = None, False, None
+
+    def stopping_change(self, change):
+        """The change to test against ``tol`` after an iteration whose bound moved by
+        ``change``: infinite after a partial pass (never converged there), and after a
+        full pass the bound's mean gain per iteration since the previous full pass (the
+        gains of the passes between add up to it: their bounds telescope)."""
+        gain, iterations = (0.0, 0) if self._window is None else self._window
+        gain, iterations = gain + change, iterations + 1
+        if self.partial:
+            self._window = (gain, iterations)
+            return np.inf
+        self._window = (0.0, 0)
+        return gain / iterations
 
     def __getattr__(self, name):
         return getattr(self._gpass, name)

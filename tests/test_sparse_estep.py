@@ -127,6 +127,40 @@ def test_sparse_fit_monotone_and_same_fixed_point(covariance_type):
     assert mean_loglik == pytest.approx(np.average(full.score_samples(X), weights=w), rel=1e-6)
 
 
+@pytest.mark.parametrize("refresh", [3, 5])
+def test_sparse_fit_stops_on_a_full_pass_from_the_mean_gain(refresh, monkeypatch):
+    """Convergence is tested on full passes alone, against the bound's mean gain per
+    iteration since the previous full pass: the run ends on a full pass, and no
+    partial pass is redone as a full one."""
+    from emfast._sparse_estep import SparseEStep
+
+    X = _overlapping(3, 3000, 10, 24)
+    full_passes, gains = [], []
+    original = SparseEStep.stopping_change
+
+    def recorded(self, change):
+        result = original(self, change)
+        if not self.partial:
+            full_passes.append(self.n_full_passes)
+            gains.append(result)
+        return result
+
+    monkeypatch.setattr(SparseEStep, "stopping_change", recorded)
+    tol = 1e-7
+    gm = emfast.GaussianMixture(24, covariance_type="diag", tol=tol, max_iter=5000,
+                                random_state=0, e_step="sparse", sparse_refresh=refresh,
+                                sparse_components=4).fit(X)
+    assert gm.converged_
+    assert gm.n_iter_ % refresh == 1                      # iterations 1, 1 + refresh, ...
+    assert full_passes == list(range(1, len(full_passes) + 1))
+    assert len(full_passes) == (gm.n_iter_ - 1) // refresh + 1    # none redone
+    assert abs(gains[-1]) < tol <= min(abs(g) for g in gains[:-1])
+    bounds = np.array(gm.lower_bounds_)
+    # the last full pass's test is the mean of the gains since the full pass before
+    assert gains[-1] == pytest.approx((bounds[-1] - bounds[-1 - refresh]) / refresh,
+                                      rel=1e-6, abs=1e-15)
+
+
 def test_sparse_fit_float32_monotone():
     X = _overlapping(2, 2000, 30, 32).astype(np.float32)
     gm = emfast.GaussianMixture(32, covariance_type="diag", tol=1e-6, max_iter=300,
