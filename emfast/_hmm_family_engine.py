@@ -33,7 +33,11 @@ whatever the data, the sequences are taken in *pieces*, each visited in order:
   the segment before need only the posterior gamma of its first row:
       xi(i, j) = alpha_{s-1}(i) A_ij gamma_a(j) / pred_s(j),
       beta*_{s-1}(i) ~ sum_j A_ij gamma_a(j) / pred_s(j)        (0 / 0 = 0),
-  since b_j(x_a) beta_a(j) is proportional to gamma_a(j) / pred_s(j).
+  since b_j(x_a) beta_a(j) is proportional to gamma_a(j) / pred_s(j).  These
+  messages are kept as log-probabilities, and a sweep in which a segment's
+  scaled recursion underflows is redone in log-space (as the in-memory kernel
+  redoes a whole sequence), so a state whose probability at a boundary is
+  below the double range still counts.
 
   Viterbi likewise: the forward sweep keeps the max-product message leaving
   each segment, and the backtrack decodes segment s with log A[:, z] added to
@@ -196,12 +200,20 @@ class InMemoryRun:
         return seq_logprob
 
 
-def _start(probabilities, log_probabilities=None):
-    """The kernels' (2, K) start argument."""
-    if log_probabilities is None:
-        with np.errstate(divide="ignore"):
-            log_probabilities = np.log(probabilities)
+def _start(log_probabilities):
+    """The kernels' (2, K) start argument: probabilities and their logs."""
+    with np.errstate(under="ignore"):
+        probabilities = np.exp(log_probabilities)
     return np.ascontiguousarray(np.stack([probabilities, log_probabilities]))
+
+
+def _log_matvec(log_v, log_M):
+    """log sum_i exp(log_v[i] + log_M[i, j]) for every j (-inf where all terms are)."""
+    terms = log_v[:, None] + log_M
+    top = terms.max(axis=0)
+    shift = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore", under="ignore"):
+        return np.log(np.exp(terms - shift).sum(axis=0)) + shift
 
 
 class SegmentedSequence:
@@ -225,29 +237,38 @@ class SegmentedSequence:
         return self._passes[n_rows]
 
     def _forward(self, engine, X, params, transitions):
-        """Forward sweep: (log p(x), sequences redone in log-space, predictive
-        distributions of the segments' first states (S, K), filtered distributions of
-        their last states (S, K))."""
+        """Forward sweep: (log p(x), the log-space flag of the sweep, the log predictive
+        distributions of the segments' first states (S, K), the log filtered
+        distributions of their last states (S, K)).  The messages between segments are
+        kept in log-space; if a segment's scaled recursion underflows, the whole sweep is
+        redone in log-space, as the in-memory kernel redoes a whole sequence."""
         S, K = len(self.bounds), self.n_components
-        predictive, filtered = np.empty((S, K)), np.empty((S, K))
-        predictive[0] = params.startprob
-        loglik, n_log = 0.0, 0
-        for s, rows in enumerate(self.bounds):
-            log_b = engine.log_densities(X, params.emission, rows)
-            stats = self._chain_pass(rows[1] - rows[0]).forward_backward(
-                log_b, None, backward=False, chain=(_start(predictive[s]), transitions),
-                last_filtered=filtered[s:s + 1])
-            loglik += stats.loglik
-            n_log += stats.n_log_space
-            if s + 1 < S:
-                predictive[s + 1] = filtered[s] @ params.transmat
-        return loglik, n_log, predictive, filtered
+        log_A = transitions[2]
+        log_predictive, log_filtered = np.empty((S, K)), np.empty((S, K))
+        with np.errstate(divide="ignore"):
+            log_predictive[0] = np.log(params.startprob)
+        for force_log in (False, True):
+            loglik, n_log = 0.0, 0
+            for s, rows in enumerate(self.bounds):
+                log_b = engine.log_densities(X, params.emission, rows)
+                stats = self._chain_pass(rows[1] - rows[0]).forward_backward(
+                    log_b, None, backward=False, force_log=force_log,
+                    chain=(_start(log_predictive[s]), transitions),
+                    last_log_filtered=log_filtered[s:s + 1])
+                loglik += stats.loglik
+                n_log += stats.n_log_space
+                if s + 1 < S:
+                    log_predictive[s + 1] = _log_matvec(log_filtered[s], log_A)
+            if not n_log:
+                break
+        return loglik, force_log, log_predictive, log_filtered
 
-    def _backward(self, engine, X, params, transitions, predictive, filtered, on_segment):
+    def _backward(self, engine, X, params, transitions, force_log, log_predictive,
+                  log_filtered, on_segment):
         """Backward sweep: each segment's exact posteriors to ``on_segment(rows,
         posteriors, chain statistics)``; returns the transition counts between
         segments and the start posterior."""
-        A = params.transmat
+        log_A = transitions[2]
         K = self.n_components
         between, future, start = np.zeros((K, K)), None, None
         for s in range(len(self.bounds) - 1, -1, -1):
@@ -256,24 +277,30 @@ class SegmentedSequence:
             if future is not None:
                 log_b[-1] += future
             stats, posteriors = self._chain_pass(rows[1] - rows[0]).statistics(
-                log_b, None, chain=(_start(predictive[s]), transitions))
+                log_b, None, force_log=force_log,
+                chain=(_start(log_predictive[s]), transitions))
             on_segment(rows, posteriors, stats)
             if s == 0:
                 start = stats.start
                 break
+            # b_j(x_a) beta_a(j) is proportional to gamma_a(j) / pred_s(j): in log-space,
+            # so that a predictive probability below the double range still counts
             with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(predictive[s] > 0, posteriors[0] / predictive[s], 0.0)
-            between += np.outer(filtered[s - 1], ratio) * A
-            factor = A @ ratio
-            top = factor.max()
-            with np.errstate(divide="ignore"):
-                future = np.log(factor / top) if top > 0 else np.full(K, -np.inf)
+                log_ratio = np.where(posteriors[0] > 0,
+                                     np.log(posteriors[0]) - log_predictive[s], -np.inf)
+                log_xi = log_filtered[s - 1][:, None] + log_A + log_ratio
+            between += np.exp(log_xi, where=np.isfinite(log_xi), out=np.zeros((K, K)))
+            future = _log_matvec(log_ratio, log_A.T)
+            top = future.max()
+            future = future - top if np.isfinite(top) else np.full(K, -np.inf)
         return between, start
 
     def statistics(self, engine, X, params, emission):
         transitions = HMMPass._chain(params)[1]
-        loglik, n_log, predictive, filtered = self._forward(engine, X, params, transitions)
+        loglik, force_log, log_predictive, log_filtered = self._forward(engine, X, params,
+                                                                        transitions)
         K = self.n_components
+        n_log = int(force_log)
         if not np.isfinite(loglik):
             return ChainStatistics(loglik, np.zeros(K), np.zeros((K, K)), n_log), None
         inside, family = [np.zeros((K, K))], [None]
@@ -283,13 +310,14 @@ class SegmentedSequence:
             if emission:
                 family[0] = _add(family[0], engine._emission_statistics(X, rows, posteriors))
 
-        between, start = self._backward(engine, X, params, transitions, predictive,
-                                        filtered, on_segment)
+        between, start = self._backward(engine, X, params, transitions, force_log,
+                                        log_predictive, log_filtered, on_segment)
         return ChainStatistics(loglik, start, inside[0] + between, n_log), family[0]
 
     def score(self, engine, X, params, posteriors_out):
         transitions = HMMPass._chain(params)[1]
-        loglik, _, predictive, filtered = self._forward(engine, X, params, transitions)
+        loglik, force_log, log_predictive, log_filtered = self._forward(engine, X, params,
+                                                                        transitions)
         if posteriors_out is not None:
             a = self.rows[0]
             if not np.isfinite(loglik):
@@ -298,8 +326,8 @@ class SegmentedSequence:
                 def on_segment(rows, posteriors, stats):
                     posteriors_out[rows[0] - a:rows[1] - a] = posteriors
 
-                self._backward(engine, X, params, transitions, predictive, filtered,
-                               on_segment)
+                self._backward(engine, X, params, transitions, force_log, log_predictive,
+                               log_filtered, on_segment)
         return loglik
 
     def viterbi(self, engine, X, params, states_out):
@@ -312,8 +340,7 @@ class SegmentedSequence:
             """log start (2, K) of segment s: the message into its first row."""
             if s == 0:
                 return start
-            log_prior = (leaving[s - 1][:, None] + log_A).max(axis=0)
-            return _start(np.zeros(K), log_prior)       # Viterbi reads the logs alone
+            return _start((leaving[s - 1][:, None] + log_A).max(axis=0))
 
         for s, rows in enumerate(self.bounds):
             log_b = engine.log_densities(X, params.emission, rows)

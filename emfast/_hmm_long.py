@@ -138,11 +138,12 @@ class LongSequences:
         return self._scratch
 
     def run(self, X, seq_bounds, emission, chain, kind, stats_kind, backward, emission_stats,
-            force_log, slots, seq_loglik, posteriors, x_size, in_memory, last_filtered=None):
+            force_log, slots, seq_loglik, posteriors, x_size, in_memory,
+            last_log_filtered=None):
         """Every long sequence into its segments' rows of ``slots`` (loglik, n_log, start,
-        trans, nk, s1, s2), and its last row's filtered distribution into its row of
-        ``last_filtered`` (n_sequences, K) if given; ``in_memory(rows, slot_views,
-        seq_loglik, posteriors, last_filtered)`` redoes a sequence whose scaled recursion
+        trans, nk, s1, s2), and its last row's filtered log-distribution into its row of
+        ``last_log_filtered`` (n_sequences, K) if given; ``in_memory(rows, slot_views,
+        seq_loglik, posteriors, last_log_filtered)`` redoes a sequence whose scaled recursion
         underflowed."""
         if not self:
             return
@@ -161,7 +162,7 @@ class LongSequences:
             post = posteriors[a:b] if posteriors.shape[0] else posteriors
             ok = False
             status = np.zeros(hi - lo, dtype=np.intp)
-            filtered = None if last_filtered is None else last_filtered[seq:seq + 1]
+            filtered = None if last_log_filtered is None else last_log_filtered[seq:seq + 1]
             if not force_log:
                 ok = _hmm.long_sequence_pass(
                     X[a:b], means, prec, log_const, centres, kind, stats_kind, start,

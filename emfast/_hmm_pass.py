@@ -88,7 +88,7 @@ def _in_memory_length(lengths, long):
 
 def _single_sequence(X, rows, emission, chain, kind, stats_kind, backward, emission_stats,
                      force_log, slot_views, loglik_out, post_out, x_size, dtype, chunk_size,
-                     last_filtered=None):
+                     last_log_filtered=None):
     """One sequence through the in-memory kernel (with its log-space fallback)."""
     a, b = rows
     T = b - a
@@ -99,7 +99,7 @@ def _single_sequence(X, rows, emission, chain, kind, stats_kind, backward, emiss
         X[a:b], np.array([0, T], dtype=np.intp), np.array([0, 1], dtype=np.intp), means, prec,
         log_const, centres, kind, stats_kind, start, transitions, backward, emission_stats,
         force_log, *slot_views, loglik_out, post_out, f64, np.empty((1, x_size), dtype), T,
-        chunk_size, 1, -1, last_filtered)
+        chunk_size, 1, -1, last_log_filtered)
 
 
 def _viterbi_scratch(max_length, n_threads, chunk_size, n_features, K):
@@ -285,11 +285,12 @@ class GivenEmissionPass:
         return log_b
 
     def forward_backward(self, log_b, params, backward=True, seq_loglik=None, posteriors=None,
-                         force_log=False, chain=None, last_filtered=None):
+                         force_log=False, chain=None, last_log_filtered=None):
         """One pass over ``log_b`` (n_samples, K) at the chain ``params`` (.startprob,
         .transmat), or at ``chain`` = (start, transitions) as ``HMMPass._chain`` makes them;
         posteriors are written into ``posteriors`` (may be ``log_b``), each sequence's
-        filtered last-state distribution into ``last_filtered`` (n_sequences, K) if given."""
+        last state's filtered log-probabilities into ``last_log_filtered`` (n_sequences, K)
+        if given."""
         log_b = self._rows(log_b)
         means, prec, log_const = self._unused
         start, transitions = HMMPass._chain(params) if chain is None else chain
@@ -309,11 +310,11 @@ class GivenEmissionPass:
             kind, stats_kind, start, transitions, backward, False,
             force_log, *(s[:self.n_blocks] for s in slots), seq_loglik, posteriors,
             self._scratch_f64, self._scratch_x, self.max_length, self.chunk_size,
-            self.n_threads, self.long.threshold if self.long else -1, last_filtered)
+            self.n_threads, self.long.threshold if self.long else -1, last_log_filtered)
         self.long.run(log_b, self.seq_bounds, emission, (start, transitions), kind,
                       stats_kind, backward, False, force_log,
                       tuple(s[self.n_blocks:] for s in slots), seq_loglik, posteriors, 1,
-                      in_memory, last_filtered)
+                      in_memory, last_log_filtered)
         K = self.n_components
         # the slots summed in block order: the same bits for any thread count
         return ChainStatistics(loglik=float(loglik.sum()), start=start_post.sum(axis=0),

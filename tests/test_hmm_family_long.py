@@ -238,3 +238,28 @@ def test_segments_split_over_threads_equal_in_memory(n_threads):
     expected_logprob, expected_states = in_memory.viterbi(X, state)
     assert_array_equal(states, expected_states)
     assert_allclose(logprob, expected_logprob, rtol=1e-14)
+
+
+@pytest.mark.parametrize("first_far_row", [100, CHUNK_SIZE, CHUNK_SIZE + 3, 2 * CHUNK_SIZE - 1,
+                                           2 * CHUNK_SIZE])
+def test_underflow_at_a_segment_boundary_is_redone_in_log_space(first_far_row, monkeypatch):
+    """State 2 is reachable only through two transitions of probability 1e-200, and the
+    rows from ``first_far_row`` on are possible in state 2 alone: the scaled recursion
+    underflows there (at a segment's first row for some of the rows).  The messages
+    between segments are kept in log-space and the sweep is redone in log-space, as the
+    in-memory kernel redoes the sequence: the same log-likelihood and posteriors."""
+    K = 3
+    model = emfast.CategoricalHMM(K, n_features=3, init_params="")
+    model.startprob_ = np.array([1.0, 0.0, 0.0])
+    model.transmat_ = np.array([[1 - 1e-200, 1e-200, 0], [0, 1 - 1e-200, 1e-200], [0, 0, 1.0]])
+    model.emissionprob_ = np.array([[0.5, 0.5, 0], [0.5, 0.5, 0], [0, 0, 1.0]])
+    X = np.zeros((3 * CHUNK_SIZE, 1), dtype=np.intp)
+    X[first_far_row:] = 2
+    X[:first_far_row:3] = 1
+    expected = model.score_samples(X)
+    _small_budget(monkeypatch, K)
+    score, posteriors = model.score_samples(X)
+    assert np.isfinite(score)
+    assert score == pytest.approx(expected[0], rel=1e-13)
+    assert_allclose(posteriors, expected[1], rtol=0, atol=1e-11)
+    assert posteriors[first_far_row:, 2] == pytest.approx(1.0)

@@ -33,7 +33,7 @@ its posteriors are written.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport INFINITY, NAN, exp
+from libc.math cimport INFINITY, NAN, log
 from libc.stdint cimport int32_t, uint8_t, uint16_t
 from libc.string cimport memcmp, memcpy, memset
 
@@ -286,7 +286,7 @@ cdef double _sequence(
     double *s1,                     # INOUT (K, D)
     double *s2,                     # INOUT layout by stats_kind
     bint *used_log,                 # OUT
-    double *last_filtered,          # OUT (K,) p(z_T | x_1..T), or NULL
+    double *last_log_filtered,      # OUT (K,) log p(z_T | x_1..T), or NULL
 ) noexcept nogil:
     """Forward(-backward) of one sequence; returns log p(x)."""
     cdef double loglik = NAN
@@ -300,16 +300,16 @@ cdef double _sequence(
     if not scaled:
         loglik = _forward_log(kind, x, T, D, K, chunk_size, means, prec, log_const,
                               chain, w, xs)
-    if last_filtered != NULL:
+    if last_log_filtered != NULL:
         # before the backward pass turns the forward variables into posteriors; the
         # scaled forward rows are normalised, the log-space ones sum to exp(loglik)
         for k in range(K):
             if loglik == -INFINITY:
-                last_filtered[k] = 0.0
+                last_log_filtered[k] = -INFINITY
             elif scaled:
-                last_filtered[k] = w.alpha[(T - 1) * K + k]
+                last_log_filtered[k] = log(w.alpha[(T - 1) * K + k])
             else:
-                last_filtered[k] = exp(w.alpha[(T - 1) * K + k] - loglik)
+                last_log_filtered[k] = w.alpha[(T - 1) * K + k] - loglik
     if not backward:
         return loglik
     if loglik == -INFINITY:
@@ -374,9 +374,9 @@ def forward_backward_pass(
     Py_ssize_t chunk_size,
     int n_threads,
     Py_ssize_t skip_longer_than=-1,         # sequences longer are left to long_sequence_pass
-    double[:, ::1] last_filtered=None,      # OUT (n_sequences, K) p(z_T | x_1..T) of each
-                                            # sequence's last row (for a caller that runs a
-                                            # sequence in pieces), or None
+    double[:, ::1] last_log_filtered=None,  # OUT (n_sequences, K) log p(z_T | x_1..T) of
+                                            # each sequence's last row (for a caller that
+                                            # runs a sequence in pieces), or None
 ):
     """One E-step over all sequences (see the module docstring)."""
     cdef Py_ssize_t D = X.shape[1], K = means.shape[0]
@@ -385,7 +385,7 @@ def forward_backward_pass(
     cdef Py_ssize_t block, seq, row, T
     cdef bint want_seq = seq_loglik.shape[0] > 0
     cdef bint want_post = posteriors.shape[0] > 0
-    cdef bint want_filtered = last_filtered is not None
+    cdef bint want_filtered = last_log_filtered is not None
     cdef bint used_log
     cdef double loglik, ll
     cdef Py_ssize_t n_log
@@ -428,7 +428,7 @@ def forward_backward_pass(
                                &block_s1[block, 0] if backward and emission_stats else NULL,
                                &block_s2[block, 0] if block_s2.shape[1] > 0 else NULL,
                                &used_log,
-                               &last_filtered[seq, 0] if want_filtered else NULL)
+                               &last_log_filtered[seq, 0] if want_filtered else NULL)
                 loglik = loglik + ll
                 n_log = n_log + used_log
                 if want_seq:
@@ -673,7 +673,7 @@ def long_sequence_pass(
     floating[:, ::1] scratch_x,             # SCRATCH (n_threads, scratch_sizes()[1])
     Py_ssize_t chunk_size,
     int n_threads,
-    double[::1] last_filtered=None,         # OUT (K,) p(z_T | x_1..T), or None
+    double[::1] last_log_filtered=None,     # OUT (K,) log p(z_T | x_1..T), or None
 ):
     """Forward(-backward) of one long sequence in segments; returns False if a scaled
     recursion underflowed (the caller then runs the sequence in log-space)."""
@@ -800,10 +800,10 @@ def long_sequence_pass(
         return False
     for s in range(n_seg):
         seg_loglik[s] = boundary[s, SHIFT] + boundary[s, LOGC]
-    if last_filtered is not None:
+    if last_log_filtered is not None:
         # the exact normalised message leaving the last segment (phase 2 made it exact)
         for k in range(K):
-            last_filtered[k] = boundary[n_seg - 1, EXIT_ALPHA + k]
+            last_log_filtered[k] = log(boundary[n_seg - 1, EXIT_ALPHA + k])
     if not backward:
         return True
 
