@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "emfast_columns.h"   /* emfast_isa and the instruction-set targets */
 #include "emfast_lse.h"
 
 /* log(1 + s) for 0 <= s <= 1: 2 atanh(t), t = s / (2 + s) <= 1/3, by its odd series;
@@ -308,21 +309,56 @@ static void emfast_gate_weights(const double *restrict log_pi, const double *res
         }
 }
 
-/* The weighted copies of the design columns for one Gram GEMM:
- *   z IN (P, n_pad), weights IN (n_grams, n_pad), zs OUT (n_grams * P, n_pad),
- *   zs[g P + j] = weights[g] * z[j]. */
-EMFAST_CLONES
-static void emfast_scaled_columns(const double *restrict z, const double *restrict weights,
-                                  ptrdiff_t n_grams, ptrdiff_t n_pad, ptrdiff_t P,
-                                  double *restrict zs)
+/* The Gram kernel, built once per instruction set with that set's register width
+ * (a 64-byte build cloned for narrower sets would spill its tile): AVX-512 has 32
+ * registers for 4 x 6 accumulators, 4 products and an operand; AVX2 and the baseline
+ * 16, for 2 x 5. */
+#if defined(EMFAST_X86_BUILDS)
+#define EMFAST_RG_NAME(x) x##_avx512
+#define EMFAST_RG_VBYTES 64
+#define EMFAST_RG_TARGET EMFAST_TARGET_AVX512
+#define EMFAST_RG_GRAMS 4
+#define EMFAST_RG_COLS 6
+#include "emfast_regression_gram.h"
+
+#define EMFAST_RG_NAME(x) x##_avx2
+#define EMFAST_RG_VBYTES 32
+#define EMFAST_RG_TARGET EMFAST_TARGET_AVX2
+#define EMFAST_RG_GRAMS 2
+#define EMFAST_RG_COLS 5
+#include "emfast_regression_gram.h"
+#endif
+
+#define EMFAST_RG_NAME(x) x##_baseline
+#define EMFAST_RG_VBYTES 16
+#define EMFAST_RG_TARGET
+#define EMFAST_RG_GRAMS 2
+#define EMFAST_RG_COLS 5
+#include "emfast_regression_gram.h"
+
+/* The upper triangles of n_grams weighted Gram matrices of a chunk, by the build of
+ * instruction set isa (EMFAST_ISA_*; emfast_upper_grams: the best this CPU runs):
+ *   z IN (P, n_pad) design columns, weights IN (n_grams, n_pad) (0 on padding rows),
+ *   grams OUT += (n_grams, P, P) row-major, grams[g][a][b] += sum_i weights[g][i]
+ *   z[a][i] z[b][i] for a <= b; the entries below the diagonals are not touched. */
+static void emfast_upper_grams_isa(int isa, const double *z, const double *weights,
+                                   ptrdiff_t n_grams, ptrdiff_t n_pad, ptrdiff_t P,
+                                   double *grams)
 {
-    for (ptrdiff_t g = 0; g < n_grams; ++g)
-        for (ptrdiff_t j = 0; j < P; ++j) {
-            const double *col = z + j * n_pad, *v = weights + g * n_pad;
-            double *out = zs + (g * P + j) * n_pad;
-            for (ptrdiff_t i = 0; i < n_pad; ++i)
-                out[i] = v[i] * col[i];
-        }
+#if defined(EMFAST_X86_BUILDS)
+    if (isa == EMFAST_ISA_AVX512)
+        emfast_rg_grams_avx512(z, weights, n_grams, n_pad, P, grams);
+    else if (isa == EMFAST_ISA_AVX2)
+        emfast_rg_grams_avx2(z, weights, n_grams, n_pad, P, grams);
+    else
+#endif
+        emfast_rg_grams_baseline(z, weights, n_grams, n_pad, P, grams);
+}
+
+static void emfast_upper_grams(const double *z, const double *weights, ptrdiff_t n_grams,
+                               ptrdiff_t n_pad, ptrdiff_t P, double *grams)
+{
+    emfast_upper_grams_isa(emfast_isa(), z, weights, n_grams, n_pad, P, grams);
 }
 
 /* For testing the exponential and the logarithm on their own. */
