@@ -74,12 +74,14 @@ def test_pass_matches_reference(family, gating, n, dtype):
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 @pytest.mark.parametrize("gating", GATINGS)
-@pytest.mark.parametrize("n", [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1])
+@pytest.mark.parametrize("n", [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1,
+                               40 * CHUNK_SIZE + 3])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("D, K", [(5, 4), (16, 4), (18, 5)])
 def test_wide_pass_matches_reference(family, gating, n, dtype, D, K):
     """Shapes whose Gram matrices fill several register tiles of the kernel (full and
-    ragged tiles, 4 and more weights at once: the gating of K = 5 has 10 pairs)."""
+    ragged tiles, 4 and more weights at once: the gating of K = 5 has 10 pairs); the
+    largest has blocks of several chunks (each chunk's loader prefetches the next)."""
     _check_pass(family, gating, n, dtype, D, K, intercept=n != 1, weighted=n % 2 == 0,
                 seed=n + D + K)
 

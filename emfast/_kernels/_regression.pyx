@@ -70,6 +70,12 @@ cdef extern from "emfast_regression.h" nogil:
     double emfast_gate_q(const double *log_pi, const double *wr, Py_ssize_t n_pad, Py_ssize_t K)
     void emfast_gate_weights(const double *log_pi, const double *wr, const double *w,
                              Py_ssize_t n_pad, Py_ssize_t K, double *pi, double *u, double *gw)
+    void emfast_design_columns_f64(const double *x, Py_ssize_t n_rows, Py_ssize_t D,
+                                   Py_ssize_t n_pad, int intercept, const double *next,
+                                   Py_ssize_t n_next, double *z)
+    void emfast_design_columns_f32(const float *x, Py_ssize_t n_rows, Py_ssize_t D,
+                                   Py_ssize_t n_pad, int intercept, const float *next,
+                                   Py_ssize_t n_next, double *z)
     void emfast_upper_grams(const double *z, const double *weights, Py_ssize_t n_grams,
                             Py_ssize_t n_pad, Py_ssize_t P, double *grams)
     void emfast_upper_grams_isa(int isa, const double *z, const double *weights,
@@ -187,20 +193,17 @@ cdef void _load_chunk(
     Py_ssize_t n_pad,
     Py_ssize_t D,
     bint intercept,
+    const floating *next,       # IN (n_next, D) the next chunk's rows, prefetched, or NULL
+    Py_ssize_t n_next,
     double *z,                  # OUT (P, n_pad) design columns, padding rows 0
     double *yv,                 # OUT (n_pad,) y, padding 0
     double *w,                  # OUT (n_pad,) weights, padding 0
 ) noexcept nogil:
-    cdef Py_ssize_t i, j
-    for i in range(n_rows):
-        for j in range(D):
-            z[j * n_pad + i] = x[i * D + j]
-    for j in range(D):
-        for i in range(n_rows, n_pad):
-            z[j * n_pad + i] = 0.0
-    if intercept:
-        for i in range(n_pad):
-            z[D * n_pad + i] = 1.0 if i < n_rows else 0.0
+    cdef Py_ssize_t i
+    if floating is double:
+        emfast_design_columns_f64(x, n_rows, D, n_pad, intercept, next, n_next, z)
+    else:
+        emfast_design_columns_f32(x, n_rows, D, n_pad, intercept, next, n_next, z)
     for i in range(n_pad):
         if i < n_rows:
             yv[i] = y[i] if y != NULL else 0.0
@@ -243,7 +246,8 @@ def upper_grams(const double[:, ::1] z, const double[:, ::1] weights, double[:, 
     n_pad a multiple of 16; ``isa`` picks a build (default: this CPU's best, which is
     also the most it accepts)."""
     cdef Py_ssize_t P = z.shape[0], n_pad = z.shape[1], n_grams = weights.shape[0]
-    if n_pad % 16 or weights.shape[1] != n_pad or (grams.shape[0], grams.shape[1], grams.shape[2]) != (n_grams, P, P):
+    if (n_pad % 16 or weights.shape[1] != n_pad
+            or (grams.shape[0], grams.shape[1], grams.shape[2]) != (n_grams, P, P)):
         raise ValueError("upper_grams needs z (P, n_pad), weights (n_grams, n_pad) and grams "
                          "(n_grams, P, P), n_pad a multiple of 16.")
     if isa > emfast_isa():
@@ -397,7 +401,7 @@ def em_pass(
     cdef Py_ssize_t n_blocks = block_stats.shape[0]
     cdef Py_ssize_t n_chunks = (n_samples + chunk_size - 1) // chunk_size
     cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
-    cdef Py_ssize_t block, chunk, start, n_rows, n_pad, i, k, chunk_end
+    cdef Py_ssize_t block, chunk, start, n_rows, n_pad, i, k, chunk_end, n_next
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef bint ahead = separate and ahead_expert_order >= 0
     cdef Offsets o = _offsets(K, P, softmax)
@@ -423,8 +427,13 @@ def em_pass(
                 n_rows = min(chunk_size, n_samples - start)
                 n_pad = emfast_padded(n_rows)
                 weights = &sample_weight[start] if weighted else NULL
+                # the next chunk of this block is prefetched (another thread has the next
+                # block, most likely)
+                n_next = (min(chunk_size, n_samples - start - chunk_size)
+                          if chunk + 1 < chunk_end else 0)
                 _load_chunk(&X[start, 0], &y[start], weights, n_rows, n_pad, D, intercept,
-                            s.z, s.y, s.w)
+                            &X[start + chunk_size, 0] if n_next > 0 else <const floating *> NULL,
+                            n_next, s.z, s.y, s.w)
                 # --- E-step: responsibilities from the E-step parameters (or given)
                 _linear(s.z, n_pad, P, K, &coef[0, 0], s.eta)
                 emfast_expert_columns(family, s.eta, s.y, n_pad, K, &scale[0], s.ld,
@@ -505,7 +514,8 @@ def score_pass(
             n_rows = min(chunk_size, n_samples - start)
             n_pad = emfast_padded(n_rows)
             _load_chunk(&X[start, 0], &y[start] if has_y else <const floating *> NULL,
-                        <const floating *> NULL, n_rows, n_pad, D, intercept, s.z, s.y, s.w)
+                        <const floating *> NULL, n_rows, n_pad, D, intercept,
+                        <const floating *> NULL, 0, s.z, s.y, s.w)
             _linear(s.z, n_pad, P, K, &coef[0, 0], s.eta)
             _gate_log_prob(s.z, n_pad, P, K, softmax, &gate_coef[0, 0], &gate_const[0],
                            s.gate, s.row_max, s.log_norm)
