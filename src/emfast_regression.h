@@ -1,16 +1,18 @@
 /* Per-chunk loops of the mixture-of-regressions pass (emfast/_kernels/_regression.pyx).
  *
- * Everything between the pass's GEMMs is a loop over the rows of one chunk in
- * component-major columns (K x n_pad, n_pad a multiple of 16): the experts'
- * log-densities and means, the E-step's log-sum-exp and responsibilities, the
- * weights of the scores and of the Gram matrices and the sums of Q, N_k and the
- * residuals.  libm's exp, log and log1p keep such loops scalar, so the exponential
- * is emfast_lse.h's polynomial (emfast_exp_any for the Poisson mean), the
- * logarithms come from a series for log(1 + s), 0 <= s <= 1, and every loop is
- * built for each instruction set (EMFAST_CLONES).  Conditions are comparisons and
- * selects, never fmax or branches: fmax's NaN rules and branches keep GCC from
- * vectorising.  Sums over rows use eight partial sums in a fixed order, so the
- * bits do not depend on the thread count. */
+ * Everything but the linear predictors' and the scores' small GEMMs is a loop over
+ * the rows of one chunk in component-major columns (K x n_pad, n_pad a multiple of
+ * 16): the chunk's design columns, the experts' log-densities and means, the E-step's
+ * log-sum-exp and responsibilities, the weights of the scores and of the Gram
+ * matrices, the sums of Q, N_k and the residuals, and the Gram matrices themselves
+ * (register tiles, emfast_regression_gram.h).  libm's exp, log and log1p keep such
+ * loops scalar, so the exponential is emfast_lse.h's polynomial (emfast_exp_any for
+ * the Poisson mean), the logarithms come from a series for log(1 + s), 0 <= s <= 1,
+ * and every loop is built for each instruction set (EMFAST_CLONES; the Gram tiles,
+ * whose register count decides their shape, once per set with its own width
+ * instead).  Conditions are comparisons and selects, never fmax or branches: fmax's
+ * NaN rules and branches keep GCC from vectorising.  Sums over rows use eight partial
+ * sums in a fixed order, so the bits do not depend on the thread count. */
 #ifndef EMFAST_REGRESSION_H
 #define EMFAST_REGRESSION_H
 
