@@ -127,11 +127,11 @@ cdef struct Scratch:
 cdef inline Py_ssize_t _layout(double *base, Py_ssize_t n_pad, Py_ssize_t P, Py_ssize_t K,
                                Scratch *s) noexcept nogil:
     # carves ``base`` into the buffers of ``s`` (when not NULL); returns the length used
-    cdef Py_ssize_t n_scaled = max(K, _n_pairs(K))
+    cdef Py_ssize_t n_gram_weights = max(K, _n_pairs(K))
     cdef Py_ssize_t sizes[17]
     cdef double **slots[17]
     cdef Py_ssize_t i, offset = 0
-    sizes[:] = [P, K, K, K, K, K, K, K, K, K, K, K, n_scaled, 1, 1, 1, 1]
+    sizes[:] = [P, K, K, K, K, K, K, K, K, K, K, K, n_gram_weights, 1, 1, 1, 1]
     if s != NULL:
         slots[:] = [&s.z, &s.eta, &s.ld, &s.mu, &s.ld_t, &s.mu_t, &s.gate, &s.gate_t,
                     &s.resp, &s.wr, &s.u, &s.pi, &s.gw, &s.y, &s.w, &s.log_norm, &s.row_max]
@@ -427,8 +427,8 @@ def em_pass(
                 n_rows = min(chunk_size, n_samples - start)
                 n_pad = emfast_padded(n_rows)
                 weights = &sample_weight[start] if weighted else NULL
-                # the next chunk of this block is prefetched (another thread has the next
-                # block, most likely)
+                # the loader prefetches the next chunk of this block (the next block may
+                # be another thread's)
                 n_next = (min(chunk_size, n_samples - start - chunk_size)
                           if chunk + 1 < chunk_end else 0)
                 _load_chunk(&X[start, 0], &y[start], weights, n_rows, n_pad, D, intercept,
