@@ -239,8 +239,12 @@ def log_normal(const double[::1] x, double[::1] out):
     emfast_log_normal_array(&x[0], &out[0], x.shape[0])
 
 
-def upper_grams(const double[:, ::1] z, const double[:, ::1] weights, double[:, :, ::1] grams,
-                int isa=-1):
+def upper_grams(
+    const double[:, ::1] z,                 # IN (P, n_pad) columns
+    const double[:, ::1] weights,           # IN (n_grams, n_pad)
+    double[:, :, ::1] grams,                # OUT += (n_grams, P, P), upper triangles
+    int isa=-1,                             # EMFAST_ISA_* build, or -1 for the best
+):
     """``emfast_upper_grams`` on one chunk (for its tests): ``grams[g, a, b] += sum_i
     weights[g, i] z[a, i] z[b, i]`` for a <= b.  z (P, n_pad), weights (n_grams, n_pad),
     n_pad a multiple of 16; ``isa`` picks a build (default: this CPU's best, which is
