@@ -20,9 +20,43 @@
  * registers.  The sums of a tile's lanes are taken in a fixed order: the bits
  * depend on the chunk's rows only. */
 
+/* One vector register of doubles: GCC/Clang vector extensions, or for other
+ * compilers (which get the baseline build only) a struct of lanes and plain loops. */
+#if defined(__GNUC__)
 typedef double EMFAST_RG_NAME(emfast_rg_vec) __attribute__((vector_size(EMFAST_RG_VBYTES)));
+#define RG_LANE(v, t) ((v)[t])
+#else
+typedef struct { double lane[EMFAST_RG_VBYTES / sizeof(double)]; } EMFAST_RG_NAME(emfast_rg_vec);
+#define RG_LANE(v, t) ((v).lane[t])
+#endif
 #define RG_V EMFAST_RG_NAME(emfast_rg_vec)
 #define RG_VLEN ((ptrdiff_t) (EMFAST_RG_VBYTES / sizeof(double)))
+
+/* a * b and acc + a * b (one multiply-add under -ffp-contract=fast), lane by lane */
+static inline EMFAST_FORCE_INLINE EMFAST_RG_TARGET RG_V EMFAST_RG_NAME(emfast_rg_mul)(RG_V a,
+                                                                                  RG_V b)
+{
+#if defined(__GNUC__)
+    return a * b;
+#else
+    for (ptrdiff_t t = 0; t < RG_VLEN; ++t)
+        a.lane[t] *= b.lane[t];
+    return a;
+#endif
+}
+
+static inline EMFAST_FORCE_INLINE EMFAST_RG_TARGET RG_V EMFAST_RG_NAME(emfast_rg_fma)(RG_V acc,
+                                                                                  RG_V a,
+                                                                                  RG_V b)
+{
+#if defined(__GNUC__)
+    return acc + a * b;
+#else
+    for (ptrdiff_t t = 0; t < RG_VLEN; ++t)
+        acc.lane[t] += a.lane[t] * b.lane[t];
+    return acc;
+#endif
+}
 
 /* Shapes of a tile the switch below instantiates: at most 4 weights x 6 columns. */
 #define RG_MAX_GRAMS 4
@@ -72,7 +106,7 @@ static inline EMFAST_FORCE_INLINE EMFAST_RG_TARGET void EMFAST_RG_NAME(emfast_rg
     for (ptrdiff_t j = 0; j < RG_VLEN; ++j) {
         double total = 0.0;
         for (ptrdiff_t t = 0; t < RG_VLEN; ++t)
-            total += acc[j][t];
+            total += RG_LANE(acc[j], t);
         sums[j] = total;
     }
 #endif
@@ -98,7 +132,7 @@ static inline EMFAST_FORCE_INLINE EMFAST_RG_TARGET void EMFAST_RG_NAME(emfast_rg
         _Pragma("GCC unroll 8")
         for (int g = 0; g < ng; ++g) {
             memcpy(&wa[g], w + g * n_pad + i, sizeof wa[g]);
-            wa[g] *= a;
+            wa[g] = EMFAST_RG_NAME(emfast_rg_mul)(wa[g], a);
         }
         _Pragma("GCC unroll 8")
         for (int v = 0; v < nb; ++v) {
@@ -106,7 +140,7 @@ static inline EMFAST_FORCE_INLINE EMFAST_RG_TARGET void EMFAST_RG_NAME(emfast_rg
             memcpy(&b, zb + v * n_pad + i, sizeof b);
             _Pragma("GCC unroll 8")
             for (int g = 0; g < ng; ++g)
-                acc[g][v] += wa[g] * b;
+                acc[g][v] = EMFAST_RG_NAME(emfast_rg_fma)(acc[g][v], wa[g], b);
         }
     }
     /* the accumulators in groups of RG_VLEN, the last one padded with zeros */
@@ -171,6 +205,7 @@ static EMFAST_RG_TARGET void EMFAST_RG_NAME(emfast_rg_grams)(
 #undef RG_MAX_GRAMS
 #undef RG_VLEN
 #undef RG_V
+#undef RG_LANE
 #undef EMFAST_RG_NAME
 #undef EMFAST_RG_VBYTES
 #undef EMFAST_RG_TARGET
