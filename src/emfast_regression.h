@@ -207,13 +207,59 @@ static double emfast_posterior_columns(const double *restrict gate, const double
     return sum;
 }
 
+/* Eight lanes of doubles for the loops GCC's vectoriser leaves scalar (several
+ * reductions and a store per row, each behind a select): GCC/Clang vector extensions,
+ * whose registers every clone of EMFAST_CLONES splits to its own width, or for other
+ * compilers a struct of lanes and plain loops.  EMFAST_LANES_WHERE(r, x) is x where
+ * r > 0 and +0 elsewhere (also where x is NaN or infinite): the bits of the select
+ * r > 0 ? x : 0.0.  Macros, not functions, for the vector build: a function passing
+ * 64-byte vectors has another ABI in each clone. */
+#if defined(__GNUC__)
+typedef double emfast_lanes __attribute__((vector_size(64)));
+typedef double emfast_lanes_u __attribute__((vector_size(64), aligned(8), may_alias));
+typedef long long emfast_lane_mask __attribute__((vector_size(64)));
+#define EMFAST_LANE(v, t) ((v)[t])
+#define EMFAST_LANES_LOAD(p) ((emfast_lanes) *(const emfast_lanes_u *) (p))
+#define EMFAST_LANES_STORE(p, v) (*(emfast_lanes_u *) (p) = (v))
+#define EMFAST_LANES_ADD(a, b) ((a) + (b))
+#define EMFAST_LANES_SUB(a, b) ((a) - (b))
+#define EMFAST_LANES_MUL(a, b) ((a) * (b))
+#define EMFAST_LANES_WHERE(r, x) ((emfast_lanes) ((emfast_lane_mask) (x) & ((r) > 0.0)))
+#else
+typedef struct { double lane[8]; } emfast_lanes;
+#define EMFAST_LANE(v, t) ((v).lane[t])
+
+static inline emfast_lanes emfast_lanes_load(const double *p)
+{
+    emfast_lanes v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* a + b, a - b, a * b (op 0, 1, 2), or a where r > 0 (op 3, r = b), lane by lane */
+static inline emfast_lanes emfast_lanes_op(int op, emfast_lanes a, emfast_lanes b)
+{
+    for (int t = 0; t < 8; ++t)
+        a.lane[t] = op == 0 ? a.lane[t] + b.lane[t] : op == 1 ? a.lane[t] - b.lane[t]
+                    : op == 2 ? a.lane[t] * b.lane[t] : b.lane[t] > 0.0 ? a.lane[t] : 0.0;
+    return a;
+}
+#define EMFAST_LANES_LOAD(p) emfast_lanes_load(p)
+#define EMFAST_LANES_STORE(p, v) memcpy((p), &(v), sizeof(emfast_lanes))
+#define EMFAST_LANES_ADD(a, b) emfast_lanes_op(0, a, b)
+#define EMFAST_LANES_SUB(a, b) emfast_lanes_op(1, a, b)
+#define EMFAST_LANES_MUL(a, b) emfast_lanes_op(2, a, b)
+#define EMFAST_LANES_WHERE(r, x) emfast_lanes_op(3, x, r)
+#endif
+
 /* The experts' sums of a chunk with responsibility weights wr at trial parameters:
  *   wr IN (K, n_pad) w r, ld IN (K, n_pad) trial log-densities, mu IN (K, n_pad) trial
  *   means, y IN (n_pad,);
  *   q OUT += (K,) sum wr ld, nk OUT += (K,) sum wr, rss OUT += (K,) sum wr (y - mu)^2,
  *   u OUT (K, n_pad) the score weights wr (y - mu),
  *   gw OUT (K, n_pad) the Gram weights wr v(mu) (v = 1, mu (1 - mu), mu), or NULL.
- * Rows with wr = 0 add nothing, even where a trial mean or log-density is infinite. */
+ * Rows with wr = 0 add nothing, even where a trial mean or log-density is infinite.
+ * Lane t of the sums adds rows t, t + 8, ...; the lanes are then added in order. */
 EMFAST_CLONES
 static void emfast_expert_sums(int family, const double *restrict wr, const double *restrict ld,
                                const double *restrict mu, const double *restrict y,
@@ -221,42 +267,53 @@ static void emfast_expert_sums(int family, const double *restrict wr, const doub
                                double *restrict nk, double *restrict rss, double *restrict u,
                                double *restrict gw)
 {
+    static const double ones[8] = {1, 1, 1, 1, 1, 1, 1, 1}, zeros[8] = {0};
+    const emfast_lanes one = EMFAST_LANES_LOAD(ones), zero = EMFAST_LANES_LOAD(zeros);
     for (ptrdiff_t k = 0; k < K; ++k) {
         const double *r = wr + k * n_pad, *l = ld + k * n_pad, *m = mu + k * n_pad;
-        double *uk = u + k * n_pad;
-        double lane_q[8] = {0}, lane_n[8] = {0}, lane_r[8] = {0};
-        for (ptrdiff_t i = 0; i < n_pad; i += 8)
-            for (int t = 0; t < 8; ++t) {
-                const double ri = r[i + t], e = y[i + t] - m[i + t];
-                const int on = ri > 0.0;
-                lane_q[t] += on ? ri * l[i + t] : 0.0;
-                lane_n[t] += ri;
-                lane_r[t] += on ? ri * (e * e) : 0.0;
-                uk[i + t] = on ? ri * e : 0.0;
-            }
+        double *uk = u + k * n_pad, *g = gw ? gw + k * n_pad : NULL;
+        emfast_lanes sum_q = zero, sum_n = zero, sum_r = zero;
+        for (ptrdiff_t i = 0; i < n_pad; i += 8) {
+            const emfast_lanes ri = EMFAST_LANES_LOAD(r + i);
+            const emfast_lanes e = EMFAST_LANES_SUB(EMFAST_LANES_LOAD(y + i),
+                                                    EMFAST_LANES_LOAD(m + i));
+            const emfast_lanes q_i = EMFAST_LANES_MUL(ri, EMFAST_LANES_LOAD(l + i));
+            const emfast_lanes r_i = EMFAST_LANES_MUL(ri, EMFAST_LANES_MUL(e, e));
+            const emfast_lanes u_i = EMFAST_LANES_WHERE(ri, EMFAST_LANES_MUL(ri, e));
+            sum_q = EMFAST_LANES_ADD(sum_q, EMFAST_LANES_WHERE(ri, q_i));
+            sum_n = EMFAST_LANES_ADD(sum_n, ri);
+            sum_r = EMFAST_LANES_ADD(sum_r, EMFAST_LANES_WHERE(ri, r_i));
+            EMFAST_LANES_STORE(uk + i, u_i);
+        }
         double sq = 0.0, sn = 0.0, sr = 0.0;
         for (int t = 0; t < 8; ++t) {
-            sq += lane_q[t];
-            sn += lane_n[t];
-            sr += lane_r[t];
+            sq += EMFAST_LANE(sum_q, t);
+            sn += EMFAST_LANE(sum_n, t);
+            sr += EMFAST_LANE(sum_r, t);
         }
         q[k] += sq;
         nk[k] += sn;
         rss[k] += sr;
-        if (!gw)
+        if (!g)
             continue;
-        double *g = gw + k * n_pad;
-        if (family == EMFAST_REGRESSION_GAUSSIAN)
-            for (ptrdiff_t i = 0; i < n_pad; ++i)
-                g[i] = r[i] > 0.0 ? r[i] : 0.0;
-        else if (family == EMFAST_REGRESSION_LOGISTIC)
-            for (ptrdiff_t i = 0; i < n_pad; ++i)
-                g[i] = r[i] > 0.0 ? r[i] * (m[i] * (1.0 - m[i])) : 0.0;
-        else
-            for (ptrdiff_t i = 0; i < n_pad; ++i)
-                g[i] = r[i] > 0.0 ? r[i] * m[i] : 0.0;
+        for (ptrdiff_t i = 0; i < n_pad; i += 8) {
+            const emfast_lanes ri = EMFAST_LANES_LOAD(r + i), mi = EMFAST_LANES_LOAD(m + i);
+            const emfast_lanes v = family == EMFAST_REGRESSION_LOGISTIC
+                                   ? EMFAST_LANES_MUL(mi, EMFAST_LANES_SUB(one, mi))
+                                   : family == EMFAST_REGRESSION_POISSON ? mi : one;
+            const emfast_lanes g_i = EMFAST_LANES_WHERE(ri, EMFAST_LANES_MUL(ri, v));
+            EMFAST_LANES_STORE(g + i, g_i);
+        }
     }
 }
+
+#undef EMFAST_LANES_WHERE
+#undef EMFAST_LANES_MUL
+#undef EMFAST_LANES_SUB
+#undef EMFAST_LANES_ADD
+#undef EMFAST_LANES_STORE
+#undef EMFAST_LANES_LOAD
+#undef EMFAST_LANE
 
 /* The gating's Q of a chunk, sum_k sum_i wr_ik log pi_ik (rows of zero wr skipped):
  * log_pi IN (K, n_pad), wr IN (K, n_pad). */
