@@ -1,16 +1,18 @@
 /* Per-chunk loops of the mixture-of-regressions pass (emfast/_kernels/_regression.pyx).
  *
- * Everything between the pass's GEMMs is a loop over the rows of one chunk in
- * component-major columns (K x n_pad, n_pad a multiple of 16): the experts'
- * log-densities and means, the E-step's log-sum-exp and responsibilities, the
- * weights of the scores and of the Gram matrices and the sums of Q, N_k and the
- * residuals.  libm's exp, log and log1p keep such loops scalar, so the exponential
- * is emfast_lse.h's polynomial (emfast_exp_any for the Poisson mean), the
- * logarithms come from a series for log(1 + s), 0 <= s <= 1, and every loop is
- * built for each instruction set (EMFAST_CLONES).  Conditions are comparisons and
- * selects, never fmax or branches: fmax's NaN rules and branches keep GCC from
- * vectorising.  Sums over rows use eight partial sums in a fixed order, so the
- * bits do not depend on the thread count. */
+ * Everything but the linear predictors' and the scores' small GEMMs is a loop over
+ * the rows of one chunk in component-major columns (K x n_pad, n_pad a multiple of
+ * 16): the chunk's design columns, the experts' log-densities and means, the E-step's
+ * log-sum-exp and responsibilities, the weights of the scores and of the Gram
+ * matrices, the sums of Q, N_k and the residuals, and the Gram matrices themselves
+ * (register tiles, emfast_regression_gram.h).  libm's exp, log and log1p keep such
+ * loops scalar, so the exponential is emfast_lse.h's polynomial (emfast_exp_any for
+ * the Poisson mean), the logarithms come from a series for log(1 + s), 0 <= s <= 1,
+ * and every loop is built for each instruction set (EMFAST_CLONES; the Gram tiles,
+ * whose register count decides their shape, once per set with its own width
+ * instead).  Conditions are comparisons and selects, never fmax or branches: fmax's
+ * NaN rules and branches keep GCC from vectorising.  Sums over rows use eight partial
+ * sums in a fixed order, so the bits do not depend on the thread count. */
 #ifndef EMFAST_REGRESSION_H
 #define EMFAST_REGRESSION_H
 
@@ -19,6 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "emfast_columns.h"   /* emfast_isa and the instruction-set targets */
 #include "emfast_lse.h"
 
 /* log(1 + s) for 0 <= s <= 1: 2 atanh(t), t = s / (2 + s) <= 1/3, by its odd series;
@@ -204,13 +207,59 @@ static double emfast_posterior_columns(const double *restrict gate, const double
     return sum;
 }
 
+/* Eight lanes of doubles for the loops GCC's vectoriser leaves scalar (several
+ * reductions and a store per row, each behind a select): GCC/Clang vector extensions,
+ * whose registers every clone of EMFAST_CLONES splits to its own width, or for other
+ * compilers a struct of lanes and plain loops.  EMFAST_LANES_WHERE(r, x) is x where
+ * r > 0 and +0 elsewhere (also where x is NaN or infinite): the bits of the select
+ * r > 0 ? x : 0.0.  Macros, not functions, for the vector build: a function passing
+ * 64-byte vectors has another ABI in each clone. */
+#if defined(__GNUC__)
+typedef double emfast_lanes __attribute__((vector_size(64)));
+typedef double emfast_lanes_u __attribute__((vector_size(64), aligned(8), may_alias));
+typedef long long emfast_lane_mask __attribute__((vector_size(64)));
+#define EMFAST_LANE(v, t) ((v)[t])
+#define EMFAST_LANES_LOAD(p) ((emfast_lanes) *(const emfast_lanes_u *) (p))
+#define EMFAST_LANES_STORE(p, v) (*(emfast_lanes_u *) (p) = (v))
+#define EMFAST_LANES_ADD(a, b) ((a) + (b))
+#define EMFAST_LANES_SUB(a, b) ((a) - (b))
+#define EMFAST_LANES_MUL(a, b) ((a) * (b))
+#define EMFAST_LANES_WHERE(r, x) ((emfast_lanes) ((emfast_lane_mask) (x) & ((r) > 0.0)))
+#else
+typedef struct { double lane[8]; } emfast_lanes;
+#define EMFAST_LANE(v, t) ((v).lane[t])
+
+static inline emfast_lanes emfast_lanes_load(const double *p)
+{
+    emfast_lanes v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* a + b, a - b, a * b (op 0, 1, 2), or a where r > 0 (op 3, r = b), lane by lane */
+static inline emfast_lanes emfast_lanes_op(int op, emfast_lanes a, emfast_lanes b)
+{
+    for (int t = 0; t < 8; ++t)
+        a.lane[t] = op == 0 ? a.lane[t] + b.lane[t] : op == 1 ? a.lane[t] - b.lane[t]
+                    : op == 2 ? a.lane[t] * b.lane[t] : b.lane[t] > 0.0 ? a.lane[t] : 0.0;
+    return a;
+}
+#define EMFAST_LANES_LOAD(p) emfast_lanes_load(p)
+#define EMFAST_LANES_STORE(p, v) memcpy((p), &(v), sizeof(emfast_lanes))
+#define EMFAST_LANES_ADD(a, b) emfast_lanes_op(0, a, b)
+#define EMFAST_LANES_SUB(a, b) emfast_lanes_op(1, a, b)
+#define EMFAST_LANES_MUL(a, b) emfast_lanes_op(2, a, b)
+#define EMFAST_LANES_WHERE(r, x) emfast_lanes_op(3, x, r)
+#endif
+
 /* The experts' sums of a chunk with responsibility weights wr at trial parameters:
  *   wr IN (K, n_pad) w r, ld IN (K, n_pad) trial log-densities, mu IN (K, n_pad) trial
  *   means, y IN (n_pad,);
  *   q OUT += (K,) sum wr ld, nk OUT += (K,) sum wr, rss OUT += (K,) sum wr (y - mu)^2,
  *   u OUT (K, n_pad) the score weights wr (y - mu),
  *   gw OUT (K, n_pad) the Gram weights wr v(mu) (v = 1, mu (1 - mu), mu), or NULL.
- * Rows with wr = 0 add nothing, even where a trial mean or log-density is infinite. */
+ * Rows with wr = 0 add nothing, even where a trial mean or log-density is infinite.
+ * Lane t of the sums adds rows t, t + 8, ...; the lanes are then added in order. */
 EMFAST_CLONES
 static void emfast_expert_sums(int family, const double *restrict wr, const double *restrict ld,
                                const double *restrict mu, const double *restrict y,
@@ -218,42 +267,53 @@ static void emfast_expert_sums(int family, const double *restrict wr, const doub
                                double *restrict nk, double *restrict rss, double *restrict u,
                                double *restrict gw)
 {
+    static const double ones[8] = {1, 1, 1, 1, 1, 1, 1, 1}, zeros[8] = {0};
+    const emfast_lanes one = EMFAST_LANES_LOAD(ones), zero = EMFAST_LANES_LOAD(zeros);
     for (ptrdiff_t k = 0; k < K; ++k) {
         const double *r = wr + k * n_pad, *l = ld + k * n_pad, *m = mu + k * n_pad;
-        double *uk = u + k * n_pad;
-        double lane_q[8] = {0}, lane_n[8] = {0}, lane_r[8] = {0};
-        for (ptrdiff_t i = 0; i < n_pad; i += 8)
-            for (int t = 0; t < 8; ++t) {
-                const double ri = r[i + t], e = y[i + t] - m[i + t];
-                const int on = ri > 0.0;
-                lane_q[t] += on ? ri * l[i + t] : 0.0;
-                lane_n[t] += ri;
-                lane_r[t] += on ? ri * (e * e) : 0.0;
-                uk[i + t] = on ? ri * e : 0.0;
-            }
+        double *uk = u + k * n_pad, *g = gw ? gw + k * n_pad : NULL;
+        emfast_lanes sum_q = zero, sum_n = zero, sum_r = zero;
+        for (ptrdiff_t i = 0; i < n_pad; i += 8) {
+            const emfast_lanes ri = EMFAST_LANES_LOAD(r + i);
+            const emfast_lanes e = EMFAST_LANES_SUB(EMFAST_LANES_LOAD(y + i),
+                                                    EMFAST_LANES_LOAD(m + i));
+            const emfast_lanes q_i = EMFAST_LANES_MUL(ri, EMFAST_LANES_LOAD(l + i));
+            const emfast_lanes r_i = EMFAST_LANES_MUL(ri, EMFAST_LANES_MUL(e, e));
+            const emfast_lanes u_i = EMFAST_LANES_WHERE(ri, EMFAST_LANES_MUL(ri, e));
+            sum_q = EMFAST_LANES_ADD(sum_q, EMFAST_LANES_WHERE(ri, q_i));
+            sum_n = EMFAST_LANES_ADD(sum_n, ri);
+            sum_r = EMFAST_LANES_ADD(sum_r, EMFAST_LANES_WHERE(ri, r_i));
+            EMFAST_LANES_STORE(uk + i, u_i);
+        }
         double sq = 0.0, sn = 0.0, sr = 0.0;
         for (int t = 0; t < 8; ++t) {
-            sq += lane_q[t];
-            sn += lane_n[t];
-            sr += lane_r[t];
+            sq += EMFAST_LANE(sum_q, t);
+            sn += EMFAST_LANE(sum_n, t);
+            sr += EMFAST_LANE(sum_r, t);
         }
         q[k] += sq;
         nk[k] += sn;
         rss[k] += sr;
-        if (!gw)
+        if (!g)
             continue;
-        double *g = gw + k * n_pad;
-        if (family == EMFAST_REGRESSION_GAUSSIAN)
-            for (ptrdiff_t i = 0; i < n_pad; ++i)
-                g[i] = r[i] > 0.0 ? r[i] : 0.0;
-        else if (family == EMFAST_REGRESSION_LOGISTIC)
-            for (ptrdiff_t i = 0; i < n_pad; ++i)
-                g[i] = r[i] > 0.0 ? r[i] * (m[i] * (1.0 - m[i])) : 0.0;
-        else
-            for (ptrdiff_t i = 0; i < n_pad; ++i)
-                g[i] = r[i] > 0.0 ? r[i] * m[i] : 0.0;
+        for (ptrdiff_t i = 0; i < n_pad; i += 8) {
+            const emfast_lanes ri = EMFAST_LANES_LOAD(r + i), mi = EMFAST_LANES_LOAD(m + i);
+            const emfast_lanes v = family == EMFAST_REGRESSION_LOGISTIC
+                                   ? EMFAST_LANES_MUL(mi, EMFAST_LANES_SUB(one, mi))
+                                   : family == EMFAST_REGRESSION_POISSON ? mi : one;
+            const emfast_lanes g_i = EMFAST_LANES_WHERE(ri, EMFAST_LANES_MUL(ri, v));
+            EMFAST_LANES_STORE(g + i, g_i);
+        }
     }
 }
+
+#undef EMFAST_LANES_WHERE
+#undef EMFAST_LANES_MUL
+#undef EMFAST_LANES_SUB
+#undef EMFAST_LANES_ADD
+#undef EMFAST_LANES_STORE
+#undef EMFAST_LANES_LOAD
+#undef EMFAST_LANE
 
 /* The gating's Q of a chunk, sum_k sum_i wr_ik log pi_ik (rows of zero wr skipped):
  * log_pi IN (K, n_pad), wr IN (K, n_pad). */
@@ -308,22 +368,107 @@ static void emfast_gate_weights(const double *restrict log_pi, const double *res
         }
 }
 
-/* The weighted copies of the design columns for one Gram GEMM:
- *   z IN (P, n_pad), weights IN (n_grams, n_pad), zs OUT (n_grams * P, n_pad),
- *   zs[g P + j] = weights[g] * z[j]. */
-EMFAST_CLONES
-static void emfast_scaled_columns(const double *restrict z, const double *restrict weights,
-                                  ptrdiff_t n_grams, ptrdiff_t n_pad, ptrdiff_t P,
-                                  double *restrict zs)
+/* The Gram kernel, built once per instruction set with that set's register width
+ * (a 64-byte build cloned for narrower sets would spill its tile): AVX-512 has 32
+ * registers for 4 x 6 accumulators, 4 products and an operand; AVX2 and the baseline
+ * 16, for 2 x 5. */
+#if defined(EMFAST_X86_BUILDS)
+#define EMFAST_RG_NAME(x) x##_avx512
+#define EMFAST_RG_VBYTES 64
+#define EMFAST_RG_TARGET EMFAST_TARGET_AVX512
+#define EMFAST_RG_GRAMS 4
+#define EMFAST_RG_COLS 6
+#include "emfast_regression_gram.h"
+
+#define EMFAST_RG_NAME(x) x##_avx2
+#define EMFAST_RG_VBYTES 32
+#define EMFAST_RG_TARGET EMFAST_TARGET_AVX2
+#define EMFAST_RG_GRAMS 2
+#define EMFAST_RG_COLS 5
+#include "emfast_regression_gram.h"
+#endif
+
+#define EMFAST_RG_NAME(x) x##_baseline
+#define EMFAST_RG_VBYTES 16
+#define EMFAST_RG_TARGET
+#define EMFAST_RG_GRAMS 2
+#define EMFAST_RG_COLS 5
+#include "emfast_regression_gram.h"
+
+/* The upper triangles of n_grams weighted Gram matrices of a chunk, by the build of
+ * instruction set isa (EMFAST_ISA_*; emfast_upper_grams: the best this CPU runs):
+ *   z IN (P, n_pad) design columns, weights IN (n_grams, n_pad) (0 on padding rows),
+ *   grams OUT += (n_grams, P, P) row-major, grams[g][a][b] += sum_i weights[g][i]
+ *   z[a][i] z[b][i] for a <= b; the entries below the diagonals are not touched. */
+static void emfast_upper_grams_isa(int isa, const double *z, const double *weights,
+                                   ptrdiff_t n_grams, ptrdiff_t n_pad, ptrdiff_t P,
+                                   double *grams)
 {
-    for (ptrdiff_t g = 0; g < n_grams; ++g)
-        for (ptrdiff_t j = 0; j < P; ++j) {
-            const double *col = z + j * n_pad, *v = weights + g * n_pad;
-            double *out = zs + (g * P + j) * n_pad;
-            for (ptrdiff_t i = 0; i < n_pad; ++i)
-                out[i] = v[i] * col[i];
-        }
+#if defined(EMFAST_X86_BUILDS)
+    if (isa == EMFAST_ISA_AVX512)
+        emfast_rg_grams_avx512(z, weights, n_grams, n_pad, P, grams);
+    else if (isa == EMFAST_ISA_AVX2)
+        emfast_rg_grams_avx2(z, weights, n_grams, n_pad, P, grams);
+    else
+#endif
+        emfast_rg_grams_baseline(z, weights, n_grams, n_pad, P, grams);
 }
+
+static void emfast_upper_grams(const double *z, const double *weights, ptrdiff_t n_grams,
+                               ptrdiff_t n_pad, ptrdiff_t P, double *grams)
+{
+    emfast_upper_grams_isa(emfast_isa(), z, weights, n_grams, n_pad, P, grams);
+}
+
+/* A chunk's rows as float64 design columns, for X of type T (EMFAST_DESIGN_COLUMNS
+ * defines the float64 and float32 builds):
+ *   x    IN  (n_rows, D) row-major,
+ *   next IN  (n_next, D) the next chunk's rows (or NULL): fetched towards the cache
+ *            (L2) while these are read, a block of rows per block,
+ *   z    OUT (P, n_pad) columns: D of x, then, with an intercept, 1 on the rows and 0 on
+ *            the padding; every column 0 on the padding rows.
+ * Eight rows at a time, each column gets 8 consecutive values (one vector store; a row
+ * at a time stores one value in each of D columns).  The prefetch keeps the reads off
+ * memory latency: the hardware prefetcher stops at the end of a chunk's rows, and all of
+ * a chunk's prefetches issued at once overflow the queue of misses (both measured: about
+ * twice the time of a pass over X in cache). */
+#if defined(__GNUC__)
+#define EMFAST_PREFETCH(p) __builtin_prefetch((p), 0, 2)
+#else
+#define EMFAST_PREFETCH(p) ((void) (p))
+#endif
+#define EMFAST_DESIGN_COLUMNS(name, T)                                                      \
+EMFAST_CLONES                                                                              \
+static void name(const T *restrict x, ptrdiff_t n_rows, ptrdiff_t D, ptrdiff_t n_pad,       \
+                 int intercept, const T *restrict next, ptrdiff_t n_next, double *restrict z) \
+{                                                                                          \
+    const ptrdiff_t whole = n_rows - n_rows % 8;                                           \
+    const ptrdiff_t next_bytes = next ? n_next * D * (ptrdiff_t) sizeof(T) : 0;             \
+    ptrdiff_t fetched = 0;                                                                 \
+    for (ptrdiff_t i = 0; i < whole; i += 8) {                                             \
+        for (const ptrdiff_t end = (i + 8) * D * (ptrdiff_t) sizeof(T);                    \
+             fetched < end && fetched < next_bytes; fetched += 64)                         \
+            EMFAST_PREFETCH((const char *) next + fetched);                                \
+        for (ptrdiff_t j = 0; j < D; ++j)                                                  \
+            for (int t = 0; t < 8; ++t)                                                    \
+                z[j * n_pad + i + t] = (double) x[(i + t) * D + j];                        \
+    }                                                                                      \
+    for (; fetched < next_bytes; fetched += 64)                                            \
+        EMFAST_PREFETCH((const char *) next + fetched);                                    \
+    for (ptrdiff_t j = 0; j < D; ++j) {                                                    \
+        for (ptrdiff_t i = whole; i < n_rows; ++i)                                         \
+            z[j * n_pad + i] = (double) x[i * D + j];                                      \
+        for (ptrdiff_t i = n_rows; i < n_pad; ++i)                                         \
+            z[j * n_pad + i] = 0.0;                                                        \
+    }                                                                                      \
+    if (intercept)                                                                         \
+        for (ptrdiff_t i = 0; i < n_pad; ++i)                                              \
+            z[D * n_pad + i] = i < n_rows ? 1.0 : 0.0;                                     \
+}
+EMFAST_DESIGN_COLUMNS(emfast_design_columns_f64, double)
+EMFAST_DESIGN_COLUMNS(emfast_design_columns_f32, float)
+#undef EMFAST_DESIGN_COLUMNS
+#undef EMFAST_PREFETCH
 
 /* For testing the exponential and the logarithm on their own. */
 static void emfast_exp_any_array(const double *x, double *out, ptrdiff_t n)

@@ -67,18 +67,38 @@ def _same_bits(a, b):
 @pytest.mark.parametrize("n", [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 1500])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_pass_matches_reference(family, gating, n, dtype):
-    rng = np.random.RandomState(n + 3 * len(family) + len(gating))
     D, K = (3, 3) if n % 2 else (2, 2)
-    intercept = n != CHUNK_SIZE           # one size without an intercept
+    _check_pass(family, gating, n, dtype, D, K, intercept=n != CHUNK_SIZE,   # one size without
+                weighted=n % 2 == 1, seed=n + 3 * len(family) + len(gating))
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("gating", GATINGS)
+@pytest.mark.parametrize("n", [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1,
+                               40 * CHUNK_SIZE + 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("D, K", [(5, 4), (16, 4), (18, 5)])
+def test_wide_pass_matches_reference(family, gating, n, dtype, D, K):
+    """Shapes whose Gram matrices fill several register tiles of the kernel (full and
+    ragged tiles, 4 and more weights at once: the gating of K = 5 has 10 pairs); the
+    largest has blocks of several chunks (each chunk's loader prefetches the next)."""
+    _check_pass(family, gating, n, dtype, D, K, intercept=n != 1, weighted=n % 2 == 0,
+                seed=n + D + K)
+
+
+def _check_pass(family, gating, n, dtype, D, K, intercept, weighted, seed):
+    """The pass against the reference on 2 threads, and its bits on 1 and 3 threads."""
+    rng = np.random.RandomState(seed)
     softmax = gating == "softmax"
     X, y = _problem(family, rng, n, D, K, softmax, intercept)
     X, y = X.astype(dtype), y.astype(dtype)
-    w = rng.uniform(0, 2, n).astype(dtype) if n % 2 else None
+    w = rng.uniform(0, 2, n).astype(dtype) if weighted else None
+    if weighted and n > 2:
+        w[::3] = 0.0                    # rows of zero weight add nothing
     P = D + intercept
     params, trial = (_random_params(rng, K, P, softmax, family) for _ in range(2))
-    # checked on 2 threads against the reference, on 1 thread against the 2 threads' bits
-    gpass, alone = (RegressionPass(n, D, K, dtype, FAMILIES[family].code, intercept, softmax,
-                                   threads) for threads in (2, 1))
+    gpass, *others = (RegressionPass(n, D, K, dtype, FAMILIES[family].code, intercept,
+                                     softmax, threads) for threads in (2, 1, 3))
     X64, y64 = X.astype(np.float64), y.astype(np.float64)
     w64 = None if w is None else w.astype(np.float64)
     log_norm, resp = ref.e_step(family, X64, y64, params.coef, params.scale, params.gate_coef,
@@ -86,8 +106,8 @@ def test_pass_matches_reference(family, gating, n, dtype):
     tol = dict(rtol=1e-10, atol=1e-9)
     for t in (None, trial):
         stats = gpass.statistics(X, y, w, params, trial=t, expert_order=2, gate_order=2)
-        assert _same_bits(stats, alone.statistics(X, y, w, params, trial=t, expert_order=2,
-                                                  gate_order=2))
+        assert all(_same_bits(stats, alone.statistics(X, y, w, params, trial=t, expert_order=2,
+                                                      gate_order=2)) for alone in others)
         at = params if t is None else t
         sums = ref.objective_sums(family, X64, y64, w64, resp, at.coef, at.scale, at.gate_coef,
                                   at.gate_const, softmax, intercept)
@@ -98,8 +118,8 @@ def test_pass_matches_reference(family, gating, n, dtype):
     # given responsibilities (the initialisation's M-step)
     given = rng.dirichlet(np.ones(K), n) if n else np.zeros((0, K))
     stats = gpass.statistics(X, y, w, trial, expert_order=2, gate_order=2, resp=given)
-    assert _same_bits(stats, alone.statistics(X, y, w, trial, expert_order=2, gate_order=2,
-                                              resp=given))
+    assert all(_same_bits(stats, alone.statistics(X, y, w, trial, expert_order=2, gate_order=2,
+                                                  resp=given)) for alone in others)
     sums = ref.objective_sums(family, X64, y64, w64, given, trial.coef, trial.scale,
                               trial.gate_coef, trial.gate_const, softmax, intercept)
     for name, value in sums.items():
@@ -107,10 +127,11 @@ def test_pass_matches_reference(family, gating, n, dtype):
     # scoring: log p(y | x), responsibilities, mixture mean, gating probabilities
     norm, r, mean, gate = gpass.score(X, y, params, log_norm=True, resp=True, mean=True,
                                       gate=True)
-    for ours, other in zip((norm, r, mean, gate),
-                           alone.score(X, y, params, log_norm=True, resp=True, mean=True,
-                                       gate=True)):
-        assert np.array_equal(ours, other)
+    for alone in others:
+        for ours, other in zip((norm, r, mean, gate),
+                               alone.score(X, y, params, log_norm=True, resp=True, mean=True,
+                                           gate=True)):
+            assert np.array_equal(ours, other)
     Z = ref.design(X64, intercept)
     pi = np.exp(ref.gate_log_prob(Z, softmax, params.gate_coef, params.gate_const))
     np.testing.assert_allclose(norm, log_norm, **tol)
@@ -194,6 +215,31 @@ def test_log1p_series_matches_numpy():
     out = np.empty_like(s)
     _regression.log1p_unit(s, out)
     assert np.all(np.abs(out - np.log1p(s)) <= 4 * np.spacing(np.log1p(s)))
+
+
+@pytest.mark.parametrize("P", [1, 2, 5, 6, 7, 12, 13, 17, 20])
+@pytest.mark.parametrize("n_grams", [1, 2, 3, 4, 5, 6, 9, 10])
+@pytest.mark.parametrize("n_pad", [16, 48, 256])
+def test_upper_grams_match_numpy(P, n_grams, n_pad):
+    """The register-tiled Gram kernel of every build this CPU runs: the upper triangles
+    of sum_i w_gi z_i z_i^T added to what the output held, the rest untouched."""
+    from emfast._kernels import _regression
+    rng = np.random.RandomState(P * 100 + n_grams * 10 + n_pad)
+    z = rng.standard_normal((P, n_pad))
+    weights = rng.uniform(0, 2, (n_grams, n_pad))
+    weights[:, n_pad - 5:] = 0.0        # padding rows
+    start = rng.standard_normal((n_grams, P, P))
+    expected = start + np.einsum("gi,ai,bi->gab", weights, z, z)
+    upper = np.triu(np.ones((P, P), dtype=bool))
+    for isa in range(_regression.best_isa() + 1):
+        grams = start.copy()
+        _regression.upper_grams(z, weights, grams, isa)
+        np.testing.assert_allclose(grams[:, upper], expected[:, upper], rtol=1e-12,
+                                   atol=1e-12 * n_pad, err_msg=f"isa {isa}")
+        assert np.array_equal(grams[:, ~upper], start[:, ~upper])
+        again = start.copy()
+        _regression.upper_grams(z, weights, again, isa)
+        assert np.array_equal(grams, again)
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)

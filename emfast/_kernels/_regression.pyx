@@ -36,10 +36,12 @@ chunk at a time:
    is the next iteration's E-step pass, so an iteration costs one pass.
 
 The loops between the GEMMs are vectorised C (``src/emfast_regression.h``).
-The Gram matrices of a chunk are one GEMM, ``Z^T [v_1 Z, v_2 Z, ...]``
-(fewer, larger BLAS calls than one SYRK each: at P ~ 10 the call overhead
-dominates).  Rows with zero weight (padding included)
-add nothing, even where a trial log-density is -inf.
+The Gram matrices of a chunk are register-tiled C too
+(``src/emfast_regression_gram.h``): the upper triangles of all of them in
+one sweep, without the weighted copies of Z a GEMM would need; ``hess`` and
+``gate_hess`` hold those triangles (the entries below the diagonals stay 0).
+Rows with zero weight (padding included) add nothing, even where a trial
+log-density is -inf.
 
 Determinism: one accumulator slot per fixed block of chunks (the caller's
 layout, never a function of the thread count); the caller sums the slots
@@ -50,7 +52,7 @@ from cython.parallel cimport parallel, prange
 from libc.math cimport exp, log, INFINITY
 from scipy.linalg.cython_blas cimport dgemm
 
-from ._columns cimport omp_get_thread_num, emfast_padded
+from ._columns cimport omp_get_thread_num, emfast_isa, emfast_padded
 
 
 cdef extern from "emfast_regression.h" nogil:
@@ -68,8 +70,17 @@ cdef extern from "emfast_regression.h" nogil:
     double emfast_gate_q(const double *log_pi, const double *wr, Py_ssize_t n_pad, Py_ssize_t K)
     void emfast_gate_weights(const double *log_pi, const double *wr, const double *w,
                              Py_ssize_t n_pad, Py_ssize_t K, double *pi, double *u, double *gw)
-    void emfast_scaled_columns(const double *z, const double *weights, Py_ssize_t n_grams,
-                               Py_ssize_t n_pad, Py_ssize_t P, double *zs)
+    void emfast_design_columns_f64(const double *x, Py_ssize_t n_rows, Py_ssize_t D,
+                                   Py_ssize_t n_pad, int intercept, const double *next,
+                                   Py_ssize_t n_next, double *z)
+    void emfast_design_columns_f32(const float *x, Py_ssize_t n_rows, Py_ssize_t D,
+                                   Py_ssize_t n_pad, int intercept, const float *next,
+                                   Py_ssize_t n_next, double *z)
+    void emfast_upper_grams(const double *z, const double *weights, Py_ssize_t n_grams,
+                            Py_ssize_t n_pad, Py_ssize_t P, double *grams)
+    void emfast_upper_grams_isa(int isa, const double *z, const double *weights,
+                                Py_ssize_t n_grams, Py_ssize_t n_pad, Py_ssize_t P,
+                                double *grams)
 
 
 cdef enum:
@@ -95,7 +106,6 @@ cdef inline Py_ssize_t _n_pairs(Py_ssize_t K) noexcept nogil:
 
 cdef struct Scratch:
     double *z           # (P, n_pad) design columns, padding rows 0
-    double *zs          # (max(K, n_pairs) * P, n_pad) weighted copies of the design columns
     double *eta         # (K, n_pad) linear predictors (E-step, then trial)
     double *ld          # (K, n_pad) E-step expert log-densities
     double *mu          # (K, n_pad) E-step means
@@ -117,15 +127,15 @@ cdef struct Scratch:
 cdef inline Py_ssize_t _layout(double *base, Py_ssize_t n_pad, Py_ssize_t P, Py_ssize_t K,
                                Scratch *s) noexcept nogil:
     # carves ``base`` into the buffers of ``s`` (when not NULL); returns the length used
-    cdef Py_ssize_t n_scaled = max(K, _n_pairs(K))
-    cdef Py_ssize_t sizes[18]
-    cdef double **slots[18]
+    cdef Py_ssize_t n_gram_weights = max(K, _n_pairs(K))
+    cdef Py_ssize_t sizes[17]
+    cdef double **slots[17]
     cdef Py_ssize_t i, offset = 0
-    sizes[:] = [P, n_scaled * P, K, K, K, K, K, K, K, K, K, K, K, n_scaled, 1, 1, 1, 1]
+    sizes[:] = [P, K, K, K, K, K, K, K, K, K, K, K, n_gram_weights, 1, 1, 1, 1]
     if s != NULL:
-        slots[:] = [&s.z, &s.zs, &s.eta, &s.ld, &s.mu, &s.ld_t, &s.mu_t, &s.gate, &s.gate_t,
+        slots[:] = [&s.z, &s.eta, &s.ld, &s.mu, &s.ld_t, &s.mu_t, &s.gate, &s.gate_t,
                     &s.resp, &s.wr, &s.u, &s.pi, &s.gw, &s.y, &s.w, &s.log_norm, &s.row_max]
-    for i in range(18):
+    for i in range(17):
         if s != NULL:
             slots[i][0] = base + offset
         offset += sizes[i] * n_pad
@@ -183,20 +193,17 @@ cdef void _load_chunk(
     Py_ssize_t n_pad,
     Py_ssize_t D,
     bint intercept,
+    const floating *next,       # IN (n_next, D) the next chunk's rows, prefetched, or NULL
+    Py_ssize_t n_next,
     double *z,                  # OUT (P, n_pad) design columns, padding rows 0
     double *yv,                 # OUT (n_pad,) y, padding 0
     double *w,                  # OUT (n_pad,) weights, padding 0
 ) noexcept nogil:
-    cdef Py_ssize_t i, j
-    for i in range(n_rows):
-        for j in range(D):
-            z[j * n_pad + i] = x[i * D + j]
-    for j in range(D):
-        for i in range(n_rows, n_pad):
-            z[j * n_pad + i] = 0.0
-    if intercept:
-        for i in range(n_pad):
-            z[D * n_pad + i] = 1.0 if i < n_rows else 0.0
+    cdef Py_ssize_t i
+    if floating is double:
+        emfast_design_columns_f64(x, n_rows, D, n_pad, intercept, next, n_next, z)
+    else:
+        emfast_design_columns_f32(x, n_rows, D, n_pad, intercept, next, n_next, z)
     for i in range(n_pad):
         if i < n_rows:
             yv[i] = y[i] if y != NULL else 0.0
@@ -230,6 +237,34 @@ def exp_any(const double[::1] x, double[::1] out):
 def log_normal(const double[::1] x, double[::1] out):
     """``emfast_log_normal`` over an array (for its test against numpy's log)."""
     emfast_log_normal_array(&x[0], &out[0], x.shape[0])
+
+
+def upper_grams(
+    const double[:, ::1] z,                 # IN (P, n_pad) columns
+    const double[:, ::1] weights,           # IN (n_grams, n_pad)
+    double[:, :, ::1] grams,                # OUT += (n_grams, P, P), upper triangles
+    int isa=-1,                             # EMFAST_ISA_* build, or -1 for the best
+):
+    """``emfast_upper_grams`` on one chunk (for its tests): ``grams[g, a, b] += sum_i
+    weights[g, i] z[a, i] z[b, i]`` for a <= b.  z (P, n_pad), weights (n_grams, n_pad),
+    n_pad a multiple of 16; ``isa`` picks a build (default: this CPU's best, which is
+    also the most it accepts)."""
+    cdef Py_ssize_t P = z.shape[0], n_pad = z.shape[1], n_grams = weights.shape[0]
+    if (n_pad % 16 or weights.shape[1] != n_pad
+            or (grams.shape[0], grams.shape[1], grams.shape[2]) != (n_grams, P, P)):
+        raise ValueError("upper_grams needs z (P, n_pad), weights (n_grams, n_pad) and grams "
+                         "(n_grams, P, P), n_pad a multiple of 16.")
+    if isa > emfast_isa():
+        raise ValueError(f"this CPU runs the builds up to {emfast_isa()}; got isa={isa}.")
+    if P and n_pad and n_grams:
+        emfast_upper_grams_isa(emfast_isa() if isa < 0 else isa, &z[0, 0], &weights[0, 0],
+                               n_grams, n_pad, P, &grams[0, 0, 0])
+
+
+def best_isa():
+    """The instruction set of the kernels this CPU runs (``emfast_isa``: 0 baseline,
+    1 AVX2, 2 AVX-512)."""
+    return emfast_isa()
 
 
 cdef inline double _mean(int family, double eta) noexcept nogil:
@@ -283,18 +318,6 @@ cdef void _gate_log_prob(
             out[k * n_pad + i] -= total[i]
 
 
-cdef inline void _weighted_grams(const double *z, const double *weights, Py_ssize_t n_grams,
-                                 Py_ssize_t n_pad, Py_ssize_t P, double *zs,
-                                 double *grams) noexcept nogil:
-    # grams (n_grams, P, P) += sum_i weights[g, i] z_i z_i^T for each g: one GEMM
-    # Z^T (P x n_pad) . [w_0 Z, w_1 Z, ...] (n_pad x n_grams P), symmetric blocks
-    cdef int m = <int> P, n = <int> (n_grams * P), kk = <int> n_pad
-    cdef char no = b'N', tr = b'T'
-    cdef double one = 1.0
-    emfast_scaled_columns(z, weights, n_grams, n_pad, P, zs)
-    dgemm(&tr, &no, &m, &n, &kk, &one, <double *> z, &kk, zs, &kk, &one, grams, &m)
-
-
 cdef inline void _score_sum(const double *z, const double *u, Py_ssize_t n_pad, Py_ssize_t P,
                             Py_ssize_t K, double *out) noexcept nogil:
     # out (K, P) row-major = (P x K) column-major += Z^T (P x n_pad) . U (n_pad x K)
@@ -307,7 +330,7 @@ cdef inline void _score_sum(const double *z, const double *u, Py_ssize_t n_pad, 
 cdef void _trial_sums(
     int family,
     bint softmax,
-    Scratch *s,                 # IN s.z, s.y, s.w; SCRATCH s.u, s.pi, s.gw, s.zs
+    Scratch *s,                 # IN s.z, s.y, s.w; SCRATCH s.u, s.pi, s.gw
     const double *wr,           # IN (K, n_pad) w r: the responsibilities of these sums
     const double *ld_t,         # IN (K, n_pad) trial log-densities
     const double *mu_t,         # IN (K, n_pad) trial means
@@ -326,13 +349,13 @@ cdef void _trial_sums(
     if expert_order >= 1:
         _score_sum(s.z, s.u, n_pad, P, K, out + o.grad)
     if expert_order >= 2:
-        _weighted_grams(s.z, s.gw, K, n_pad, P, s.zs, out + o.hess)
+        emfast_upper_grams(s.z, s.gw, K, n_pad, P, out + o.hess)
     if softmax and gate_order >= 1:
         emfast_gate_weights(gate_t, wr, s.w, n_pad, K, s.pi, s.u,
                             s.gw if gate_order >= 2 else <double *> NULL)
         _score_sum(s.z, s.u, n_pad, P, K, out + o.gate_grad)
         if gate_order >= 2:
-            _weighted_grams(s.z, s.gw, _n_pairs(K), n_pad, P, s.zs, out + o.gate_hess)
+            emfast_upper_grams(s.z, s.gw, _n_pairs(K), n_pad, P, out + o.gate_hess)
 
 
 def em_pass(
@@ -382,7 +405,7 @@ def em_pass(
     cdef Py_ssize_t n_blocks = block_stats.shape[0]
     cdef Py_ssize_t n_chunks = (n_samples + chunk_size - 1) // chunk_size
     cdef Py_ssize_t n_pad_max = emfast_padded(chunk_size)
-    cdef Py_ssize_t block, chunk, start, n_rows, n_pad, i, k, chunk_end
+    cdef Py_ssize_t block, chunk, start, n_rows, n_pad, i, k, chunk_end, n_next
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef bint ahead = separate and ahead_expert_order >= 0
     cdef Offsets o = _offsets(K, P, softmax)
@@ -408,8 +431,13 @@ def em_pass(
                 n_rows = min(chunk_size, n_samples - start)
                 n_pad = emfast_padded(n_rows)
                 weights = &sample_weight[start] if weighted else NULL
+                # the loader prefetches the next chunk of this block (the next block may
+                # be another thread's)
+                n_next = (min(chunk_size, n_samples - start - chunk_size)
+                          if chunk + 1 < chunk_end else 0)
                 _load_chunk(&X[start, 0], &y[start], weights, n_rows, n_pad, D, intercept,
-                            s.z, s.y, s.w)
+                            &X[start + chunk_size, 0] if n_next > 0 else <const floating *> NULL,
+                            n_next, s.z, s.y, s.w)
                 # --- E-step: responsibilities from the E-step parameters (or given)
                 _linear(s.z, n_pad, P, K, &coef[0, 0], s.eta)
                 emfast_expert_columns(family, s.eta, s.y, n_pad, K, &scale[0], s.ld,
@@ -490,7 +518,8 @@ def score_pass(
             n_rows = min(chunk_size, n_samples - start)
             n_pad = emfast_padded(n_rows)
             _load_chunk(&X[start, 0], &y[start] if has_y else <const floating *> NULL,
-                        <const floating *> NULL, n_rows, n_pad, D, intercept, s.z, s.y, s.w)
+                        <const floating *> NULL, n_rows, n_pad, D, intercept,
+                        <const floating *> NULL, 0, s.z, s.y, s.w)
             _linear(s.z, n_pad, P, K, &coef[0, 0], s.eta)
             _gate_log_prob(s.z, n_pad, P, K, softmax, &gate_coef[0, 0], &gate_const[0],
                            s.gate, s.row_max, s.log_norm)
