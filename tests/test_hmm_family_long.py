@@ -11,7 +11,7 @@ from test_hmm_gmm import problem as gmm_problem
 from test_user_families import PyExponential
 
 import emfast
-from emfast import HMM, MultinomialHMM, families
+from emfast import HMM, MultinomialHMM
 from emfast import _hmm_family_engine as engine_module
 from emfast._hmm_family_engine import _pieces, rows_budget, segment_length_for
 from emfast._passes import CHUNK_SIZE
