@@ -11,7 +11,7 @@ whatever the data, the sequences are taken in *pieces*, each visited in order:
   sequences (all threads, one sequence per thread).  When the whole data is
   one run, this is the plain E-step: one emission pass, one recursion pass.
 - a *long* sequence (more rows than ``rows_budget(K)``): cut into segments of
-  ``segment_length_for(T, rows_budget(K))`` rows (at most the budget, whole
+  ``segment_rows_for(T, rows_budget(K))`` rows (at most the budget, whole
   chunks) and swept twice.  Each segment goes through the same in-memory pass
   as a run, so a segment of at least ``_hmm_long.PARALLEL_ROWS`` rows is
   itself split over the threads by the segmented kernel of ``_hmm_long``
@@ -67,7 +67,7 @@ def rows_budget(n_components, memory_budget=None):
     return int(max(CHUNK_SIZE, memory_budget // (8 * max(1, n_components))))
 
 
-def segment_length_for(n_rows, budget_rows):
+def segment_rows_for(n_rows, budget_rows):
     """Rows per segment of a long sequence of ``n_rows``: at most ``budget_rows``, whole
     chunks (at least one), as equal as that allows (no short last segment)."""
     chunks = max(1, budget_rows // CHUNK_SIZE)
@@ -111,17 +111,17 @@ class FamilyEngine:
     def __init__(self, family_pass, lengths, n_components, n_threads, row_offset=None,
                  memory_budget=None, **long_options):
         self.family_pass, self.row_offset = family_pass, row_offset
-        self.n_components, self.n_threads = n_components, n_threads
+        self.n_components = n_components
         self.lengths = np.asarray(lengths, dtype=np.intp)
-        self.seq_bounds = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.intp)
+        seq_bounds = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.intp)
         budget_rows = rows_budget(n_components, memory_budget)
         self._unit_weights = np.ones(n_components)
         self.pieces = []
         for first, stop, is_long in _pieces(self.lengths, budget_rows):
-            rows = (int(self.seq_bounds[first]), int(self.seq_bounds[stop]))
+            rows = (int(seq_bounds[first]), int(seq_bounds[stop]))
             if is_long:
                 T = rows[1] - rows[0]
-                L = segment_length_for(T, budget_rows)
+                L = segment_rows_for(T, budget_rows)
                 piece = SegmentedSequence(rows, L, n_components, n_threads, long_options)
             else:
                 piece = InMemoryRun(rows, GivenEmissionPass(self.lengths[first:stop],

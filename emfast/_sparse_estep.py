@@ -90,12 +90,12 @@ class SparseEStep:
     def __getattr__(self, name):
         return getattr(self._gpass, name)
 
-    def statistics(self, X, sample_weight, params, centres=None, full=False):
-        """Statistics of the next E-step on ``params`` (``full``: a full pass);
-        with ``centres``, those of the last E-step about other centres."""
+    def statistics(self, X, sample_weight, params, centres=None):
+        """Statistics of the next E-step on ``params`` (a full pass every ``refresh``
+        iterations); with ``centres``, those of the last E-step about other centres."""
         if centres is not None:
             return recentre(self._last, centres, self._gpass.covariance)
-        if full or self._since_full is None or self._since_full + 1 >= self.refresh \
+        if self._since_full is None or self._since_full + 1 >= self.refresh \
                 or self._active.shape[0] != X.shape[0]:
             stats = self._full(X, sample_weight, params)
             self._since_full, self.partial = 0, False

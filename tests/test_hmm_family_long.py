@@ -13,7 +13,7 @@ from test_user_families import PyExponential
 import emfast
 from emfast import HMM, MultinomialHMM
 from emfast import _hmm_family_engine as engine_module
-from emfast._hmm_family_engine import _pieces, rows_budget, segment_length_for
+from emfast._hmm_family_engine import _pieces, rows_budget, segment_rows_for
 from emfast._passes import CHUNK_SIZE
 
 LENGTHS = [3000, 50, 1201, 2 * CHUNK_SIZE, 80, 60, CHUNK_SIZE + 1, CHUNK_SIZE]
@@ -205,10 +205,10 @@ def test_pieces_and_segment_lengths():
     assert _pieces(np.array([11]), 10) == [(0, 1, True)]
     assert _pieces(np.array([10]), 10) == [(0, 1, False)]
     # at most the budget, whole chunks, equal but for the last
-    assert segment_length_for(10 ** 7, 10 ** 6) == 3552 * CHUNK_SIZE
-    assert segment_length_for(10 ** 7, 1000) == 3 * CHUNK_SIZE
-    assert segment_length_for(10, 10) == CHUNK_SIZE
-    assert segment_length_for(4 * CHUNK_SIZE + 1, 4 * CHUNK_SIZE) == 3 * CHUNK_SIZE
+    assert segment_rows_for(10 ** 7, 10 ** 6) == 3552 * CHUNK_SIZE
+    assert segment_rows_for(10 ** 7, 1000) == 3 * CHUNK_SIZE
+    assert segment_rows_for(10, 10) == CHUNK_SIZE
+    assert segment_rows_for(4 * CHUNK_SIZE + 1, 4 * CHUNK_SIZE) == 3 * CHUNK_SIZE
     assert rows_budget(16, 64 << 20) == (64 << 20) // 128
 
 
