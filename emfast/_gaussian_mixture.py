@@ -2,48 +2,20 @@
 import numpy as np
 
 from ._acceleration import check_accelerate    # accelerated EM (issue #21)
-from ._exceptions import CollapsedComponentError
 from ._feature_names import check_feature_names
 from ._gaussian_estimator import GaussianEstimator
-from ._initialization import initial_sample, initial_statistics
 from ._missing import MissingDataPass, check_missing_values, make_pass   # missing data (issue #8)
-from ._mixture_base import InformationCriteria
+from ._mixture_model import MixtureModel, _Context
 from ._parallel import effective_n_threads, sequential_blas
 from ._parsimonious import VALID_COVARIANCE_TYPES, is_parsimonious, resolve_covariance
 from ._passes import GaussianParams, GaussianPass
-from ._priors import log_prior, map_m_step, resolve_prior   # MAP-EM (issue #9)
+from ._priors import resolve_prior   # MAP-EM (issue #9)
 from ._scaling import observed_per_row, scale_exponent   # any finite magnitude
 from ._sparse_estep import SparseEStep, check_e_step     # sparse E-steps (issue #21)
 from ._online import STEP_EXPONENT, STEP_OFFSET   # online EM (issue #6)
 from ._online import gaussian_incremental_fit, partial_fit as online_partial_fit
 from ._validation import check_data, check_shape
-
-
-class GaussianCoordinates:
-    """Mixture parameters <-> one unconstrained float64 vector: log-weights
-    (normalised back by a softmax), means, and the precision factors in the
-    covariance strategy's coordinates (emfast/_acceleration.py extrapolates there)."""
-
-    def __init__(self, covariance, variance_floor=0.0):
-        self.covariance = covariance
-        self.variance_floor = variance_floor    # reg_covar: every M-step's covariances exceed it
-        self._shape = None          # (K, D), from the first parameters seen
-
-    def to_vector(self, params):
-        self._shape = params.means.shape
-        with np.errstate(divide="ignore"):
-            log_weights = np.log(params.weights)
-        return np.concatenate([log_weights, params.means.ravel(),
-                               self.covariance.factor_coordinates(params.precisions_cholesky)])
-
-    def from_vector(self, vector):
-        K, D = self._shape
-        log_weights = vector[:K] - vector[:K].max()
-        weights = np.exp(log_weights)
-        factors = self.covariance.factor_from_coordinates(vector[K + K * D:], K, D,
-                                                          self.variance_floor)
-        return GaussianParams(weights / weights.sum(), vector[K:K + K * D].reshape(K, D),
-                              factors)
+from .families.gaussian import Gaussian, GaussianFamilyPass
 
 
 def _check_representable(derived, covariance, exponent):
@@ -64,7 +36,7 @@ def _check_representable(derived, covariance, exponent):
             f"units of 2**{2 * exponent}.")
 
 
-class GaussianMixture(InformationCriteria, GaussianEstimator):
+class GaussianMixture(GaussianEstimator, MixtureModel):
     """Gaussian mixture model fitted by expectation-maximisation.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
@@ -322,98 +294,44 @@ class GaussianMixture(InformationCriteria, GaussianEstimator):
             prec_chol = covariance.cholesky_from_precisions(precisions)
         return weights, means, prec_chol
 
+    def _family(self):
+        """The Gaussian family of this configuration; in a fit of scaled data its
+        ``reg_covar`` is in the fit's scale (2**-2k of it for data scaled by 2**-k)."""
+        family = Gaussian(self.covariance_type, self._to_fit_scale(float(self.reg_covar), 2))
+        family.hierarchical_start = getattr(self, "_hierarchical_start", None)
+        return family
+
     def _prepare(self, X, sample_weight):
         covariance, n_threads = self._check_parameters()
-        X, sample_weight, gpass = self._open_for_fit(X, sample_weight, covariance, n_threads)
+        X, sample_weight, inner = self._open_for_fit(X, sample_weight, covariance, n_threads)
+        stopping = None
         if self.e_step == "sparse":     # sparse E-steps (issue #21): complete data in memory
-            if isinstance(gpass, MissingDataPass):
+            if isinstance(inner, MissingDataPass):
                 raise ValueError("e_step='sparse' does not support missing values; use "
                                  "e_step='full'.")
-            if not isinstance(gpass, GaussianPass):
+            if not isinstance(inner, GaussianPass):
                 raise ValueError("e_step='sparse' needs X in memory (a numpy array); use "
                                  "e_step='full' for memmaps, streamed or Dask input.")
-            gpass = SparseEStep(gpass, self._sparse_components, int(self.sparse_refresh))
+            inner = SparseEStep(inner, self._sparse_components, int(self.sparse_refresh))
+            stopping = inner.stopping_change    # it decides on its full passes alone
         self._prior = resolve_prior(self.prior, X, sample_weight, self.n_components,
                                     covariance)     # MAP-EM (issue #9)
-        inits = self._check_inits(covariance, X.shape[1])
-        if inits[1] is not None:
-            inits = (inits[0], self._to_fit_scale(inits[1], 1), inits[2])
-        if inits[2] is not None:
-            inits = (inits[0], inits[1], self._to_fit_scale(inits[2], -1))
-        return X, sample_weight, gpass, inits
+        context = self._context(inner, covariance, X.shape[1], self._prior, stopping)
+        return X, sample_weight, context.gpass, context
 
-    # --- EM hooks ------------------------------------------------------------------
-    def _params_from_statistics(self, stats, covariance, restatistics=None, previous=None):
-        """M-step.  ``restatistics(centres)`` redoes the pass about other centres.
-
-        Statistics about the previous means lose precision when a mean moved by
-        many standard deviations (a far start); the pass is then repeated about
-        the new means, with the same responsibilities.  ``previous`` (the
-        parameters of the E-step) starts the M-steps without a closed form.
-        """
-        weights, means, covariances = self._m_step(stats, covariance, previous)
-        if restatistics is not None and covariance.moved_far(stats.centres, means, covariances):
-            stats = restatistics(means)
-            weights, means, covariances = self._m_step(stats, covariance, previous)
-        return GaussianParams(weights, means, covariance.precisions_cholesky(covariances))
-
-    # --- MAP-EM (issue #9): a prior replaces the M-step and adds log p(theta) ------------
-    def _m_step(self, stats, covariance, previous=None):
-        prior = getattr(self, "_prior", None)
-        if prior is None:
-            # reg_covar is in the data's units: 2**-2k of it in a fit of data scaled by 2**-k
-            reg_covar = self._to_fit_scale(float(self.reg_covar), 2)
-            return covariance.m_step(stats.nk, stats.s1, stats.s2, stats.centres, reg_covar,
-                                     None if previous is None else previous.precisions_cholesky)
-        return map_m_step(stats, covariance, prior, self.reg_covar)
-
-    def _log_prior(self, params, covariance):
-        prior = getattr(self, "_prior", None)
-        return 0.0 if prior is None else log_prior(params, covariance, prior)
-    # --- end MAP-EM -----------------------------------------------------------------------
-
-    def _initial_params(self, X, sample_weight, context, random_state):
-        gpass, (weights, means, prec_chol) = context
-        if isinstance(gpass, SparseEStep):
-            gpass.restart()     # each run begins with a full pass
-        if weights is None or means is None or prec_chol is None:
-            # the same rows for every container (emfast/_initialization.py)
-            X, sample_weight, gpass = initial_sample(X, sample_weight, gpass, random_state)
-            stats = initial_statistics(self.init_params, X, sample_weight, gpass, random_state,
-                                       getattr(self, "_hierarchical_start", None))
-            start = self._params_from_statistics(stats, gpass.covariance)
-            weights = start.weights if weights is None else weights
-            means = start.means if means is None else means
-            prec_chol = start.precisions_cholesky if prec_chol is None else prec_chol
-        return GaussianParams(weights, means, prec_chol)
-
-    def _em_iteration(self, X, sample_weight, params, context, total_weight):
-        gpass = context[0]
-        stats = gpass.statistics(X, sample_weight, params)
-        lower_bound = (stats.loglik + self._log_prior(params, gpass.covariance)) / total_weight
-        if not np.isfinite(lower_bound):
-            raise ValueError(
-                "The log-likelihood became non-finite: some samples are too far from every "
-                "component for float64 (or the data's scale overflows). Scale the data "
-                "(e.g. standardise the features) or increase reg_covar.")
-        try:
-            return lower_bound, self._params_from_statistics(
-                stats, gpass.covariance,
-                lambda centres: gpass.statistics(X, sample_weight, params, centres=centres),
-                previous=params)
-        except CollapsedComponentError as exc:
-            # the collapse policy: the driver keeps ``params``, whose bound this is
-            exc.lower_bound, exc.params = lower_bound, params
-            raise
-
-    def _converged(self, change, context):
-        # a sparse E-step decides on its full passes alone (SparseEStep.stopping_change)
-        stopping = getattr(context[0], "stopping_change", None)
-        return abs(change if stopping is None else stopping(change)) < self.tol
-
-    def _em_coordinates(self, context):
-        """Unconstrained coordinates of the parameters (accelerated EM)."""
-        return GaussianCoordinates(context[0].covariance, self.reg_covar)
+    def _context(self, inner, covariance, n_features, prior=None, stopping=None):
+        """The generic estimator's EM context over the Gaussian pass ``inner``, with
+        ``weights_init``, ``means_init`` and ``precisions_init`` checked (in the fit's
+        scale)."""
+        weights, means, prec_chol = self._check_inits(covariance, n_features)
+        given = {}
+        if means is not None:
+            given["means"] = self._to_fit_scale(means, 1)
+        if prec_chol is not None:
+            given["precisions_cholesky"] = self._to_fit_scale(prec_chol, -1)
+        family = self._family()
+        return _Context(family, GaussianFamilyPass(family, inner), prior, 1.0,
+                        (weights, given), stopping=stopping)
 
     def _fitted_params(self):
         # the working copies are float64 whatever the stored dtype (and, in a fit of

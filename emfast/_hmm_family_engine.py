@@ -56,7 +56,6 @@ import numpy as np
 
 from . import _hmm_long
 from ._hmm_pass import ChainStatistics, GivenEmissionPass, HMMPass
-from ._mixture_model import MixtureParams
 from ._passes import CHUNK_SIZE
 
 
@@ -133,8 +132,8 @@ class FamilyEngine:
         """log p_k(x_t) of rows ``rows`` = (start, stop), (stop - start, K): the family's
         pass (mixture weights 1, base measure included) plus ``row_offset``."""
         a, b = rows
-        log_b = self.family_pass.score(X[a:b], MixtureParams(self._unit_weights, emission),
-                                       log_prob=True)[3]
+        params = self.family_pass.family.working(self._unit_weights, emission)
+        log_b = self.family_pass.score(X[a:b], params, log_prob=True)[3]
         if self.row_offset is not None:
             log_b += self.row_offset[a:b, None]
         return log_b

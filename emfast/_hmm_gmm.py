@@ -21,6 +21,7 @@ from ._hmm_family import HMM
 from ._initialization import kmeans_plusplus, lloyd
 from ._passes import GaussianParams, GaussianPass
 from ._validation import check_data
+from .families._base import MixtureParams
 from .families.gaussian import CentredStatistics
 
 # the kernel's covariance strategy of the n_components * n_mix Gaussians
@@ -41,6 +42,9 @@ class MixtureEmission:
 
     def layout(self, n_features, extent=None, params=None):
         return None
+
+    def working(self, weights, params):
+        return MixtureParams(weights, params)
 
     def make_pass(self, n_samples, n_features, n_components, dtype, n_threads, layout,
                   missing, chunks_per_block=None):
@@ -87,6 +91,7 @@ class MixturePass:
 
     def __init__(self, emission, n_samples, n_features, n_components, dtype, n_threads):
         self.emission, self.n_components = emission, n_components
+        self.family = emission      # the family protocol's name for it
         self.n_mix = emission.n_mix
         self.gaussian = GaussianPass(n_samples, n_features, n_components * emission.n_mix,
                                      dtype, emission.covariance, n_threads)

@@ -98,8 +98,8 @@ class DaskFamilyPass(DaskPass):
                  for block, w in zip(blocks, weights)]
         return tree_sum(parts, combine=sum_family_statistics).compute()
 
-    def statistics(self, X, sample_weight, params, base=None):
-        stats = self._reduce(X, sample_weight, "statistics", params, 0.0)
+    def statistics(self, X, sample_weight, params, base=None, about=None):
+        stats = self._reduce(X, sample_weight, "statistics", params, 0.0, about)
         stats.loglik += self.base_measure(X, sample_weight) if base is None else base
         return stats
 

@@ -11,13 +11,14 @@ import numbers
 import numpy as np
 
 from ._base import check_random_state
+from ._exceptions import CollapsedComponentError
 from ._feature_names import check_feature_names, feature_names
 from ._mixture_base import BaseMixture, InformationCriteria
 from ._parallel import effective_n_threads, sequential_blas
 from ._sampling import sample_rows
 from ._validation import check_data, check_parameter, check_sample_weight, check_shape
 from .families import get_family
-from .families._base import sample_family_pass, sum_family_statistics
+from .families._base import MixtureParams, sample_family_pass, sum_family_statistics
 
 _ROWS = 1 << 16             # rows per validation block
 STEP_OFFSET = 2.0           # stepwise EM: rho_t = (t + t0) ** -kappa
@@ -25,20 +26,14 @@ STEP_EXPONENT = 0.6
 
 
 @dataclass
-class MixtureParams:
-    """Mixture weights and the family's parameters."""
-
-    weights: np.ndarray     # (K,)
-    params: dict            # the family's params_
-
-
-@dataclass
 class _Context:
+    family: object          # the family object, resolved once per fit
     gpass: object           # the family's pass for this X
     prior: object           # the family's checked prior (None: maximum likelihood)
     weight_concentration: float
     inits: tuple            # (weights_init, params_init), checked, or None entries
     base: float = 0.0       # sum of w h(x): constant over iterations
+    stopping: object = None     # change -> the change the stopping rule compares to tol
 
 
 def _check_number(name, value, kind, low, owner="MixtureModel"):
@@ -214,63 +209,65 @@ class MixtureModel(InformationCriteria, BaseMixture):
         prior, concentration = self._check_prior(family)
         X, sample_weight, gpass = self._open(X, sample_weight, family, n_threads)
         inits = self._check_inits(family, X.shape[1])
-        context = _Context(gpass, prior, concentration, inits)
+        context = _Context(family, gpass, prior, concentration, inits)
         context.base = gpass.base_measure(X, sample_weight)
         return X, sample_weight, gpass, context
 
-    # --- EM hooks -----------------------------------------------------------------
-    def _m_step(self, stats, context):
-        family = self._family()
-        K, a = self.n_components, context.weight_concentration
-        total = stats.nk.sum()
-        weights = (stats.nk + (a - 1.0)) / (total + K * (a - 1.0))
-        return MixtureParams(weights, family.maximize(stats, context.gpass, context.prior))
+    # --- EM hooks: the family's M-step, prior, start and parameters ---------------
+    def _m_step(self, stats, context, previous=None, restatistics=None):
+        return context.family.estimate(stats, context.gpass, context.prior,
+                                       context.weight_concentration, previous, restatistics)
 
     def _log_prior(self, params, context):
-        a = context.weight_concentration
-        value = self._family().log_prior(params.params, context.prior)
-        if a != 1:
-            with np.errstate(divide="ignore"):
-                value += float(np.sum((a - 1.0) * np.log(params.weights)))
-        return value
+        return context.family.log_prior_of(params, context.prior, context.weight_concentration)
 
     def _initial_params(self, X, sample_weight, context, random_state):
         context = context[1]        # the driver passes (pass, context)
-        weights, params = context.inits
-        gpass = context.gpass
-        if params is None:
+        gpass, family = context.gpass, context.family
+        family.start_run(gpass)
+
+        def computed():
             if hasattr(gpass, "initial_sample"):     # out of core / Dask: a sample of rows
                 X0, w0, p0 = gpass.initial_sample(X, sample_weight, random_state)
             else:                                    # the same rows in memory
                 X0, w0, p0 = _initial_sample(X, sample_weight, gpass, random_state)
-            stats = self._family().initial_statistics(self.init_params, X, sample_weight,
-                                                      gpass, X0, w0, p0, random_state)
-            start = self._m_step(stats, context)
-            params = start.params
-            weights = start.weights if weights is None else weights
-        elif weights is None:
-            weights = np.full(self.n_components, 1.0 / self.n_components)
-        return MixtureParams(np.asarray(weights, dtype=np.float64), params)
+            stats = family.initial_statistics(self.init_params, X, sample_weight, gpass,
+                                              X0, w0, p0, random_state)
+            return self._m_step(stats, context)
+
+        return family.starting_params(*context.inits, computed, self.n_components)
 
     def _em_iteration(self, X, sample_weight, params, context, total_weight):
         context = context[1]
-        stats = context.gpass.statistics(X, sample_weight, params, base=context.base)
+        gpass = context.gpass
+        stats = gpass.statistics(X, sample_weight, params, base=context.base)
         lower_bound = (stats.loglik + self._log_prior(params, context)) / total_weight
         if not np.isfinite(lower_bound):
-            raise ValueError(
-                "The log-likelihood is not finite: some samples have zero probability under "
-                "every component (e.g. a count where every component's rate is 0, or a "
-                "category no component has seen). Use a prior (MAP-EM) or other initial "
-                "parameters.")
-        return lower_bound, self._m_step(stats, context)
+            raise ValueError(context.family.nonfinite_message)
+        try:
+            return lower_bound, self._m_step(
+                stats, context, previous=params,
+                restatistics=lambda about: gpass.statistics(X, sample_weight, params,
+                                                            base=context.base, about=about))
+        except CollapsedComponentError as exc:
+            # the collapse policy: the driver keeps ``params``, whose bound this is
+            exc.lower_bound, exc.params = lower_bound, params
+            raise
+
+    def _converged(self, change, context):
+        stopping = context[1].stopping
+        return abs(change if stopping is None else stopping(change)) < self.tol
+
+    def _em_coordinates(self, context):
+        """Unconstrained coordinates of the parameters (accelerated EM)."""
+        return context[1].family.coordinates(context[1].gpass)
 
     def _fitted_params(self):
-        return MixtureParams(self.weights_, self.params_)
+        return self._family().working(self.weights_, self.params_)
 
     def _store_params(self, params, dtype=None):
         # float64 parameters for both input dtypes
-        self.weights_ = params.weights
-        self.params_ = params.params
+        self.weights_, self.params_ = self._family().published(params)
 
     # --- public API (fit and the per-sample methods: emfast/_mixture_base.py) ------
     def _fitted_pass(self, X):
@@ -334,9 +331,10 @@ class MixtureModel(InformationCriteria, BaseMixture):
         else:
             names = feature_names(X)
             X, sample_weight, gpass = self._open(X, sample_weight, family, n_threads)
-        if hasattr(gpass, "initial_sample"):
+        if not isinstance(X, np.ndarray):       # a source of the out-of-core or Dask drivers
             raise ValueError("partial_fit takes in-memory batches; got a streamed input.")
-        context = _Context(gpass, prior, concentration, self._check_inits(family, X.shape[1]))
+        context = _Context(family, gpass, prior, concentration,
+                           self._check_inits(family, X.shape[1]))
         batch_weight = float(X.shape[0] if sample_weight is None else sample_weight.sum())
         with sequential_blas():
             if fitted:

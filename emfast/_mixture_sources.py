@@ -93,9 +93,9 @@ class StreamedFamilyPass(StreamedPass):
                  None if sample_weight is None else sample_weight.read(a, b))
             for a, b in bounds])
 
-    def statistics(self, X, sample_weight, params, base=None):
+    def statistics(self, X, sample_weight, params, base=None, about=None):
         stats = self._each(X, sample_weight,
-                           lambda p, x, w: p.statistics(x, w, params, base=0.0))
+                           lambda p, x, w: p.statistics(x, w, params, base=0.0, about=about))
         stats.loglik += self.base_measure(X, sample_weight) if base is None else base
         return stats
 

@@ -25,6 +25,7 @@ from ._feature_names import check_feature_names, feature_names
 from ._parallel import sequential_blas
 from ._passes import CHUNK_SIZE, GaussianPass, Statistics, add_statistics, recentre
 from ._validation import check_data, check_sample_weight
+from .families.gaussian import CentredStatistics
 
 STEP_OFFSET = 2.0       # t0 of rho_t = (t + t0) ** -kappa
 STEP_EXPONENT = 0.6     # kappa: in (0.5, 1]; smaller forgets the early batches faster
@@ -90,7 +91,8 @@ def partial_fit(model, X, sample_weight, step_offset, step_exponent):
                          else sample_weight.sum(dtype=np.float64))
     gpass = GaussianPass(n_samples, n_features, model.n_components, X.dtype, covariance,
                          n_threads)
-    model._prior = None     # maximum likelihood (a prior was refused above)
+
+    context = model._context(gpass, covariance, n_features)   # maximum likelihood
 
     with sequential_blas():
         if state is not None:
@@ -106,8 +108,7 @@ def partial_fit(model, X, sample_weight, step_offset, step_exponent):
                     raise ValueError(f"The first partial_fit batch initialises the model and "
                                      f"needs n_samples >= n_components; got n_components = "
                                      f"{model.n_components}, n_samples = {n_samples}.")
-                inits = model._check_inits(covariance, n_features)
-                params = model._initial_params(X, sample_weight, (gpass, inits),
+                params = model._initial_params(X, sample_weight, (context.gpass, context),
                                                check_random_state(model.random_state))
 
         def batch_stats(centres=None):
@@ -126,9 +127,10 @@ def partial_fit(model, X, sample_weight, step_offset, step_exponent):
             raise ValueError("The log-likelihood of the batch is not finite: scale the data "
                              "(e.g. standardise the features) or increase reg_covar.")
         stats = blended(batch)
-        params = model._params_from_statistics(stats, covariance,
-                                               lambda centres: blended(batch_stats(centres)),
-                                               previous=current)
+        params = model._m_step(
+            CentredStatistics(stats, covariance), context, previous=current,
+            restatistics=lambda about: CentredStatistics(blended(batch_stats(about.means)),
+                                                         covariance))
 
     model._store_params(params, X.dtype)
     n_batches = 1 if state is None else state.n_batches + 1
@@ -247,8 +249,8 @@ def mean_block_bound(log_prior, total_weight, remedy):
 def gaussian_incremental_fit(model, X, sample_weight, n_blocks):
     """:func:`incremental_fit` of a GaussianMixture (``n_blocks`` already checked)."""
     names = feature_names(X)
-    X, sample_weight, gpass, inits = model._prepare(X, sample_weight)
-    covariance = gpass.covariance
+    X, sample_weight, family_pass, context = model._prepare(X, sample_weight)
+    gpass, covariance = family_pass.gaussian, family_pass.covariance
     blocks = partition(X.shape[0], min(int(n_blocks), X.shape[0]))
     total_weight = float(X.shape[0] if sample_weight is None
                          else sample_weight.sum(dtype=np.float64))
@@ -260,23 +262,25 @@ def gaussian_incremental_fit(model, X, sample_weight, n_blocks):
                                 centres=centres)
 
     lower_bound_of = mean_block_bound(
-        lambda params: model._log_prior(params, covariance), total_weight,
+        lambda params: model._log_prior(params, context), total_weight,
         "The log-likelihood became non-finite: scale the data (e.g. standardise the "
         "features) or increase reg_covar.")
 
+    def centred(stats):
+        return CentredStatistics(stats, covariance)
+
     def m_step(parts, params, first_sweep):
         if first_sweep:     # far moves redo the pass about the new means, as fit does
-            return model._params_from_statistics(
-                add_statistics(*parts), covariance,
-                lambda c, at=params: add_statistics(*(block_stats(i, at, c)
-                                                      for i in range(len(blocks)))),
-                previous=params)
+            return model._m_step(
+                centred(add_statistics(*parts)), context, previous=params,
+                restatistics=lambda about, at=params: centred(add_statistics(
+                    *(block_stats(i, at, about.means) for i in range(len(blocks))))))
         total = add_statistics(*(recentre(p, params.means, covariance) for p in parts))
-        return model._params_from_statistics(total, covariance, previous=params)
+        return model._m_step(centred(total), context, previous=params)
 
     with sequential_blas():
         params = (model._fitted_params() if warm else
-                  model._initial_params(X, sample_weight, (gpass, inits),
+                  model._initial_params(X, sample_weight, (family_pass, context),
                                         check_random_state(model.random_state)))
         params, sweep, history, converged = incremental_sweeps(
             len(blocks), block_stats, m_step, lower_bound_of, params, model.max_iter, model.tol)

@@ -9,7 +9,7 @@ from emfast import GaussianMixture
 from emfast import _acceleration
 from emfast._acceleration import ACCELERATIONS, Anderson, PlainEM, Squarem, em_iterator
 from emfast._covariance import get_covariance
-from emfast._gaussian_mixture import GaussianCoordinates
+from emfast.families.gaussian import GaussianCoordinates
 from emfast._passes import GaussianParams
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")

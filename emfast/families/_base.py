@@ -13,7 +13,17 @@ its JSON-able config) that owns everything specific to one kind of data:
 - ``m_step(stats, observed, prior)``: parameters from additive float64
   statistics (closed form, or an exact one-dimensional solve);
 - ``check_prior``, ``log_prior``, ``check_params`` (``params_init``),
-  ``n_parameters``, ``sample``, ``params_keys``.
+  ``n_parameters``, ``sample``, ``params_keys``;
+- the mixture estimator's view: ``working`` / ``published`` (the parameters
+  the passes take, and ``weights_`` and ``params_``), ``estimate`` (the whole
+  M-step, mixture weights included), ``log_prior_of``, ``starting_params``
+  (the start from ``weights_init`` / ``params_init``), ``coordinates``
+  (accelerated EM) and ``nonfinite_message``.
+
+A pass (``make_pass``) gives ``statistics(X, sample_weight, params, base=None,
+about=None)`` (additive statistics; ``about``: parameters whose means centre
+moments, for a family whose statistics are centred), ``score(X, params,
+**outputs)`` and ``given_statistics(X, sample_weight, resp)``.
 
 The drivers never name a family: they call ``make_pass`` and these methods.
 :class:`LinearFamily` implements the pass for families whose log-densities
@@ -130,6 +140,22 @@ def forbid_arrays(forbid_rows):
         return np.zeros((0, 3), dtype=np.intp), np.zeros(0)
     return (np.ascontiguousarray(np.concatenate([r for r, _ in forbid_rows]), dtype=np.intp),
             np.ascontiguousarray(np.concatenate([v for _, v in forbid_rows]), dtype=np.float64))
+
+
+@dataclass
+class MixtureParams:
+    """Mixture weights and a family's parameters: the working parameters of every
+    family that keeps none of its own (``Family.working``)."""
+
+    weights: np.ndarray     # (K,)
+    params: dict            # the family's params_
+
+
+def mixing_weights(nk, concentration):
+    """The weights' M-step: the mode under a symmetric Dirichlet(concentration) (1:
+    maximum likelihood, N_k / N)."""
+    K, a = len(nk), concentration
+    return (nk + (a - 1.0)) / (nk.sum() + K * (a - 1.0))
 
 
 @dataclass
@@ -339,8 +365,62 @@ class Family:
                                         random_state)
 
     def maximize(self, stats, gpass, prior):
-        """Parameters from a pass's statistics (the driver's M-step call)."""
+        """The component parameters (a ``params_`` dict) from a pass's statistics."""
         return _user.maximize(self, stats)
+
+    # --- the mixture estimator's view (emfast/_mixture_model.py) --------------------
+    # Working parameters are what the passes take: MixtureParams for every family here
+    # but the Gaussian, whose passes keep precision factors (emfast/families/gaussian.py).
+    nonfinite_message = ("The log-likelihood is not finite: some samples have zero "
+                         "probability under every component (e.g. a count where every "
+                         "component's rate is 0, or a category no component has seen). Use "
+                         "a prior (MAP-EM) or other initial parameters.")
+
+    def working(self, weights, params):
+        """Working parameters from the weights and a ``params_`` dict."""
+        return MixtureParams(weights, params)
+
+    def published(self, params):
+        """``(weights_, params_)`` of working parameters."""
+        return params.weights, params.params
+
+    def estimate(self, stats, gpass, prior, concentration, previous=None, restatistics=None):
+        """The M-step: working parameters from a pass's statistics.
+
+        ``previous`` are the parameters of the E-step (where an iterative M-step
+        starts); ``restatistics(about)`` repeats the E-step's statistics about the
+        parameters ``about`` (for statistics that lose precision far from where
+        they were taken); neither is needed here.
+        """
+        return MixtureParams(mixing_weights(stats.nk, concentration),
+                             self.maximize(stats, gpass, prior))
+
+    def log_prior_of(self, params, prior, concentration):
+        """log p(weights, params) up to a constant (0 for maximum likelihood)."""
+        value = self.log_prior(params.params, prior)
+        if concentration != 1:
+            with np.errstate(divide="ignore"):
+                value += float(np.sum((concentration - 1.0) * np.log(params.weights)))
+        return value
+
+    def starting_params(self, weights, params, computed, n_components):
+        """The start of a run from the checked ``weights_init`` and ``params_init``
+        (either None); ``computed()`` gives the initialisation method's parameters."""
+        if params is None:
+            start = computed()
+            params = start.params
+            weights = start.weights if weights is None else weights
+        elif weights is None:
+            weights = np.full(n_components, 1.0 / n_components)
+        return self.working(np.asarray(weights, dtype=np.float64), params)
+
+    def coordinates(self, gpass):
+        """Accelerated EM's unconstrained coordinates (emfast/_acceleration.py), or None
+        when the family has none."""
+        return None
+
+    def start_run(self, gpass):
+        """Called before each run's first E-step (a pass with state resets it)."""
 
     def maximize_from(self, stats, gpass, prior, current):
         """``maximize`` where the statistics may not know the parameters of their E-step
@@ -585,7 +665,7 @@ class LinearPass:
         return stats, float(tree_sum_rows(base[:, None])[0])
 
     # --- the driver's calls -------------------------------------------------------
-    def statistics(self, X, sample_weight, params, base=None):
+    def statistics(self, X, sample_weight, params, base=None, about=None):
         """E-step at the mixture ``params`` and the statistics; log-likelihood with h(x).
 
         ``base`` is the data's sum of w h(x) when already known (it does not

@@ -252,7 +252,7 @@ class UserPass:
             log_p += np.log(np.asarray(params.weights, dtype=np.float64))
         return log_p
 
-    def statistics(self, X, sample_weight, params, base=None):
+    def statistics(self, X, sample_weight, params, base=None, about=None):
         """E-step at the mixture ``params``: the rows with their weighted responsibilities."""
         log_p = self._weighted(X, params)
         log_norm = logsumexp(log_p, axis=1)

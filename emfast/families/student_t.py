@@ -162,7 +162,7 @@ class StudentTPass:
         return (params.weights, p["means"], self.covariance.precisions_cholesky(p["covariances"]),
                 p["dofs"])
 
-    def statistics(self, X, sample_weight, params, base=None):
+    def statistics(self, X, sample_weight, params, base=None, about=None):
         """E-step at ``params`` and the statistics, moments about the locations."""
         return self.factor_statistics(X, sample_weight, *self._factors(params))
 
@@ -289,7 +289,7 @@ class StudentTMissingPass(StudentTPass):
         return batches, pattern_marginals(self.covariance, GaussianParams(weights, means,
                                                                           factors), batches)
 
-    def statistics(self, X, sample_weight, params, base=None):
+    def statistics(self, X, sample_weight, params, base=None, about=None):
         batches, marginals = self._marginals(X, sample_weight, params)
         kind, K, D = self.covariance.name, self.n_components, self.n_features
         weights, dofs = params.weights, params.params["dofs"]
