@@ -12,9 +12,7 @@ from ._passes import GaussianParams, GaussianPass
 from ._priors import resolve_prior   # MAP-EM (issue #9)
 from ._scaling import observed_per_row, scale_exponent   # any finite magnitude
 from ._sparse_estep import SparseEStep, check_e_step     # sparse E-steps (issue #21)
-from ._online import STEP_EXPONENT, STEP_OFFSET   # online EM (issue #6)
-from ._online import gaussian_incremental_fit, partial_fit as online_partial_fit
-from ._validation import check_data, check_shape
+from ._validation import check_data, check_sample_weight, check_shape
 from .families.gaussian import Gaussian, GaussianFamilyPass
 
 
@@ -400,47 +398,29 @@ class GaussianMixture(GaussianEstimator, MixtureModel):
             return scalar
         return lambda value: scalar(value - scaling[1])     # the data's units
 
-    # --- online EM (issue #6, emfast/_online.py) ------------------------------------------
-    def partial_fit(self, X, y=None, sample_weight=None, *, step_offset=STEP_OFFSET,
-                    step_exponent=STEP_EXPONENT):
-        """Update the model with one batch by stepwise online EM (Cappé & Moulines 2009).
-
-        Keeps running sufficient statistics per unit of sample weight,
-        ``s <- (1 - rho_t) s + rho_t s(batch)``, and runs an M-step after each
-        batch.  The first call starts the running statistics from its batch
-        (``rho = 1``): it initialises the parameters from that batch as
-        ``fit`` would (``init_params``, ``*_init``, ``random_state``), or
-        continues from them if the model is already fitted (by ``fit``,
-        ``load`` or earlier calls to ``partial_fit`` whose running statistics
-        were lost, e.g. by saving).  Call ``t = 1, 2, ...`` after it uses
-        ``rho_t = (t + step_offset) ** -step_exponent``.  ``fit`` discards the
-        running statistics.  ``lower_bound_`` is the batch's mean
-        log-likelihood under the parameters before the update, ``n_iter_``
-        the number of batches and ``converged_`` is False.  A prior (MAP-EM)
-        is not supported here.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            The batch, in memory; the first one needs n_samples >= n_components.
-        y : None
-            Ignored.
-        sample_weight : array-like of shape (n_samples,), default=None
-        step_offset : float, default=2.0
-            ``t0 >= 0``: larger values take smaller early steps.
-        step_exponent : float, default=0.6
-            ``kappa`` in (0.5, 1], the range in which stepwise EM converges;
-            smaller values forget early batches faster.
-
-        Returns
-        -------
-        self : GaussianMixture
-        """
-        online_partial_fit(self, X, sample_weight, step_offset, step_exponent)
-        return self
-    def _incremental_fit(self, X, sample_weight, n_blocks):
-        """Incremental EM (Neal & Hinton 1999) for :func:`emfast.incremental_fit`."""
-        return gaussian_incremental_fit(self, X, sample_weight, n_blocks)
+    # --- online EM (issue #6): partial_fit is MixtureModel's (emfast/_online.py) ---------
+    def _open_batch(self, X, sample_weight, fitted, continuing):
+        """``(X, sample_weight, context)`` of a ``partial_fit`` batch: in memory,
+        complete, maximum likelihood."""
+        if self.prior is not None:
+            raise ValueError("partial_fit does not support a prior (MAP-EM): its running "
+                             "statistics are per unit weight. Use fit or emfast.incremental_fit.")
+        covariance, n_threads = self._check_parameters()
+        owner = type(self).__name__
+        if fitted:
+            check_feature_names(getattr(self, "feature_names_in_", None), X, owner)
+        X = check_data(X, n_features=self.n_features_in_ if fitted else None, owner=owner)
+        n_samples, n_features = X.shape
+        sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype)
+        if fitted and not continuing:
+            self._check_warm_start(covariance, n_features)
+        elif not fitted and n_samples < self.n_components:
+            raise ValueError(f"The first partial_fit batch initialises the model and needs "
+                             f"n_samples >= n_components; got n_components = "
+                             f"{self.n_components}, n_samples = {n_samples}.")
+        gpass = GaussianPass(n_samples, n_features, self.n_components, X.dtype, covariance,
+                             n_threads)
+        return X, sample_weight, self._context(gpass, covariance, n_features)
     # --- end online EM ----------------------------------------------------------------------
 
     def _score(self, X, **outputs):

@@ -12,17 +12,16 @@ import numpy as np
 
 from ._base import check_random_state
 from ._exceptions import CollapsedComponentError
-from ._feature_names import check_feature_names, feature_names
+from ._feature_names import check_feature_names
+from ._online import STEP_EXPONENT, STEP_OFFSET, incremental_em, stepwise_update
 from ._mixture_base import BaseMixture, InformationCriteria
 from ._parallel import effective_n_threads, sequential_blas
 from ._sampling import sample_rows
 from ._validation import check_data, check_parameter, check_sample_weight, check_shape
 from .families import get_family
-from .families._base import MixtureParams, sample_family_pass, sum_family_statistics
+from .families._base import sample_family_pass
 
 _ROWS = 1 << 16             # rows per validation block
-STEP_OFFSET = 2.0           # stepwise EM: rho_t = (t + t0) ** -kappa
-STEP_EXPONENT = 0.6
 
 
 @dataclass
@@ -243,7 +242,8 @@ class MixtureModel(InformationCriteria, BaseMixture):
         stats = gpass.statistics(X, sample_weight, params, base=context.base)
         lower_bound = (stats.loglik + self._log_prior(params, context)) / total_weight
         if not np.isfinite(lower_bound):
-            raise ValueError(context.family.nonfinite_message)
+            raise ValueError("The log-likelihood became non-finite: "
+                             + context.family.nonfinite_remedy)
         try:
             return lower_bound, self._m_step(
                 stats, context, previous=params,
@@ -294,82 +294,63 @@ class MixtureModel(InformationCriteria, BaseMixture):
     def _n_parameters(self):
         return self._family().n_parameters(self.params_) + self.n_components - 1
 
-    # --- stepwise (online) EM -------------------------------------------------------
+    # --- stepwise (online) and incremental EM (emfast/_online.py) --------------------
     def partial_fit(self, X, y=None, sample_weight=None, *, step_offset=STEP_OFFSET,
                     step_exponent=STEP_EXPONENT):
-        """Update the model with one in-memory batch by stepwise EM (Cappé & Moulines 2009).
+        """Update the model with one batch by stepwise online EM (Cappé & Moulines 2009).
 
-        Running statistics per unit weight, ``s <- (1 - rho_t) s + rho_t s(batch)``
-        with ``rho_t = (t + step_offset) ** -step_exponent``, then an M-step.
-        The first call initialises from its batch as ``fit`` would (or
-        continues from fitted parameters).  ``lower_bound_`` is the batch's
-        mean log-likelihood before the update; ``converged_`` is False.
+        Keeps running sufficient statistics per unit of sample weight,
+        ``s <- (1 - rho_t) s + rho_t s(batch)``, and runs an M-step after each
+        batch.  The first call starts the running statistics from its batch
+        (``rho = 1``): it initialises the parameters from that batch as
+        ``fit`` would (``init_params``, the ``*_init`` parameters,
+        ``random_state``), or continues from them if the model is already
+        fitted (by ``fit``, ``load`` or earlier calls to ``partial_fit`` whose
+        running statistics were lost, e.g. by saving).  Call ``t = 1, 2, ...``
+        after it uses ``rho_t = (t + step_offset) ** -step_exponent``.  ``fit``
+        discards the running statistics.  ``lower_bound_`` is the batch's mean
+        log-likelihood under the parameters before the update, ``n_iter_`` the
+        number of batches and ``converged_`` is False.  ``GaussianMixture``
+        takes no prior (MAP-EM) here.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The batch, in memory; the first one needs n_samples >= n_components.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+        step_offset : float, default=2.0
+            ``t0 >= 0``: larger values take smaller early steps.
+        step_exponent : float, default=0.6
+            ``kappa`` in (0.5, 1], the range in which stepwise EM converges;
+            smaller values forget early batches faster.
 
         Returns
         -------
-        self : MixtureModel
+        self : estimator instance
         """
-        if (isinstance(step_offset, bool) or not isinstance(step_offset, numbers.Real)
-                or not step_offset >= 0 or not np.isfinite(step_offset)):
-            raise ValueError(f"step_offset must be a finite real number >= 0; got "
-                             f"{step_offset!r}.")
-        if (isinstance(step_exponent, bool) or not isinstance(step_exponent, numbers.Real)
-                or not 0.5 < step_exponent <= 1):
-            raise ValueError(f"step_exponent must be a real number in (0.5, 1]; got "
-                             f"{step_exponent!r}.")
+        stepwise_update(self, X, sample_weight, step_offset, step_exponent)
+        return self
+
+    def _open_batch(self, X, sample_weight, fitted, continuing):
+        """``(X, sample_weight, context)`` of a ``partial_fit`` batch."""
         family, n_threads = self._check_parameters()
         prior, concentration = self._check_prior(family)
-        fitted = hasattr(self, "converged_")
-        state = getattr(self, "_stepwise", None)
-        if state is not None and not (fitted and state[2] is self.params_):
-            state = None            # fit, load or attributes set since: start from them
         if fitted:
             layout = family.layout(self.n_features_in_, params=self.params_)
             X, sample_weight, gpass = self._open(X, sample_weight, family, n_threads,
                                                  (self.n_features_in_, layout))
             sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
         else:
-            names = feature_names(X)
             X, sample_weight, gpass = self._open(X, sample_weight, family, n_threads)
         if not isinstance(X, np.ndarray):       # a source of the out-of-core or Dask drivers
             raise ValueError("partial_fit takes in-memory batches; got a streamed input.")
-        context = _Context(family, gpass, prior, concentration,
-                           self._check_inits(family, X.shape[1]))
-        batch_weight = float(X.shape[0] if sample_weight is None else sample_weight.sum())
-        with sequential_blas():
-            if fitted:
-                params = self._fitted_params()
-            else:
-                params = self._initial_params(X, sample_weight, (gpass, context),
-                                              check_random_state(self.random_state))
-            batch = gpass.statistics(X, sample_weight, params).scaled(1.0 / batch_weight)
-            if not np.isfinite(batch.loglik):
-                raise ValueError("The log-likelihood of the batch is not finite: some samples "
-                                 "have zero probability under every component.")
-            if state is None:
-                stats, n_batches = batch, 1
-            else:
-                rho = float((state[1] + step_offset) ** -step_exponent)
-                stats = sum_family_statistics(state[0].scaled(1.0 - rho), batch.scaled(rho))
-                n_batches = state[1] + 1
-            new = self._m_step(stats, context)
-        history = list(getattr(self, "lower_bounds_", [])) if state is not None else []
-        self._store_params(new)
-        if not fitted:
-            self.n_features_in_ = X.shape[1]
-            if names is not None:
-                self.feature_names_in_ = names
-        self.lower_bound_ = float(batch.loglik)
-        self.lower_bounds_ = history + [self.lower_bound_]
-        self.n_iter_ = n_batches
-        self.converged_ = False
-        self._stepwise = (stats, n_batches, self.params_)
-        return self
+        return X, sample_weight, _Context(family, gpass, prior, concentration,
+                                          self._check_inits(family, X.shape[1]))
 
     def _incremental_fit(self, X, sample_weight, n_blocks):
         """Incremental EM (Neal & Hinton 1999) for :func:`emfast.incremental_fit`."""
-        from ._mixture_sources import incremental_em
-
         self._stepwise = None
         return incremental_em(self, X, sample_weight, n_blocks)
 

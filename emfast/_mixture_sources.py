@@ -1,4 +1,4 @@
-"""MixtureModel's drivers beyond one in-memory array: out of core, Dask, incremental EM.
+"""MixtureModel's drivers beyond one in-memory array: out of core and Dask.
 
 All of them call only the family protocol (``validate``, ``layout``,
 ``make_pass``, ``maximize``): the same code runs every family.
@@ -10,18 +10,14 @@ All of them call only the family protocol (``validate``, ``layout``,
   aligned blocks and summed by the in-memory pass's tree (bitwise the
   in-memory fit).  Streamed input must be free of NaN.
 - Dask: ``emfast/_mixture_dask.py``.
-- Incremental EM (Neal & Hinton 1999): blocks of rows, each step swaps one
-  block's statistics into the total and runs an M-step.
 """
 
-from ._feature_names import feature_names
-from ._parallel import sequential_blas
 from . import _sources
 from ._passes import aligned_rows
-from ._sampling import sample_rows, weight_total
+from ._sampling import sample_rows
 from ._sources import (RowSource, StreamedPass, WeightSource, is_dask_array, is_streamed,
                        streamable)
-from .families._base import sample_family_pass, sum_family_statistics, tree_sum_parts
+from .families._base import sample_family_pass, tree_sum_parts
 
 
 def open_family_source(X, sample_weight, family, n_components, n_threads, fitted=None):
@@ -110,39 +106,3 @@ class StreamedFamilyPass(StreamedPass):
                            random_state)
         weights = None if sample_weight is None else sample_weight.take(rows)
         return sample_family_pass(X.take(rows), weights, self)
-
-
-# --- incremental EM -----------------------------------------------------------------------
-def incremental_em(model, X, sample_weight, n_blocks):
-    """Incremental EM on any family (see :func:`emfast.incremental_fit`)."""
-    from ._base import check_random_state
-    from ._online import (block_rows, finish_incremental, incremental_sweeps, mean_block_bound,
-                          partition)
-
-    names = feature_names(X)
-    X, sample_weight, gpass, context = model._prepare(X, sample_weight)
-    blocks = partition(X.shape[0], min(int(n_blocks), X.shape[0]))
-    total_weight = weight_total(sample_weight, X.shape[0])
-    bases = [gpass.base_measure(block_rows(X, a, b), block_rows(sample_weight, a, b))
-             for a, b in blocks]
-
-    def block_stats(i, params):
-        a, b = blocks[i]
-        return gpass.statistics(block_rows(X, a, b), block_rows(sample_weight, a, b), params,
-                                base=bases[i])
-
-    def m_step(parts, params, first_sweep):
-        return model._m_step(sum_family_statistics(*parts), context)
-
-    lower_bound_of = mean_block_bound(
-        lambda params: model._log_prior(params, context), total_weight,
-        "The log-likelihood is not finite: some samples have zero probability under every "
-        "component.")
-
-    with sequential_blas():
-        params = model._initial_params(X, sample_weight, (gpass, context),
-                                       check_random_state(model.random_state))
-        params, sweep, history, converged = incremental_sweeps(
-            len(blocks), block_stats, m_step, lower_bound_of, params, model.max_iter, model.tol)
-    return finish_incremental(model, params, X.dtype, X.shape[1], names, sweep, history,
-                              converged)

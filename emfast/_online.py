@@ -1,14 +1,16 @@
-"""Online (stepwise) EM and incremental EM on the fused pass's statistics.
+"""Online (stepwise) EM and incremental EM, for every mixture family.
 
-Both keep sufficient statistics computed at different parameters and so about
-different centres.  ``emfast._passes.recentre`` moves statistics to common centres exactly
-(a translation of the first and second moments), after which they add and
-blend like any others; the M-step is the estimator's own.
+Both keep sufficient statistics computed at different parameters.  The
+family brings them to a common frame (``Family.statistics_about``: the
+Gaussian family's moments are about centres, and ``emfast._passes.recentre``
+moves them exactly), after which they add and blend like any others; the
+M-step is the estimator's own (``MixtureModel._m_step``, the family's
+``estimate``).
 
-- Stepwise EM (Cappé & Moulines 2009), ``GaussianMixture.partial_fit``: the
-  per-unit-weight statistics of each batch are blended into a running average,
-  ``s <- (1 - rho_t) s + rho_t s(batch)`` with ``rho_t = (t + t0) ** -kappa``,
-  followed by an M-step.
+- Stepwise EM (Cappé & Moulines 2009), ``partial_fit`` of ``MixtureModel``
+  and ``GaussianMixture``: the per-unit-weight statistics of each batch are
+  blended into a running average, ``s <- (1 - rho_t) s + rho_t s(batch)``
+  with ``rho_t = (t + t0) ** -kappa``, followed by an M-step.
 - Incremental EM (Neal & Hinton 1999), :func:`incremental_fit`: the data are
   split once into blocks; each step recomputes one block's statistics, swaps
   them into the total and runs an M-step.  Its fixed points are batch EM's.
@@ -21,33 +23,23 @@ import numpy as np
 
 from ._base import check_random_state
 from ._exceptions import ConvergenceWarning, interoperable
-from ._feature_names import check_feature_names, feature_names
+from ._feature_names import feature_names
 from ._parallel import sequential_blas
-from ._passes import CHUNK_SIZE, GaussianPass, Statistics, add_statistics, recentre
-from ._validation import check_data, check_sample_weight
-from .families.gaussian import CentredStatistics
+from ._passes import CHUNK_SIZE
+from ._sampling import weight_total
+from .families._base import sum_family_statistics
 
 STEP_OFFSET = 2.0       # t0 of rho_t = (t + t0) ** -kappa
 STEP_EXPONENT = 0.6     # kappa: in (0.5, 1]; smaller forgets the early batches faster
 
 
-def _scaled(stats, factor):
-    return Statistics(loglik=stats.loglik * factor, nk=stats.nk * factor, s1=stats.s1 * factor,
-                      s2=stats.s2 * factor, centres=stats.centres)
-
-
-def _blend(old, new, rho):
-    """(1 - rho) old + rho new, both about new's centres."""
-    return add_statistics(_scaled(old, 1.0 - rho), _scaled(new, rho))
-
-
 # --- stepwise (online) EM -------------------------------------------------------------
 @dataclass
 class _StepwiseState:
-    stats: Statistics       # running statistics per unit weight, about stats.centres
+    stats: object           # running statistics per unit weight
     n_batches: int          # batches seen, the first (initialising) one included
-    key: tuple              # (n_components, covariance_type, n_features)
-    means: np.ndarray       # the means_ this state produced: a later fit starts afresh
+    key: tuple              # (n_components, family, n_features): a changed problem fails
+    weights: np.ndarray     # the weights_ this state produced: a later fit starts afresh
 
 
 def _check_schedule(step_offset, step_exponent):
@@ -65,74 +57,60 @@ def step_size(n_updates, step_offset=STEP_OFFSET, step_exponent=STEP_EXPONENT):
     return float((n_updates + step_offset) ** -step_exponent)
 
 
-def partial_fit(model, X, sample_weight, step_offset, step_exponent):
-    """One stepwise-EM update of ``model`` on the batch ``X`` (``GaussianMixture.partial_fit``)."""
+def stepwise_update(model, X, sample_weight, step_offset, step_exponent):
+    """One stepwise-EM update of a mixture estimator on the batch ``X`` (its
+    ``partial_fit``).  The estimator opens the batch: ``model._open_batch(X,
+    sample_weight, fitted, continuing)`` gives ``(X, sample_weight, context)``
+    (``MixtureModel``'s EM context) after its own checks."""
     _check_schedule(step_offset, step_exponent)
-    if getattr(model, "prior", None) is not None:
-        raise ValueError("partial_fit does not support a prior (MAP-EM): its running "
-                         "statistics are per unit weight. Use fit or emfast.incremental_fit.")
-    covariance, n_threads = model._check_parameters()
-    owner = type(model).__name__
     fitted = hasattr(model, "converged_")
     state = getattr(model, "_stepwise", None)
-    if state is not None and not (fitted and state.means is model.means_):
+    if state is not None and not (fitted and state.weights is model.weights_):
         state = None        # fit, load or set attributes since: start again from them
-    if fitted:
-        check_feature_names(getattr(model, "feature_names_in_", None), X, owner)
-    else:
-        names = feature_names(X)
-    X = check_data(X, n_features=model.n_features_in_ if fitted else None, owner=owner)
+    names = None if fitted else feature_names(X)
+    X, sample_weight, context = model._open_batch(X, sample_weight, fitted, state is not None)
     n_samples, n_features = X.shape
-    if state is not None and state.key != (model.n_components, covariance.name, n_features):
-        raise ValueError(f"n_components or covariance_type changed since the last partial_fit "
-                         f"(was {state.key[:2]}); call fit, or use a new estimator.")
-    sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype)
+    key = (model.n_components, context.family, n_features)
+    if state is not None and state.key != key:
+        raise ValueError(f"n_components or the family (covariance_type) changed since the "
+                         f"last partial_fit (was n_components={state.key[0]}, "
+                         f"{state.key[1]!r}); call fit, or use a new estimator.")
+    family, gpass = context.family, context.gpass
     batch_weight = float(n_samples if sample_weight is None
                          else sample_weight.sum(dtype=np.float64))
-    gpass = GaussianPass(n_samples, n_features, model.n_components, X.dtype, covariance,
-                         n_threads)
-
-    context = model._context(gpass, covariance, n_features)   # maximum likelihood
 
     with sequential_blas():
         if state is not None:
-            params, previous = model._fitted_params(), state.stats
+            params = model._fitted_params()
             rho = step_size(state.n_batches, step_offset, step_exponent)
+        elif fitted:
+            params, rho = model._fitted_params(), 1.0
         else:
-            previous, rho = None, 1.0     # the first batch's statistics start the average
-            if fitted:
-                model._check_warm_start(covariance, n_features)
-                params = model._fitted_params()
-            else:
-                if n_samples < model.n_components:
-                    raise ValueError(f"The first partial_fit batch initialises the model and "
-                                     f"needs n_samples >= n_components; got n_components = "
-                                     f"{model.n_components}, n_samples = {n_samples}.")
-                params = model._initial_params(X, sample_weight, (context.gpass, context),
-                                               check_random_state(model.random_state))
+            params, rho = model._initial_params(X, sample_weight, (gpass, context),
+                                                check_random_state(model.random_state)), 1.0
 
-        def batch_stats(centres=None):
-            return _scaled(gpass.statistics(X, sample_weight, current, centres=centres),
-                           1.0 / batch_weight)
+        def batch_stats(about=None):
+            return gpass.statistics(X, sample_weight, params, about=about).scaled(
+                1.0 / batch_weight)
 
-        def blended(batch):
-            if previous is None:
+        def blended(batch, frame):
+            """The running average with ``batch``, in the frame of the parameters
+            ``frame`` (the first batch's statistics start the average)."""
+            if state is None:
                 return batch
-            return _blend(recentre(previous, batch.centres, covariance), batch, rho)
+            return (family.statistics_about(state.stats, frame).scaled(1.0 - rho)
+                    + batch.scaled(rho))
 
-        current = params
         batch = batch_stats()
         lower_bound = batch.loglik     # the batch's mean log-likelihood before the update
         if not np.isfinite(lower_bound):
-            raise ValueError("The log-likelihood of the batch is not finite: scale the data "
-                             "(e.g. standardise the features) or increase reg_covar.")
-        stats = blended(batch)
-        params = model._m_step(
-            CentredStatistics(stats, covariance), context, previous=current,
-            restatistics=lambda about: CentredStatistics(blended(batch_stats(about.means)),
-                                                         covariance))
+            raise ValueError("The log-likelihood of the batch is not finite: "
+                             + family.nonfinite_remedy)
+        stats = blended(batch, params)
+        new = model._m_step(stats, context, previous=params,
+                            restatistics=lambda about: blended(batch_stats(about), about))
 
-    model._store_params(params, X.dtype)
+    model._store_params(new, X.dtype)
     n_batches = 1 if state is None else state.n_batches + 1
     if not fitted:
         model.n_features_in_ = n_features
@@ -146,9 +124,7 @@ def partial_fit(model, X, sample_weight, step_offset, step_exponent):
     model.lower_bound_ = bound(lower_bound)
     model.n_iter_ = n_batches
     model.converged_ = False        # stepwise EM has no stopping rule of its own
-    model._stepwise = _StepwiseState(stats, n_batches,
-                                     (model.n_components, covariance.name, n_features),
-                                     model.means_)
+    model._stepwise = _StepwiseState(stats, n_batches, key, model.weights_)
 
 
 # --- incremental EM -----------------------------------------------------------------
@@ -195,7 +171,7 @@ def partition(n_samples, n_blocks):
 
 
 def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
-    """Fit a GaussianMixture by incremental EM (Neal & Hinton 1999).
+    """Fit a GaussianMixture or a MixtureModel by incremental EM (Neal & Hinton 1999).
 
     The rows are split once into ``n_blocks`` contiguous blocks.  The first
     sweep is a batch EM iteration (every block's statistics at the initial
@@ -214,7 +190,7 @@ def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
 
     Parameters
     ----------
-    model : GaussianMixture
+    model : GaussianMixture or MixtureModel
         The estimator to fit (in place).
     X : array-like of shape (n_samples, n_features)
     sample_weight : array-like of shape (n_samples,), default=None
@@ -223,12 +199,11 @@ def incremental_fit(model, X, sample_weight=None, *, n_blocks=10):
 
     Returns
     -------
-    model : GaussianMixture
+    model : GaussianMixture or MixtureModel
         The fitted estimator, with ``n_iter_`` the number of sweeps.
     """
     if isinstance(n_blocks, bool) or not isinstance(n_blocks, numbers.Integral) or n_blocks < 1:
         raise ValueError(f"n_blocks must be an int >= 1; got {n_blocks!r}.")
-    # each estimator that supports it brings its own (GaussianMixture: gaussian_incremental_fit)
     if not hasattr(model, "_incremental_fit"):
         raise TypeError(f"model must be an emfast.GaussianMixture or MixtureModel; got "
                         f"{type(model).__name__}.")
@@ -246,41 +221,40 @@ def mean_block_bound(log_prior, total_weight, remedy):
     return lower_bound_of
 
 
-def gaussian_incremental_fit(model, X, sample_weight, n_blocks):
-    """:func:`incremental_fit` of a GaussianMixture (``n_blocks`` already checked)."""
+def incremental_em(model, X, sample_weight, n_blocks):
+    """Incremental EM on any mixture estimator (see :func:`incremental_fit`): its
+    ``_prepare``, ``_initial_params`` and ``_m_step``; the blocks' statistics are
+    added in the frame of the parameters that follow (``Family.statistics_about``)."""
     names = feature_names(X)
-    X, sample_weight, family_pass, context = model._prepare(X, sample_weight)
-    gpass, covariance = family_pass.gaussian, family_pass.covariance
+    X, sample_weight, gpass, context = model._prepare(X, sample_weight)
+    family = context.family
     blocks = partition(X.shape[0], min(int(n_blocks), X.shape[0]))
-    total_weight = float(X.shape[0] if sample_weight is None
-                         else sample_weight.sum(dtype=np.float64))
+    total_weight = weight_total(sample_weight, X.shape[0])
+    bases = [gpass.base_measure(block_rows(X, a, b), block_rows(sample_weight, a, b))
+             for a, b in blocks]
     warm = model.warm_start and hasattr(model, "converged_")
 
-    def block_stats(i, params, centres=None):
+    def block_stats(i, params, about=None):
         a, b = blocks[i]
         return gpass.statistics(block_rows(X, a, b), block_rows(sample_weight, a, b), params,
-                                centres=centres)
-
-    lower_bound_of = mean_block_bound(
-        lambda params: model._log_prior(params, context), total_weight,
-        "The log-likelihood became non-finite: scale the data (e.g. standardise the "
-        "features) or increase reg_covar.")
-
-    def centred(stats):
-        return CentredStatistics(stats, covariance)
+                                base=bases[i], about=about)
 
     def m_step(parts, params, first_sweep):
         if first_sweep:     # far moves redo the pass about the new means, as fit does
             return model._m_step(
-                centred(add_statistics(*parts)), context, previous=params,
-                restatistics=lambda about, at=params: centred(add_statistics(
-                    *(block_stats(i, at, about.means) for i in range(len(blocks))))))
-        total = add_statistics(*(recentre(p, params.means, covariance) for p in parts))
-        return model._m_step(centred(total), context, previous=params)
+                sum_family_statistics(*parts), context, previous=params,
+                restatistics=lambda about: sum_family_statistics(
+                    *(block_stats(i, params, about) for i in range(len(blocks)))))
+        total = sum_family_statistics(*(family.statistics_about(p, params) for p in parts))
+        return model._m_step(total, context, previous=params)
+
+    lower_bound_of = mean_block_bound(lambda params: model._log_prior(params, context),
+                                      total_weight, "The log-likelihood became non-finite: "
+                                      + family.nonfinite_remedy)
 
     with sequential_blas():
         params = (model._fitted_params() if warm else
-                  model._initial_params(X, sample_weight, (family_pass, context),
+                  model._initial_params(X, sample_weight, (gpass, context),
                                         check_random_state(model.random_state)))
         params, sweep, history, converged = incremental_sweeps(
             len(blocks), block_stats, m_step, lower_bound_of, params, model.max_iter, model.tol)

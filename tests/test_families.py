@@ -8,7 +8,7 @@ import pytest
 
 import emfast
 from emfast import MixtureModel, families
-from emfast._mixture_model import MixtureParams
+from emfast.families._base import MixtureParams
 
 from _family_reference import (e_step, em_iteration, log_densities, random_data,
                                random_params)

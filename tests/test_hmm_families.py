@@ -271,7 +271,7 @@ def test_student_t_given_statistics_are_the_mixture_pass_statistics(covariance_t
     X, _ = family_problem("student_t")
     family = families.StudentT(covariance_type)
     mixture = emfast.MixtureModel(family, 3, max_iter=3, random_state=0).fit(X)
-    params = emfast._mixture_model.MixtureParams(mixture.weights_, mixture.params_)
+    params = emfast.families._base.MixtureParams(mixture.weights_, mixture.params_)
     fpass = family.make_pass(len(X), 2, 3, X.dtype, 2, None, False)
     expected = fpass.statistics(X, None, params)
     resp = fpass.score(X, params, resp=True)[1]

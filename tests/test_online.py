@@ -152,7 +152,7 @@ def test_partial_fit_input_checks():
     with pytest.raises(ValueError, match="sample_weight must be non-negative"):
         gm.partial_fit(rng.normal(size=(5, 2)), sample_weight=-np.ones(5))
     gm.set_params(n_components=2)
-    with pytest.raises(ValueError, match="n_components or covariance_type changed"):
+    with pytest.raises(ValueError, match=r"n_components or the family \(covariance_type\) changed"):
         gm.partial_fit(rng.normal(size=(5, 2)))
     with pytest.raises(ValueError, match="does not support a prior"):
         GaussianMixture(2, prior=GaussianPrior()).partial_fit(rng.normal(size=(30, 2)))

@@ -9,7 +9,7 @@ from scipy.special import digamma
 
 import emfast
 from emfast import MixtureModel, families
-from emfast._mixture_model import MixtureParams
+from emfast.families._base import MixtureParams
 
 from _student_t_reference import (e_step, em_iteration, log_densities, missing_em_iteration,
                                   random_params, sample_t, statistics)

@@ -18,7 +18,8 @@ its JSON-able config) that owns everything specific to one kind of data:
   the passes take, and ``weights_`` and ``params_``), ``estimate`` (the whole
   M-step, mixture weights included), ``log_prior_of``, ``starting_params``
   (the start from ``weights_init`` / ``params_init``), ``coordinates``
-  (accelerated EM) and ``nonfinite_message``.
+  (accelerated EM), ``statistics_about`` (online and incremental EM) and
+  ``nonfinite_remedy``.
 
 A pass (``make_pass``) gives ``statistics(X, sample_weight, params, base=None,
 about=None)`` (additive statistics; ``about``: parameters whose means centre
@@ -371,10 +372,10 @@ class Family:
     # --- the mixture estimator's view (emfast/_mixture_model.py) --------------------
     # Working parameters are what the passes take: MixtureParams for every family here
     # but the Gaussian, whose passes keep precision factors (emfast/families/gaussian.py).
-    nonfinite_message = ("The log-likelihood is not finite: some samples have zero "
-                         "probability under every component (e.g. a count where every "
-                         "component's rate is 0, or a category no component has seen). Use "
-                         "a prior (MAP-EM) or other initial parameters.")
+    nonfinite_remedy = ("some samples have zero probability under every component (e.g. a "
+                        "count where every component's rate is 0, or a category no "
+                        "component has seen). Use a prior (MAP-EM) or other initial "
+                        "parameters.")
 
     def working(self, weights, params):
         """Working parameters from the weights and a ``params_`` dict."""
@@ -413,6 +414,12 @@ class Family:
         elif weights is None:
             weights = np.full(n_components, 1.0 / n_components)
         return self.working(np.asarray(weights, dtype=np.float64), params)
+
+    def statistics_about(self, stats, params):
+        """``stats`` in the frame of the parameters ``params``, where they add to
+        statistics taken at ``params`` (online and incremental EM keep statistics of
+        earlier parameters): themselves, but for centred statistics."""
+        return stats
 
     def coordinates(self, gpass):
         """Accelerated EM's unconstrained coordinates (emfast/_acceleration.py), or None

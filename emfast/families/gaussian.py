@@ -47,7 +47,9 @@ class CentredStatistics:
         return self.stats.nk
 
     def __add__(self, other):
-        moved = recentre(other.stats, self.stats.centres, self.covariance)
+        moved = other.stats
+        if not np.array_equal(moved.centres, self.stats.centres):
+            moved = recentre(moved, self.stats.centres, self.covariance)
         return CentredStatistics(add_statistics(self.stats, moved), self.covariance)
 
     def scaled(self, factor):
@@ -148,10 +150,9 @@ class Gaussian(Family):
     params_keys = ("means", "covariances")
     allows_missing = False
     init_methods = INIT_METHODS
-    nonfinite_message = ("The log-likelihood became non-finite: some samples are too far "
-                         "from every component for float64 (or the data's scale overflows). "
-                         "Scale the data (e.g. standardise the features) or increase "
-                         "reg_covar.")
+    nonfinite_remedy = ("some samples are too far from every component for float64 (or the "
+                        "data's scale overflows). Scale the data (e.g. standardise the "
+                        "features) or increase reg_covar.")
 
     def __init__(self, covariance_type="full", reg_covar=1e-6):
         self.covariance_type = covariance_type
@@ -239,6 +240,11 @@ class Gaussian(Family):
             means = start.means if means is None else means
             factors = start.precisions_cholesky if factors is None else factors
         return GaussianParams(weights, means, factors)
+
+    def statistics_about(self, stats, params):
+        """The moments about the means of ``params`` (an exact translation)."""
+        return CentredStatistics(recentre(stats.stats, params.means, stats.covariance),
+                                 stats.covariance)
 
     def coordinates(self, gpass):
         return GaussianCoordinates(gpass.covariance, self.reg_covar)
