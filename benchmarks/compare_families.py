@@ -19,7 +19,7 @@ FAMILY_SHAPES = {   # name: (n, d, k, n_categories or None)
     "poisson": (1_000_000, 16, 16, None),
     "bernoulli": (1_000_000, 16, 16, None),
     "categorical": (100_000, 20, 6, 4),     # latent class analysis
-    "student_t": (200_000, 8, 6, None),     # full scatter; also timed against the Gaussian
+    "student_t": (1_000_000, 16, 16, None),     # full scatter; also timed against the Gaussian
 }
 STUDENT_T_DOF = 4.0
 

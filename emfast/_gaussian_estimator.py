@@ -4,7 +4,8 @@ Both are scikit-learn estimators over the Gaussian pass (``emfast/_passes.py``,
 or ``emfast/_missing.py`` over incomplete rows): the same constructor checks,
 the same opening of X for a fit or a prediction (in memory, out of core or
 Dask), the same warm-start check and the same sampling.  They differ in the
-EM hooks only (maximum likelihood or MAP against a variational posterior).
+EM hooks only: GaussianMixture's are MixtureModel's on the Gaussian family
+(maximum likelihood or MAP), BayesianGaussianMixture's its variational posterior.
 """
 import numbers
 

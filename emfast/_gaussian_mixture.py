@@ -1,4 +1,12 @@
-"""emfast.GaussianMixture: scikit-learn's estimator on emfast's fused kernels."""
+"""emfast.GaussianMixture: scikit-learn's estimator on emfast's fused kernels.
+
+It is ``MixtureModel`` with the Gaussian family (``emfast/families/gaussian.py``):
+the EM hooks, the M-steps, the start, stepwise and incremental EM are theirs.
+What is here is scikit-learn's face of it (parameters, checks, fitted
+attributes), and what only the Gaussian estimator offers: the passes for
+missing values and sparse E-steps, data of any finite magnitude (a fit of
+data scaled by a power of two) and imputation.
+"""
 import numpy as np
 
 from ._acceleration import check_accelerate    # accelerated EM (issue #21)

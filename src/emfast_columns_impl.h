@@ -28,6 +28,14 @@ typedef struct { EMFAST_T lane[EMFAST_VBYTES / sizeof(EMFAST_T)]; } EMFAST_NAME(
 #define EMFAST_HELPER static inline EMFAST_FORCE_INLINE EMFAST_TARGET
 #define EMFAST_KERNEL static EMFAST_TARGET
 
+#ifndef EMFAST_ROW_BLOCK
+/* Rows per block of the full-covariance kernels' loops over components: the
+ * block's columns (D of them) and their centred or weighted copies stay in L1,
+ * where a whole chunk's do not (at D = 16, 256 rows of one column set are
+ * 32 KB).  A multiple of every build's vector length. */
+#define EMFAST_ROW_BLOCK 64
+#endif
+
 EMFAST_HELPER EMFAST_V EMFAST_NAME(emfast_vload)(const EMFAST_T *p)
 {
     EMFAST_V v;
@@ -203,22 +211,34 @@ EMFAST_KERNEL void EMFAST_NAME(emfast_log_prob_columns)(
     const EMFAST_T *restrict means, const EMFAST_T *restrict prec,
     const double *restrict log_const, EMFAST_T *restrict zt, double *restrict logpt)
 {
+    if (kind == EMFAST_FULL || kind == EMFAST_TIED) {
+        /* blocks of rows, every component per block: the block's columns and their
+         * centred copies stay in L1 (each row's arithmetic is that of one sweep) */
+        const ptrdiff_t step = LOGP_ROWS * EMFAST_VLEN;
+        for (ptrdiff_t b0 = 0; b0 < n_pad; b0 += EMFAST_ROW_BLOCK) {
+            const ptrdiff_t b1 = b0 + EMFAST_ROW_BLOCK < n_pad ? b0 + EMFAST_ROW_BLOCK : n_pad;
+            for (ptrdiff_t k = 0; k < K; ++k) {
+                const EMFAST_T *mu = means + k * D;
+                const EMFAST_T *u = prec + (kind == EMFAST_FULL ? k * D * D : 0);
+                for (ptrdiff_t l = 0; l < D; ++l)
+                    for (ptrdiff_t i = b0; i < b1; ++i)
+                        zt[l * n_pad + i] = xt[l * n_pad + i] - mu[l];
+                ptrdiff_t i0 = b0;
+                for (; i0 + step <= b1; i0 += step)
+                    EMFAST_NAME(emfast_half_mahalanobis)(zt, n_pad, i0, LOGP_ROWS, D, u,
+                                                         log_const[k], logpt + k * n_pad);
+                for (; i0 < b1; i0 += EMFAST_VLEN)
+                    EMFAST_NAME(emfast_half_mahalanobis)(zt, n_pad, i0, 1, D, u,
+                                                         log_const[k], logpt + k * n_pad);
+            }
+        }
+        return;
+    }
     for (ptrdiff_t k = 0; k < K; ++k) {
         const EMFAST_T *mu = means + k * D;
         const double c = log_const[k];
         double *out = logpt + k * n_pad;
-        if (kind == EMFAST_FULL || kind == EMFAST_TIED) {
-            const EMFAST_T *u = prec + (kind == EMFAST_FULL ? k * D * D : 0);
-            for (ptrdiff_t l = 0; l < D; ++l)
-                for (ptrdiff_t i = 0; i < n_pad; ++i)
-                    zt[l * n_pad + i] = xt[l * n_pad + i] - mu[l];
-            const ptrdiff_t step = LOGP_ROWS * EMFAST_VLEN;
-            ptrdiff_t i0 = 0;
-            for (; i0 + step <= n_pad; i0 += step)
-                EMFAST_NAME(emfast_half_mahalanobis)(zt, n_pad, i0, LOGP_ROWS, D, u, c, out);
-            for (; i0 < n_pad; i0 += EMFAST_VLEN)
-                EMFAST_NAME(emfast_half_mahalanobis)(zt, n_pad, i0, 1, D, u, c, out);
-        } else {        /* one row vector at a time, its sum in a register */
+        {               /* one row vector at a time, its sum in a register */
             for (ptrdiff_t i0 = 0; i0 < n_pad; i0 += EMFAST_VLEN) {
                 EMFAST_V sq = VZERO();
                 for (ptrdiff_t j = 0; j < D; ++j) {

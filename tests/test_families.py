@@ -645,6 +645,47 @@ def test_gaussian_family_matches_gaussian_mixture(cov, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(X), mm.predict_proba(X))
 
 
+@pytest.mark.parametrize("cov", ["full", "tied", "diag", "spherical", "EII", "VEI", "EVE",
+                                 "VVE", "VEV"])
+def test_gaussian_mixture_is_the_gaussian_family_on_mixture_model(cov):
+    # GaussianMixture runs MixtureModel's EM hooks on families.Gaussian: from the same
+    # initialisation the two estimators give the same bits in fit and incremental EM (and
+    # in the first partial_fit)
+    assert issubclass(emfast.GaussianMixture, MixtureModel)
+    for hook in ("_initial_params", "_em_iteration", "_m_step", "_log_prior", "partial_fit",
+                 "_incremental_fit", "_converged", "_em_coordinates"):
+        assert hook not in vars(emfast.GaussianMixture), hook
+    rng = np.random.RandomState(3)
+    X = np.vstack([rng.normal(0, 1, (500, 3)), rng.normal(3, 0.7, (400, 3)) @ rng.normal(
+        size=(3, 3))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", emfast.ConvergenceWarning)
+        gm = emfast.GaussianMixture(3, covariance_type=cov, random_state=1, max_iter=15).fit(X)
+        mm = MixtureModel(families.Gaussian(cov), 3, random_state=1, max_iter=15).fit(X)
+        assert gm.lower_bounds_ == mm.lower_bounds_
+        np.testing.assert_array_equal(mm.params_["means"], gm.means_)
+        np.testing.assert_array_equal(mm.params_["covariances"], gm.covariances_)
+        # MixtureModel keeps covariances, not their factors: predictions re-factor them
+        np.testing.assert_allclose(mm.predict_proba(X), gm.predict_proba(X), rtol=1e-10,
+                                   atol=1e-13)
+        gm_online = emfast.GaussianMixture(3, covariance_type=cov, random_state=1)
+        mm_online = MixtureModel(families.Gaussian(cov), 3, random_state=1)
+        for i, batch in enumerate(np.array_split(X[rng.permutation(len(X))], 4)):
+            gm_online.partial_fit(batch)
+            mm_online.partial_fit(batch)
+            if i == 0:      # later batches start from MixtureModel's re-factored covariances
+                np.testing.assert_array_equal(mm_online.params_["means"], gm_online.means_)
+        np.testing.assert_allclose(mm_online.params_["means"], gm_online.means_, rtol=1e-10)
+        np.testing.assert_allclose(mm_online.lower_bounds_, gm_online.lower_bounds_,
+                                   rtol=1e-12)
+        gm_inc = emfast.incremental_fit(emfast.GaussianMixture(
+            3, covariance_type=cov, random_state=1, max_iter=5), X, n_blocks=3)
+        mm_inc = emfast.incremental_fit(MixtureModel(
+            families.Gaussian(cov), 3, random_state=1, max_iter=5), X, n_blocks=3)
+        np.testing.assert_array_equal(mm_inc.params_["covariances"], gm_inc.covariances_)
+        assert mm_inc.lower_bounds_ == gm_inc.lower_bounds_
+
+
 def test_gaussian_family_drivers():
     rng = np.random.RandomState(1)
     X = np.vstack([rng.normal(-3, 1, (3000, 2)), rng.normal(3, 1, (3000, 2))])
