@@ -208,3 +208,41 @@ def test_singular_constrained_covariance_gets_the_collapse_policy(model):
     assert messages == expected and "component(s) 2 collapsed" in messages[0]
     assert gm.n_iter_ == full.n_iter_
     np.testing.assert_allclose(gm.means_, full.means_, rtol=1e-12)
+
+
+# --- MixtureModel's Gaussian family takes the same fourteen models -------------------------
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_mixture_model_gaussian_family_fits_every_model_in_every_container(model, tmp_path):
+    family = emfast.families.Gaussian(model)
+    kw = dict(random_state=0, max_iter=30, tol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mm = emfast.MixtureModel(family, 3, **kw).fit(X)
+        gm = GaussianMixture(3, covariance_type=model, **kw).fit(X)
+        # the same estimator underneath: the same bits from the same start
+        assert mm.lower_bounds_ == gm.lower_bounds_
+        np.testing.assert_array_equal(mm.params_["covariances"], gm.covariances_)
+        path = tmp_path / "x.npy"
+        np.save(path, X)
+        streamed = emfast.MixtureModel(family, 3, **kw).fit(np.load(path, mmap_mode="r"))
+        assert streamed.lower_bounds_ == mm.lower_bounds_
+        online = emfast.MixtureModel(family, 3, random_state=0)
+        for batch in np.array_split(X, 5):
+            online.partial_fit(batch)
+    assert mm.params_["covariances"].shape == (3, 3, 3)
+    assert np.isfinite(online.lower_bound_)
+    np.testing.assert_allclose(np.sort(online.params_["means"][:, 0]),
+                               np.sort(mm.params_["means"][:, 0]), atol=0.5)
+    buffer = tmp_path / "model.npz"
+    mm.save(buffer)
+    loaded = emfast.load(buffer)
+    assert loaded.family == family
+    np.testing.assert_array_equal(loaded.predict_proba(X), mm.predict_proba(X))
+    # mclust's parameter count, as GaussianMixture's
+    assert mm._n_parameters() == gm._n_parameters()
+    np.testing.assert_allclose(mm.bic(X), gm.bic(X), rtol=1e-12)
+
+
+def test_mixture_model_gaussian_family_rejects_an_unknown_model():
+    with pytest.raises(ValueError, match="covariance_type must be one of .*'VVV'"):
+        emfast.MixtureModel(emfast.families.Gaussian("VVX"), 3).fit(X)
