@@ -4,7 +4,7 @@ The in-memory forward-backward holds a sequence's shifted emissions and
 forward variables, two T x K float64 arrays per thread.  A sequence is *long*
 when that would exceed ``MEMORY_BUDGET`` bytes, or when it has at least
 ``PARALLEL_ROWS`` rows (so that one long sequence keeps every thread busy).
-A long sequence runs through ``_hmm.long_sequence_pass``: cut into segments of
+A long sequence runs through ``_hmm_long.long_sequence_pass``: cut into segments of
 ``segment_length_for(T)`` rows, each processed by one thread from exact
 boundary messages, so a thread holds O(K * segment_length) = O(K * sqrt(T))
 floats and the checkpoints are O(K) per segment.  The boundary messages are
@@ -19,7 +19,7 @@ row were predicted with probability near the double range), that sequence is
 redone by the in-memory kernel, which switches to log-space: correct, but with
 the in-memory footprint for that one sequence.
 
-Viterbi decoding of a long sequence is checkpointed too (``_hmm.long_viterbi_pass``):
+Viterbi decoding of a long sequence is checkpointed too (``_hmm_long.long_viterbi_pass``):
 the in-memory decode keeps T x K int32 backpointers; here a first pass keeps
 only the max-product message delta (K float64) entering each segment of
 ``viterbi_segment_length_for(T)`` = L rows (sqrt(T) rounded up to whole
@@ -39,7 +39,7 @@ import math
 
 import numpy as np
 
-from ._kernels import _hmm
+from ._kernels import _hmm, _hmm_long
 from ._passes import cache_aligned_rows
 
 MEMORY_BUDGET = 64 << 20     # bytes of in-memory forward-backward scratch per sequence
@@ -131,7 +131,7 @@ class LongSequences:
     def _scratch_arrays(self, x_size):
         if self._scratch is None:
             L = max(self.segment_lengths)
-            size = _hmm.long_scratch_size(L, self.chunk_size, self.n_features,
+            size = _hmm_long.long_scratch_size(L, self.chunk_size, self.n_features,
                                           self.n_components)
             self._scratch = (cache_aligned_rows(self.n_threads, size, np.float64),
                              cache_aligned_rows(self.n_threads, x_size, self._dtype))
@@ -164,7 +164,7 @@ class LongSequences:
             status = np.zeros(hi - lo, dtype=np.intp)
             filtered = None if last_log_filtered is None else last_log_filtered[seq:seq + 1]
             if not force_log:
-                ok = _hmm.long_sequence_pass(
+                ok = _hmm_long.long_sequence_pass(
                     X[a:b], means, prec, log_const, centres, kind, stats_kind, start,
                     transitions, backward, emission_stats, self.segment_lengths[i],
                     self.window, loglik, start_post[0], trans, nk, s1, s2, post,
@@ -194,7 +194,7 @@ class LongSequences:
             a, b = seq_bounds[seq], seq_bounds[seq + 1]
             n_seg = -(-(b - a) // L)
             n_threads = min(self.viterbi_threads, n_seg)
-            seq_logprob[seq] = _hmm.long_viterbi_pass(
+            seq_logprob[seq] = _hmm_long.long_viterbi_pass(
                 X[a:b], means, prec, log_const, kind, start, transitions, L,
                 states[a:b] if states.shape[0] else states,
                 np.empty((n_seg, K)), np.empty((n_threads, L * K), backpointer_dtype(K)),

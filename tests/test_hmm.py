@@ -291,6 +291,21 @@ def test_a_million_steps_in_one_sequence():
 
 
 # --- numerical corners ---------------------------------------------------------------------
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_log_space_count_is_exact_on_many_threads(n_threads):
+    # every other sequence underflows (the one above); each thread counts its own blocks'
+    # sequences redone in log-space (the count was once a variable the threads shared)
+    startprob = np.array([1.0, 0.0, 0.0])
+    transmat = np.array([[1 - 1e-200, 1e-200, 0.0], [0.0, 1 - 1e-200, 1e-200], [0, 0, 1.0]])
+    means = np.array([[0.0], [0.0], [100.0]])
+    start = (startprob, transmat, means, np.ones((3, 1)))
+    X = np.tile(np.array([[0.1], [-0.2], [0.3], [100.0], [0.0], [0.1]]), (64, 1))
+    lengths = [4, 2] * 64
+    hpass, params = hmm_pass(X, lengths, start, "diag", n_threads=n_threads)
+    counts = {hpass.statistics(X, params).n_log_space for _ in range(50)}
+    assert counts == {64}
+
+
 def test_underflowing_sequence_is_redone_in_log_space():
     # state 2 is reachable only through two transitions of probability 1e-200;
     # the last row is far from states 0 and 1, so the scaled recursion's

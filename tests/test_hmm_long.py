@@ -282,7 +282,7 @@ def _count_long_decodes(monkeypatch, n_components, family):
     the Gaussian kernel's above 100 rows, or (``family``) the family engine's segmented
     ones above one chunk of log-densities; returns (calls, threshold)."""
     from emfast import _hmm_family_engine, _hmm_long
-    from emfast._kernels import _hmm
+    from emfast._kernels import _hmm_long as _hmm_kernel_long
 
     calls = []
     monkeypatch.setattr(_hmm_long, "MEMORY_BUDGET", 16 * n_components * 100)
@@ -295,13 +295,13 @@ def _count_long_decodes(monkeypatch, n_components, family):
 
         monkeypatch.setattr(_hmm_family_engine.SegmentedSequence, "viterbi", counted)
         return calls, _hmm_family_engine.rows_budget(n_components)
-    original = _hmm.long_viterbi_pass
+    original = _hmm_kernel_long.long_viterbi_pass
 
     def counted(*args):
         calls.append(args[0].shape[0])
         return original(*args)
 
-    monkeypatch.setattr(_hmm_long._hmm, "long_viterbi_pass", counted)
+    monkeypatch.setattr(_hmm_long._hmm_long, "long_viterbi_pass", counted)
     return calls, 100
 
 
