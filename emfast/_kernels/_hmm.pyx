@@ -100,15 +100,12 @@ cdef double _forward_log(
     floating *xs,                   # SCRATCH
 ) noexcept nogil:
     """log p(x) by the log-space recursion (-inf if x is impossible under the model)."""
-    cdef Py_ssize_t ci, t0, n, n_pad, i, k
+    cdef Py_ssize_t ci, t0, n
     for ci in range((T + chunk_size - 1) // chunk_size):
         t0 = ci * chunk_size
         n = min(chunk_size, T - t0)
-        n_pad = emfast_padded(n)
-        _log_densities(kind, x + t0 * D, n, D, K, means, prec, log_const, xs, w.logpt)
-        for i in range(n):
-            for k in range(K):
-                w.b[(t0 + i) * K + k] = w.logpt[k * n_pad + i]
+        _log_density_rows(kind, x + t0 * D, n, D, K, means, prec, log_const, xs, w,
+                          w.b + t0 * K)
         emfast_hmm_forward_log(chain.logA, chain.log_start if t0 == 0 else NULL,
                                w.b + t0 * K, w.alpha + t0 * K, w.v1, w.v2, n, K)
     return emfast_hmm_logsumexp(w.alpha + (T - 1) * K, K)

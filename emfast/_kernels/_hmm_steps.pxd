@@ -141,6 +141,27 @@ cdef inline void _accumulate(
                        xs + (2 * D + 1) * n_pad, xs + (3 * D + 1) * n_pad, nk, s1, s2)
 
 
+cdef inline void _log_density_rows(
+    int kind,
+    const floating *x,              # IN (n, D) one chunk's rows
+    Py_ssize_t n,
+    Py_ssize_t D,
+    Py_ssize_t K,
+    const floating *means,
+    const floating *prec,
+    const double *log_const,
+    floating *xs,                   # SCRATCH
+    Work *w,                        # SCRATCH w.logpt
+    double *b,                      # OUT (n, K) log-densities, row by row
+) noexcept nogil:
+    """One chunk's log-densities as rows (the recursions read them so)."""
+    cdef Py_ssize_t n_pad = emfast_padded(n), i, k
+    _log_densities(kind, x, n, D, K, means, prec, log_const, xs, w.logpt)
+    for i in range(n):
+        for k in range(K):
+            b[i * K + k] = w.logpt[k * n_pad + i]
+
+
 cdef inline double _shifted_chunk(
     int kind,
     const floating *x,              # IN (n, D) one chunk's rows
@@ -195,15 +216,11 @@ cdef inline void _viterbi_rows(
 ) noexcept nogil:
     """The Viterbi recursion over n rows, chunk by chunk from the rows' start: the in-memory
     decode's, and the checkpointed decode's from a stored delta."""
-    cdef Py_ssize_t ci, t0, m, n_pad, i, k
+    cdef Py_ssize_t ci, t0, m, i
     for ci in range((n + chunk_size - 1) // chunk_size):
         t0 = ci * chunk_size
         m = min(chunk_size, n - t0)
-        n_pad = emfast_padded(m)
-        _log_densities(kind, x + t0 * D, m, D, K, means, prec, log_const, xs, w.logpt)
-        for i in range(m):
-            for k in range(K):
-                w.b[i * K + k] = w.logpt[k * n_pad + i]
+        _log_density_rows(kind, x + t0 * D, m, D, K, means, prec, log_const, xs, w, w.b)
         if backpointer is int32_t and back != NULL:      # in place, no chunk scratch
             emfast_hmm_viterbi(chain.logA, chain.log_start if first and t0 == 0 else NULL,
                                w.b, delta, w.v1, <int *> (back + t0 * K), m, K)
