@@ -44,8 +44,8 @@ from .._kernels import _student_t
 from .._missing import (PARALLEL_MIN_ROWS, _Marginals, add_complete, add_completed,
                         batch_patterns, group_patterns, mean_imputed, pattern_marginals)
 from .._passes import (CHUNK_SIZE, GaussianParams, GaussianPass, Statistics, block_layout,
-                       cache_aligned_rows, kernel_slices, part_layout, recentre,
-                       score_outputs, tree_sum_rows)
+                       cache_aligned_rows, kernel_chunk_rows, kernel_slices, part_layout,
+                       recentre, score_outputs, tree_sum_rows)
 from ._base import Family, _check_keys, check_param_array, first_bad
 from .gamma import solve_shape
 
@@ -107,6 +107,7 @@ class StudentTPass:
         self.n_features, self.n_components = n_features, n_components
         self.n_threads, self.dtype = n_threads, np.dtype(dtype)
         self.layout, self.missing, self.chunk_size = None, False, chunk_size
+        self._kernel_chunk = kernel_chunk_rows(self.covariance, n_features, chunk_size)
         self._fixed_chunks_per_block = chunks_per_block
         f64_size, x_size = _student_t.scratch_sizes(chunk_size, n_features, n_components)
         self._scratch_f64 = cache_aligned_rows(n_threads, f64_size, np.float64)
@@ -178,8 +179,9 @@ class StudentTPass:
             _student_t.em_pass(X[rows], weights[rows], means, prec, log_const, dofs, means,
                                self.covariance.kernel_kind, loglik[first:stop], nk[first:stop],
                                su[first:stop], sl[first:stop], s1[first:stop], s2[first:stop],
-                               self._scratch_f64, self._scratch_x, self.chunk_size,
-                               self._chunks_per_block, self.n_threads)
+                               self._scratch_f64, self._scratch_x, self._kernel_chunk,
+                               self._chunks_per_block * (self.chunk_size // self._kernel_chunk),
+                               self.n_threads)
         # the slots summed by the fixed tree: the same bits for any thread count
         K, D = self.n_components, self.n_features
         total_nk = tree_sum_rows(nk)
@@ -242,7 +244,7 @@ class StudentTPass:
             _student_t.score_pass(X[rows], means, prec, log_const, dofs,
                                   self.covariance.kernel_kind,
                                   *(out[rows] if out.size else out for out in outputs),
-                                  self._scratch_f64, self._scratch_x, self.chunk_size,
+                                  self._scratch_f64, self._scratch_x, self._kernel_chunk,
                                   self.n_threads)
         return outputs
 
