@@ -201,3 +201,34 @@ def test_scratch_rows_start_on_cache_lines(dtype, row_length):
     assert rows.shape[0] == 3 and rows.shape[1] >= row_length
     for r in range(3):
         assert rows[r].ctypes.data % 64 == 0
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+@pytest.mark.parametrize("use_blas", [False, True])
+def test_float32_statistics_drop_responsibilities_below_2_to_the_minus_100(covariance_type,
+                                                                           use_blas):
+    # component 1 sits 13 standard deviations from every point: its responsibilities are
+    # about 1e-37, normal in float64, whose products in float32 would be subnormal (slow on
+    # x86); the column kernels' float32 statistics take them as 0, float64 statistics keep
+    # them (5 features: past the float32 small-D path, which has its own sums)
+    from emfast._covariance import get_covariance
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(0.0, 0.3, size=(3 * CHUNK_SIZE + 5, 5))
+    cov = get_covariance(covariance_type)
+    means = np.zeros((2, 5))
+    means[1, 0] = 13.0
+    prec = cov.precisions_cholesky(cov.m_step(np.ones(2), np.zeros((2, 5)), np.tile(
+        np.eye(5).ravel() if cov.has_outer_products else np.ones(5), 2), means, 0.0)[2])
+    params = GaussianParams(np.array([0.5, 0.5]), means, prec)
+    stats = {}
+    for dtype in (np.float64, np.float32):
+        gpass = GaussianPass(len(X), 5, 2, dtype, cov, 2, use_blas=use_blas)
+        stats[dtype] = gpass.statistics(X.astype(dtype), None, params)
+    resp = np.exp(-0.5 * ((X - means[1]) ** 2).sum(axis=1))     # its ratio to component 0's
+    assert 1e-45 < resp.max() < 2.0 ** -100
+    assert stats[np.float64].nk[1] > 0 and stats[np.float32].nk[1] == 0.0
+    assert not stats[np.float32].s2.reshape(2, -1)[1].any()
+    np.testing.assert_allclose(stats[np.float32].nk[0], stats[np.float64].nk[0], rtol=1e-6)
+    np.testing.assert_allclose(stats[np.float32].s2.reshape(2, -1)[0],
+                               stats[np.float64].s2.reshape(2, -1)[0], rtol=1e-5, atol=1e-6)
