@@ -310,7 +310,7 @@ class GaussianMixture(GaussianEstimator, MixtureModel):
     def _prepare(self, X, sample_weight):
         covariance, n_threads = self._check_parameters()
         X, sample_weight, inner = self._open_for_fit(X, sample_weight, covariance, n_threads)
-        stopping = None
+        sparse = None
         if self.e_step == "sparse":     # sparse E-steps (issue #21): complete data in memory
             if isinstance(inner, MissingDataPass):
                 raise ValueError("e_step='sparse' does not support missing values; use "
@@ -318,14 +318,17 @@ class GaussianMixture(GaussianEstimator, MixtureModel):
             if not isinstance(inner, GaussianPass):
                 raise ValueError("e_step='sparse' needs X in memory (a numpy array); use "
                                  "e_step='full' for memmaps, streamed or Dask input.")
-            inner = SparseEStep(inner, self._sparse_components, int(self.sparse_refresh))
-            stopping = inner.stopping_change    # it decides on its full passes alone
+            inner = sparse = SparseEStep(inner, self._sparse_components,
+                                         int(self.sparse_refresh))
         self._prior = resolve_prior(self.prior, X, sample_weight, self.n_components,
                                     covariance)     # MAP-EM (issue #9)
-        context = self._context(inner, covariance, X.shape[1], self._prior, stopping)
+        context = self._context(inner, covariance, X.shape[1], self._prior)
+        if sparse is not None:
+            # each run begins with a full pass, and only full passes decide convergence
+            context.restart, context.stopping = sparse.restart, sparse.stopping_change
         return X, sample_weight, context.gpass, context
 
-    def _context(self, inner, covariance, n_features, prior=None, stopping=None):
+    def _context(self, inner, covariance, n_features, prior=None):
         """The generic estimator's EM context over the Gaussian pass ``inner``, with
         ``weights_init``, ``means_init`` and ``precisions_init`` checked (in the fit's
         scale)."""
@@ -337,7 +340,7 @@ class GaussianMixture(GaussianEstimator, MixtureModel):
             given["precisions_cholesky"] = self._to_fit_scale(prec_chol, -1)
         family = self._family()
         return _Context(family, GaussianFamilyPass(family, inner), prior, 1.0,
-                        (weights, given), stopping=stopping)
+                        (weights, given))
 
     def _fitted_params(self):
         # the working copies are float64 whatever the stored dtype (and, in a fit of

@@ -33,6 +33,7 @@ class _Context:
     inits: tuple            # (weights_init, params_init), checked, or None entries
     base: float = 0.0       # sum of w h(x): constant over iterations
     stopping: object = None     # change -> the change the stopping rule compares to tol
+    restart: object = None      # called before each run's first E-step (a pass with state)
 
 
 def _check_number(name, value, kind, low, owner="MixtureModel"):
@@ -223,7 +224,8 @@ class MixtureModel(InformationCriteria, BaseMixture):
     def _initial_params(self, X, sample_weight, context, random_state):
         context = context[1]        # the driver passes (pass, context)
         gpass, family = context.gpass, context.family
-        family.start_run(gpass)
+        if context.restart is not None:
+            context.restart()
 
         def computed():
             if hasattr(gpass, "initial_sample"):     # out of core / Dask: a sample of rows

@@ -141,6 +141,15 @@ cdef inline void _accumulate(
                        xs + (2 * D + 1) * n_pad, xs + (3 * D + 1) * n_pad, nk, s1, s2)
 
 
+cdef inline void _rows_of_columns(const double *logpt, Py_ssize_t n, Py_ssize_t n_pad,
+                                  Py_ssize_t K, double *b) noexcept nogil:
+    """b[i, k] = logpt[k, i] for the chunk's n rows: (K, n_pad) columns -> (n, K) rows."""
+    cdef Py_ssize_t i, k
+    for i in range(n):
+        for k in range(K):
+            b[i * K + k] = logpt[k * n_pad + i]
+
+
 cdef inline void _log_density_rows(
     int kind,
     const floating *x,              # IN (n, D) one chunk's rows
@@ -155,11 +164,8 @@ cdef inline void _log_density_rows(
     double *b,                      # OUT (n, K) log-densities, row by row
 ) noexcept nogil:
     """One chunk's log-densities as rows (the recursions read them so)."""
-    cdef Py_ssize_t n_pad = emfast_padded(n), i, k
     _log_densities(kind, x, n, D, K, means, prec, log_const, xs, w.logpt)
-    for i in range(n):
-        for k in range(K):
-            b[i * K + k] = w.logpt[k * n_pad + i]
+    _rows_of_columns(w.logpt, n, emfast_padded(n), K, b)
 
 
 cdef inline double _shifted_chunk(
@@ -178,14 +184,13 @@ cdef inline double _shifted_chunk(
 ) noexcept nogil:
     """One chunk's shifted emissions; ``shift`` plus its rows' shifts, added row by row
     (so the sum's rounding does not depend on where the chunks of a pass begin)."""
-    cdef Py_ssize_t n_pad = emfast_padded(n), i, k
+    cdef Py_ssize_t n_pad = emfast_padded(n), i
     _log_densities(kind, x, n, D, K, means, prec, log_const, xs, w.logpt)
     # The shift m_t = log sum_k N(x_t | k): b~ = softmax, each row's max >= 1/K.
     emfast_softmax_columns(w.logpt, n_pad, K, w.log_norm, w.row_max)
+    _rows_of_columns(w.logpt, n, n_pad, K, b)
     for i in range(n):
         shift += w.log_norm[i]
-        for k in range(K):
-            b[i * K + k] = w.logpt[k * n_pad + i]
     return shift
 
 

@@ -426,9 +426,6 @@ class Family:
         when the family has none."""
         return None
 
-    def start_run(self, gpass):
-        """Called before each run's first E-step (a pass with state resets it)."""
-
     def maximize_from(self, stats, gpass, prior, current):
         """``maximize`` where the statistics may not know the parameters of their E-step
         (responsibilities given by a hidden Markov chain): ``current``, where an iterative

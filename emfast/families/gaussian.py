@@ -71,10 +71,6 @@ class GaussianFamilyPass:
         self.n_threads, self.dtype = inner.n_threads, np.dtype(inner.dtype)
         self.layout, self.missing, self.chunk_size = None, False, CHUNK_SIZE
 
-    @property
-    def use_blas(self):
-        return self.gaussian.use_blas
-
     def slot_rows(self, n_samples):
         return em_layout(n_samples, self.n_features, self.n_components, self.dtype,
                          self.covariance)[1] * CHUNK_SIZE
@@ -248,11 +244,6 @@ class Gaussian(Family):
 
     def coordinates(self, gpass):
         return GaussianCoordinates(gpass.covariance, self.reg_covar)
-
-    def start_run(self, gpass):
-        restart = getattr(gpass.gaussian, "restart", None)     # a sparse E-step's cycle
-        if restart is not None:
-            restart()
 
     # --- checks, counts, draws ---------------------------------------------------------
     def check_params(self, params, n_components, n_features):
